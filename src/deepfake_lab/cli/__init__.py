@@ -1,0 +1,1 @@
+"""The ``deepfake-lab`` command line: thin typer commands over the Python API."""

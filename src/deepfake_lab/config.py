@@ -1,0 +1,131 @@
+"""Typed configuration: YAML files, ``--set a.b=v`` overrides, validation, dumping.
+
+Every config is a pydantic model with ``extra="forbid"``, so an unknown key is an error that
+names the key. Schemas live next to the code they configure (e.g. ``training.gan_config``);
+this module holds the shared machinery.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from deepfake_lab.errors import UserError
+
+C = TypeVar("C", bound="StrictModel")
+
+
+class StrictModel(BaseModel):
+    """Base for config sections: unknown keys are rejected, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``a.b.c=value`` into (["a", "b", "c"], value); the value is read as YAML.
+
+    So ``--set train.batch=32`` gives an int, ``--set optim.betas=[0.0,0.99]`` a list and
+    ``--set run.name=foo`` a string.
+    """
+    if "=" not in text:
+        raise UserError(f"--set expects key=value, got {text!r} (example: --set train.batch=32)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise UserError(f"--set has an empty key in {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``a.b=v`` override applied (nested dicts created)."""
+    out = copy.deepcopy(data)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise UserError(f"--set {text!r}: {part!r} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def format_validation_error(err: ValidationError, source: str = "config") -> str:
+    """One line naming every bad key, e.g. ``config: unknown key 'train.bach'``."""
+    parts = []
+    for item in err.errors():
+        loc = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "extra_forbidden":
+            parts.append(f"unknown key {loc!r}")
+        else:
+            parts.append(f"{loc!r}: {item['msg']}")
+    return f"{source}: " + "; ".join(parts)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; a UserError for a missing file or a non-mapping document."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file {p} is not valid YAML: {exc}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {p} must hold a mapping at the top level")
+    return data
+
+
+def build_config(
+    schema: type[C],
+    file: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> C:
+    """Resolve a config: schema defaults <- ``base`` <- YAML ``file`` <- ``overrides``.
+
+    Raises:
+        UserError: unknown keys or invalid values, naming each.
+    """
+    data: dict[str, Any] = copy.deepcopy(base or {})
+    if file is not None:
+        data = deep_merge(data, read_yaml(file))
+    data = apply_overrides(data, overrides or [])
+    try:
+        return schema.model_validate(data)
+    except ValidationError as err:
+        raise UserError(format_validation_error(err, str(file) if file else "config")) from None
+
+
+def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """``a`` updated recursively with ``b`` (copies; neither input is changed)."""
+    out = copy.deepcopy(a)
+    for key, value in b.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def to_yaml(cfg: BaseModel) -> str:
+    """The config as YAML (JSON-compatible types, keys in schema order)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def save_config(cfg: BaseModel, path: str | Path) -> None:
+    """Write the resolved config as YAML, atomically."""
+    from deepfake_lab.io import atomic_write_text
+
+    atomic_write_text(Path(path), to_yaml(cfg))
