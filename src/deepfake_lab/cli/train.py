@@ -1,0 +1,47 @@
+"""``deepfake-lab train ...``: training commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from deepfake_lab.cli.app import app
+from deepfake_lab.cli.common import console, handle_errors
+
+train_app = typer.Typer(help="Train models.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("gan")
+@handle_errors
+def train_gan_cmd(
+    data: Path = typer.Option(None, "--data", help="Folder of face images."),
+    config: Path = typer.Option(None, "--config", help="YAML config file."),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Config override section.key=value (repeatable)."
+    ),
+    arch: str = typer.Option(None, "--arch", help="Architecture (model.arch): dcgan, fastgan."),
+    size: int = typer.Option(None, "--size", help="Image size in px (model.size)."),
+    kimg: float = typer.Option(None, "--kimg", help="Length in thousands of images shown."),
+    batch: int = typer.Option(None, "--batch", help="Batch size."),
+    out: Path = typer.Option(None, "--out", help="Parent folder of run folders (default runs/)."),
+    name: str = typer.Option(None, "--name", help="Run name (folder runs/NNNNN-NAME)."),
+    seed: int = typer.Option(None, "--seed", help="Seed of everything random."),
+    device: str = typer.Option(None, "--device", help="auto | cpu | cuda."),
+    resume: str = typer.Option(None, "--resume", help="auto, or a run folder or checkpoint."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+) -> None:
+    """Train a GAN on a folder of faces; writes a run folder with checkpoints and samples."""
+    from deepfake_lab.training.launch import train_gan
+    from deepfake_lab.training.report import write_gan_report
+
+    result = train_gan(
+        data, config, overrides, arch=arch, size=size, kimg=kimg, batch=batch, out=out,
+        name=name, seed=seed, device=device, resume=resume, console=console,
+        progress=not no_progress,
+    )
+    report = write_gan_report(result.run_dir)
+    console.print(f"run folder: {result.run_dir}\nreport: {report}")
+    if result.status == "interrupted":
+        raise typer.Exit(130)

@@ -1,0 +1,125 @@
+"""In-memory face datasets for training: uint8 images in, [-1, 1] float batches out.
+
+Face sets for GAN training on a CPU are small (hundreds to tens of thousands of images at
+32-128 px), so images are decoded once and kept as one uint8 tensor: 10k images at 64 px take
+120 MB. Files that cannot be decoded are skipped and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from deepfake_lab.errors import UserError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+def list_images(root: Path) -> list[Path]:
+    """Image files for a dataset folder, in a stable order.
+
+    A ``manifest.jsonl`` (written by ``data prepare``) is authoritative when present: its
+    ``output`` entries, relative to ``root``. Otherwise every image file below ``root``.
+    """
+    root = Path(root)
+    manifest = root / "manifest.jsonl"
+    if manifest.is_file():
+        paths = []
+        with open(manifest, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a torn last line after a crash
+                out = rec.get("output")
+                if out and (root / out).is_file():
+                    paths.append(root / out)
+        return paths
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def load_rgb(path: Path, size: int) -> np.ndarray:
+    """Decode one image to (size, size, 3) uint8 RGB: centre crop to square, then resize.
+
+    Area interpolation when shrinking, Lanczos when enlarging.
+    """
+    with Image.open(path) as im:
+        im.load()
+        arr = np.asarray(im.convert("RGB"))
+    h, w = arr.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    arr = arr[top : top + side, left : left + side]
+    if side != size:
+        interp = cv2.INTER_AREA if side > size else cv2.INTER_LANCZOS4
+        arr = cv2.resize(arr, (size, size), interpolation=interp)
+    return np.ascontiguousarray(arr)
+
+
+@dataclass
+class FaceDataset:
+    """A stack of RGB images held in memory.
+
+    Attributes:
+        images: uint8 tensor (N, 3, size, size).
+        paths: source file of each image.
+        skipped: files that could not be decoded, with the reason.
+    """
+
+    images: torch.Tensor
+    paths: list[Path]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[-1])
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @classmethod
+    def from_folder(cls, root: str | Path, size: int, max_images: int | None = None) -> FaceDataset:
+        """Load every image below ``root`` at ``size`` px.
+
+        Raises:
+            UserError: the folder is missing or holds no readable image.
+        """
+        root = Path(root)
+        if not root.is_dir():
+            raise UserError(f"dataset folder not found: {root}")
+        paths = list_images(root)
+        if max_images is not None:
+            paths = paths[:max_images]
+        if not paths:
+            raise UserError(
+                f"no images found in {root} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); "
+                "point --data at a folder of face images, e.g. one made by `data prepare`"
+            )
+        arrays, kept, skipped = [], [], []
+        for p in paths:
+            try:
+                arrays.append(load_rgb(p, size))
+                kept.append(p)
+            except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
+                skipped.append((p, f"{type(e).__name__}: {e}"))
+        if not arrays:
+            raise UserError(f"none of the {len(paths)} files in {root} could be decoded")
+        images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+        return cls(images=images, paths=kept, skipped=skipped)
+
+    @classmethod
+    def from_array(cls, array: np.ndarray) -> FaceDataset:
+        """Wrap (N, H, W, 3) uint8 images (e.g. the procedural faces)."""
+        images = torch.from_numpy(np.ascontiguousarray(array)).permute(0, 3, 1, 2).contiguous()
+        return cls(images=images, paths=[])
+
+    def batch(self, indices: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Images at ``indices`` as float (B, 3, size, size) in [-1, 1] on ``device``."""
+        x = self.images[indices].to(device, non_blocking=True)
+        return x.to(torch.float32).div_(127.5).sub_(1.0)

@@ -1,0 +1,393 @@
+"""The GAN training loop: adversarial loss, lazy R1, DiffAugment, G_ema, exact resume.
+
+One step = one D update and one G update on a batch of ``train.batch`` images; progress is
+counted in images shown (``nimg``; ``kimg`` = nimg / 1000). All randomness flows from three
+explicit ``torch.Generator`` objects (data order, latents, augmentation) whose states go into
+every checkpoint with the model and optimizer states, so N steps + N resumed steps give the
+same weights, bit for bit on CPU, as 2N straight steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import signal
+import threading
+import time
+from collections import defaultdict
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from deepfake_lab.augment.diffaugment import diff_augment
+from deepfake_lab.config import save_config
+from deepfake_lab.data.dataset import FaceDataset
+from deepfake_lab.errors import UserError
+from deepfake_lab.losses.gan import GAN_LOSSES, r1_penalty
+from deepfake_lab.models import build_discriminator, build_generator
+from deepfake_lab.report.grid import save_grid, to_uint8
+from deepfake_lab.training.checkpoint import (
+    capture_rng,
+    checkpoint_name,
+    prune_checkpoints,
+    restore_rng,
+    save_checkpoint,
+)
+from deepfake_lab.training.ema import ema_beta, update_ema
+from deepfake_lab.training.gan_config import GanConfig
+from deepfake_lab.training.logger import RunLogger, make_progress
+from deepfake_lab.training.sampler import InfiniteSampler
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN or infinite; the run stops without writing a checkpoint."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or interrupted) run left behind."""
+
+    run_dir: Path
+    checkpoint: Path | None
+    nimg: int
+    status: str  # "done" | "interrupted"
+    images_per_sec: float
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; asking for CUDA without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA device is available")
+    return torch.device(name)
+
+
+def _crossed(prev_nimg: int, cur_nimg: int, every_kimg: float) -> bool:
+    """True when an interval boundary of ``every_kimg`` lies in (prev_nimg, cur_nimg]."""
+    every = max(1, round(every_kimg * 1000))
+    return prev_nimg // every != cur_nimg // every
+
+
+def _grad_norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+def check_models(cfg: GanConfig) -> None:
+    """Build G and D once so a bad architecture or size fails before any folder is made."""
+    m = cfg.model
+    build_generator(m.arch, size=m.size, z_dim=m.z_dim, channels=m.g_channels,
+                    max_channels=m.max_channels)
+    build_discriminator(m.arch, size=m.size, channels=m.d_channels, max_channels=m.max_channels)
+
+
+class GanTrainer:
+    """Holds the models, optimizers and generators of one run, and steps them.
+
+    Args:
+        cfg: the resolved config.
+        dataset: training images (uint8, at ``cfg.model.size`` px).
+        device: where to train.
+    """
+
+    def __init__(self, cfg: GanConfig, dataset: FaceDataset, device: torch.device) -> None:
+        if dataset.size != cfg.model.size:
+            raise UserError(f"dataset is {dataset.size} px but model.size is {cfg.model.size}")
+        self.cfg = cfg
+        self.dataset = dataset
+        self.device = device
+        m = cfg.model
+        self.G = build_generator(
+            m.arch, size=m.size, z_dim=m.z_dim, channels=m.g_channels, max_channels=m.max_channels
+        ).to(device)
+        self.D = build_discriminator(
+            m.arch, size=m.size, channels=m.d_channels, max_channels=m.max_channels
+        ).to(device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        o = cfg.optim
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=o.g_lr, betas=o.betas, eps=o.eps)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=o.d_lr, betas=o.betas, eps=o.eps)
+        self.loss = GAN_LOSSES.build(cfg.loss.kind)
+        seed = cfg.train.seed
+        # Separate streams, so that e.g. changing the augmentation does not change data order.
+        self.sampler = InfiniteSampler(len(dataset), seed=seed)
+        self.gen_noise = torch.Generator(device).manual_seed(seed + 1)
+        self.gen_aug = torch.Generator(device).manual_seed(seed + 2)
+        # Fixed latents for sample grids, drawn on the CPU so grids match across devices.
+        n = cfg.schedule.grid**2
+        grid_gen = torch.Generator().manual_seed(seed + 3)
+        self.grid_z = torch.randn(n, m.z_dim, generator=grid_gen).to(device)
+        self.step = 0
+        self.nimg = 0
+        self.use_amp = cfg.train.amp and device.type == "cuda"
+
+    # -- state ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly."""
+        return {
+            "config": self.cfg.model_dump(mode="json"),
+            "step": self.step,
+            "nimg": self.nimg,
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": self.G_ema.state_dict(),
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "gen_noise": self.gen_noise.get_state(),
+            "gen_aug": self.gen_aug.get_state(),
+            "rng": capture_rng(),
+            "arch": {
+                "generator": {"name": self.G.registry_name, "kwargs": self.G.init_kwargs},
+                "discriminator": {"name": self.D.registry_name, "kwargs": self.D.init_kwargs},
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.gen_noise.set_state(state["gen_noise"])
+        self.gen_aug.set_state(state["gen_aug"])
+        restore_rng(state["rng"])
+        self.step = int(state["step"])
+        self.nimg = int(state["nimg"])
+
+    # -- one step ------------------------------------------------------------------------
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.cfg.augment.policy, generator=self.gen_aug)
+
+    def _autocast(self):
+        if self.use_amp:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _real_batch(self) -> torch.Tensor:
+        idx = self.sampler.next_batch(self.cfg.train.batch)
+        x = self.dataset.batch(idx, self.device)
+        if self.cfg.augment.xflip:
+            flip = torch.rand(x.shape[0], generator=self.gen_aug, device=self.device) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        return x
+
+    def _latents(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.cfg.model.z_dim, generator=self.gen_noise, device=self.device)
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One D update and one G update; returns detached scalar statistics."""
+        cfg, B = self.cfg, self.cfg.train.batch
+        real = self._real_batch()
+
+        # --- D: real vs fake (+ lazy R1 on reals, + any auxiliary loss D defines) ---
+        self.D.requires_grad_(True)
+        do_r1 = cfg.loss.r1_gamma > 0 and self.step % cfg.loss.r1_interval == 0
+        # One G forward serves both updates (as in the PyTorch DCGAN example): D sees it
+        # detached, then G's step reuses its graph against the updated D.
+        with self._autocast():
+            fake = self.G(self._latents(B))
+        real_in = real.detach().requires_grad_(do_r1)
+        with self._autocast():
+            real_aug = self._augment(real_in)
+            real_logits = self.D(real_aug).float()
+            fake_logits = self.D(self._augment(fake.detach().float())).float()
+            d_loss = self.loss.d_loss(real_logits, fake_logits)
+            aux = self.D.aux_loss_real(real_aug, self.gen_aug)
+        d_total = d_loss
+        stats = {"Loss/D": d_loss.detach(), "D/real": real_logits.detach().mean(),
+                 "D/fake": fake_logits.detach().mean()}
+        if aux is not None:
+            d_total = d_total + aux.float()
+            stats["Loss/D_aux"] = aux.detach().float()
+        if do_r1:
+            r1 = r1_penalty(real_logits, real_in)
+            # Lazy regularisation: scale by the interval so the expected gradient is unchanged.
+            d_total = d_total + r1 * (cfg.loss.r1_gamma / 2 * cfg.loss.r1_interval)
+            stats["Loss/R1"] = r1.detach()
+        self._check_finite(d_total, "D")
+        self.opt_D.zero_grad(set_to_none=True)
+        d_total.backward()
+        stats["Grad/D"] = _grad_norm(list(self.D.parameters()))
+        self.opt_D.step()
+
+        # --- G: fool D (D's weights frozen so no grads are computed for them) ---
+        self.D.requires_grad_(False)
+        with self._autocast():
+            g_loss = self.loss.g_loss(self.D(self._augment(fake)).float())
+        self._check_finite(g_loss, "G")
+        self.opt_G.zero_grad(set_to_none=True)
+        g_loss.backward()
+        stats["Grad/G"] = _grad_norm(list(self.G.parameters()))
+        self.opt_G.step()
+        stats["Loss/G"] = g_loss.detach()
+
+        self.nimg += B
+        self.step += 1
+        beta = ema_beta(B, self.nimg, cfg.ema.half_life_kimg, cfg.ema.rampup)
+        update_ema(self.G_ema, self.G, beta)
+        return stats
+
+    def _check_finite(self, loss: torch.Tensor, which: str) -> None:
+        if not torch.isfinite(loss).item():
+            raise TrainingDiverged(
+                f"the {which} loss became {loss.item()} at kimg {self.nimg / 1000:.2f}; the last "
+                "checkpoint is intact. Lower optim.g_lr/optim.d_lr or raise loss.r1_gamma, then "
+                "--resume from it"
+            )
+
+    @torch.no_grad()
+    def sample_grid(self, batch: int = 64) -> torch.Tensor:
+        """G_ema images for the fixed grid latents, float (n, 3, S, S) in [-1, 1] on the CPU."""
+        out = []
+        for z in self.grid_z.split(batch):
+            with self._autocast():
+                out.append(self.G_ema(z).float().cpu())
+        return torch.cat(out).clamp_(-1, 1)
+
+
+@contextmanager
+def _stop_on_signals():
+    """Turn SIGINT/SIGTERM into a flag the loop checks, so it can checkpoint and exit."""
+    flag = {"signal": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, _frame):
+        flag["signal"] = signum
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed the global RNGs (models are initialised from torch's global generator)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def run_training(
+    cfg: GanConfig,
+    run_dir: Path,
+    dataset: FaceDataset,
+    resume_state: dict[str, Any] | None = None,
+    console: Console | None = None,
+    progress: bool = True,
+    tensorboard: bool = True,
+) -> TrainResult:
+    """Train in ``run_dir`` until ``cfg.train.kimg`` (or a signal), checkpointing as configured.
+
+    The resolved config is written to ``run_dir/config.yaml``. With ``resume_state`` (a loaded
+    checkpoint) the run continues exactly where it stopped.
+    """
+    device = resolve_device(cfg.train.device)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    seed_everything(cfg.train.seed)
+    save_config(cfg, run_dir / "config.yaml")
+    logger = RunLogger(run_dir, tensorboard=tensorboard, console=console)
+    try:
+        trainer = GanTrainer(cfg, dataset, device)
+        if resume_state is not None:
+            trainer.load_state_dict(resume_state)
+            logger.info(f"resumed at kimg {trainer.nimg / 1000:.3f} (step {trainer.step})")
+        else:
+            logger.info(
+                f"training {cfg.model.arch} at {cfg.model.size}px on {len(dataset)} images "
+                f"for {cfg.train.kimg} kimg, batch {cfg.train.batch}, device {device}"
+            )
+            if dataset.skipped:
+                logger.info(f"skipped {len(dataset.skipped)} unreadable files")
+            save_grid(dataset.batch(torch.arange(min(len(dataset), cfg.schedule.grid**2))),
+                      run_dir / "samples" / "reals.png", nrow=cfg.schedule.grid)
+            _write_samples(trainer, run_dir, logger)
+        return _loop(trainer, run_dir, logger, console, progress)
+    finally:
+        logger.close()
+
+
+def _loop(trainer: GanTrainer, run_dir: Path, logger: RunLogger, console, progress: bool):
+    cfg = trainer.cfg
+    sched = cfg.schedule
+    total = round(cfg.train.kimg * 1000)
+    sums: dict[str, float] = defaultdict(float)
+    count = 0
+    t_tick, n_tick = time.perf_counter(), trainer.nimg
+    t0, n0 = t_tick, trainer.nimg
+    last_ckpt: Path | None = None
+    status = "done"
+    bar = make_progress(console, disable=not progress)
+    with _stop_on_signals() as stop, bar:
+        task = bar.add_task(cfg.run.name, total=total / 1000, completed=trainer.nimg / 1000,
+                            stats="")
+        while trainer.nimg < total:
+            prev = trainer.nimg
+            stats = trainer.train_step()
+            values = torch.stack([v.float().cpu() for v in stats.values()]).tolist()
+            for key, v in zip(stats, values, strict=True):
+                sums[key] += v
+            count += 1
+            cur = trainer.nimg
+            bar.update(task, completed=cur / 1000, stats=(
+                f"G {stats['Loss/G'].item():.3f} D {stats['Loss/D'].item():.3f}"))
+            if _crossed(prev, cur, sched.log_kimg) or cur >= total:
+                now = time.perf_counter()
+                rate = (cur - n_tick) / max(now - t_tick, 1e-9)
+                means = {k: v / count for k, v in sums.items()}
+                means["Speed/images_per_sec"] = rate
+                means["LR/G"] = trainer.opt_G.param_groups[0]["lr"]
+                means["LR/D"] = trainer.opt_D.param_groups[0]["lr"]
+                logger.scalars(cur, means, step=trainer.step)
+                sums.clear()
+                count = 0
+                t_tick, n_tick = now, cur
+            if _crossed(prev, cur, sched.sample_kimg) or cur >= total:
+                _write_samples(trainer, run_dir, logger)
+            stopping = stop["signal"] is not None
+            if _crossed(prev, cur, sched.checkpoint_kimg) or cur >= total or stopping:
+                last_ckpt = _write_checkpoint(trainer, run_dir, sched.keep_checkpoints)
+            if stopping:
+                status = "interrupted"
+                name = signal.Signals(stop["signal"]).name
+                logger.info(f"{name} received: checkpoint written at kimg {cur / 1000:.3f}; "
+                            f"continue with --resume {run_dir}")
+                break
+    elapsed = time.perf_counter() - t0
+    rate = (trainer.nimg - n0) / max(elapsed, 1e-9)
+    if status == "done":
+        logger.info(f"done: {trainer.nimg / 1000:.3f} kimg in {elapsed:.1f}s ({rate:.1f} img/s)")
+    return TrainResult(run_dir, last_ckpt, trainer.nimg, status, rate)
+
+
+def _write_samples(trainer: GanTrainer, run_dir: Path, logger: RunLogger) -> Path:
+    grid = trainer.sample_grid()
+    path = run_dir / "samples" / f"grid-{trainer.nimg:010d}.png"
+    save_grid(grid, path, nrow=trainer.cfg.schedule.grid)
+    from deepfake_lab.report.grid import make_grid
+
+    logger.image("samples", make_grid(to_uint8(grid), nrow=trainer.cfg.schedule.grid),
+                 trainer.nimg)
+    return path
+
+
+def _write_checkpoint(trainer: GanTrainer, run_dir: Path, keep: int) -> Path:
+    path = save_checkpoint(
+        run_dir / "checkpoints" / checkpoint_name(trainer.nimg), trainer.state_dict()
+    )
+    prune_checkpoints(run_dir / "checkpoints", keep)
+    return path

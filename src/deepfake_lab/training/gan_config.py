@@ -1,0 +1,113 @@
+"""The GAN training config: every knob of ``deepfake-lab train gan``, typed and validated.
+
+Common choices have CLI flags (``--arch``, ``--size``, ``--kimg``, ...); everything else is set
+with a YAML file (``--config``) or ``--set section.key=value``. Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from deepfake_lab.config import StrictModel
+
+
+class DataConfig(StrictModel):
+    """Where the training images come from."""
+
+    path: str | None = Field(None, description="Folder of images (e.g. from `data prepare`).")
+    max_images: int | None = Field(None, ge=1, description="Use only the first N images.")
+
+
+class ModelConfig(StrictModel):
+    """Which generator/discriminator pair, and its size."""
+
+    arch: str = "fastgan"
+    size: int = Field(64, description="Image side in px (a power of two).")
+    z_dim: int = Field(128, ge=1)
+    g_channels: int = Field(64, ge=1, description="Generator width at its highest resolution.")
+    d_channels: int = Field(64, ge=1, description="Discriminator width at its input.")
+    max_channels: int = Field(512, ge=1)
+
+    @field_validator("size")
+    @classmethod
+    def _power_of_two(cls, v: int) -> int:
+        if v < 8 or v & (v - 1):
+            raise ValueError(f"must be a power of two >= 8, got {v}")
+        return v
+
+
+class LossConfig(StrictModel):
+    """Adversarial loss and the R1 penalty on reals."""
+
+    kind: Literal["nonsat", "hinge"] = "nonsat"
+    r1_gamma: float = Field(0.1, ge=0.0, description="R1 weight; 0 disables it.")
+    r1_interval: int = Field(16, ge=1, description="Lazy R1: apply every k D steps (scaled by k).")
+
+
+class AugmentConfig(StrictModel):
+    """DiffAugment on every image D sees (real and fake), plus dataset x-flips."""
+
+    policy: str = "color,translation,cutout"
+    xflip: bool = True
+
+
+class OptimConfig(StrictModel):
+    """Adam for both networks."""
+
+    g_lr: float = Field(2e-4, gt=0)
+    d_lr: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.99)
+    eps: float = Field(1e-8, gt=0)
+
+
+class EmaConfig(StrictModel):
+    """Exponential moving average of G, used for samples and evaluation."""
+
+    half_life_kimg: float = Field(2.0, ge=0, description="0 disables EMA (G_ema = G).")
+    rampup: float | None = Field(
+        0.05, ge=0, description="Half-life capped at rampup * kimg seen, as in StyleGAN2-ADA."
+    )
+
+
+class TrainConfig(StrictModel):
+    """Length, batch, device, precision."""
+
+    kimg: float = Field(100.0, gt=0, description="Training length in thousands of images shown.")
+    batch: int = Field(32, ge=1)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = Field(True, description="bfloat16 autocast; used on CUDA only.")
+    threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+
+
+class ScheduleConfig(StrictModel):
+    """How often to log, draw samples and checkpoint (in kimg)."""
+
+    log_kimg: float = Field(1.0, gt=0)
+    sample_kimg: float = Field(5.0, gt=0)
+    checkpoint_kimg: float = Field(10.0, gt=0)
+    keep_checkpoints: int = Field(3, ge=1)
+    grid: int = Field(8, ge=1, le=32, description="Sample grid is grid x grid images.")
+
+
+class RunConfig(StrictModel):
+    """Where the run folder goes."""
+
+    out: str = "runs"
+    name: str = "gan"
+
+
+class GanConfig(StrictModel):
+    """Everything that defines a GAN training run."""
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    augment: AugmentConfig = AugmentConfig()
+    optim: OptimConfig = OptimConfig()
+    ema: EmaConfig = EmaConfig()
+    train: TrainConfig = TrainConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    run: RunConfig = RunConfig()

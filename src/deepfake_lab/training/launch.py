@@ -1,0 +1,120 @@
+"""``train_gan``: the Python API behind ``deepfake-lab train gan`` (same parameters).
+
+Resolves the config (defaults <- checkpoint when resuming <- YAML file <- flags <- ``--set``),
+picks or creates the run folder, loads the data and hands over to :func:`run_training`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from deepfake_lab.config import build_config
+from deepfake_lab.data.dataset import FaceDataset
+from deepfake_lab.errors import UserError
+from deepfake_lab.training.checkpoint import load_checkpoint
+from deepfake_lab.training.gan import TrainResult, check_models, run_training
+from deepfake_lab.training.gan_config import GanConfig
+from deepfake_lab.training.run_dir import create_run_dir, latest_run, resolve_checkpoint, run_dir_of
+
+# Keys that may differ from the checkpoint's config when resuming: they change how long or
+# where the run goes, not what it computes.
+RESUMABLE_CHANGES = ("train.kimg", "train.device", "train.threads", "data.path", "schedule.", "run.")
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def check_resume_compatible(old: GanConfig, new: GanConfig) -> None:
+    """Refuse changes that would make a resumed run differ from an uninterrupted one."""
+    a, b = _flatten(old.model_dump(mode="json")), _flatten(new.model_dump(mode="json"))
+    bad = [k for k in a if a[k] != b.get(k) and not k.startswith(RESUMABLE_CHANGES)]
+    if bad:
+        diffs = ", ".join(f"{k}: {a[k]!r} -> {b.get(k)!r}" for k in bad)
+        raise UserError(
+            f"cannot change {diffs} when resuming (only train.kimg, train.device, data.path, "
+            "schedule.* and run.* may change); start a new run instead"
+        )
+
+
+def train_gan(
+    data: str | Path | None = None,
+    config: str | Path | None = None,
+    overrides: list[str] | None = None,
+    *,
+    arch: str | None = None,
+    size: int | None = None,
+    kimg: float | None = None,
+    batch: int | None = None,
+    out: str | Path | None = None,
+    name: str | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    resume: str | None = None,
+    dataset: FaceDataset | None = None,
+    console: Console | None = None,
+    progress: bool = True,
+    tensorboard: bool = True,
+) -> TrainResult:
+    """Train a GAN; returns where it went and how far it got.
+
+    Args:
+        data: folder of training images (``data.path``).
+        config: YAML config file.
+        overrides: ``section.key=value`` strings, applied last.
+        arch, size, kimg, batch, out, name, seed, device: shortcuts for the common keys.
+        resume: ``auto`` (newest run of this name in ``out`` with a checkpoint; a fresh run
+            when there is none) or a run folder / checkpoint path.
+        dataset: images already in memory (overrides ``data``), e.g. the demo's faces.
+    """
+    flags = {
+        "data.path": str(data) if data is not None else None,
+        "model.arch": arch, "model.size": size, "train.kimg": kimg, "train.batch": batch,
+        "run.out": str(out) if out is not None else None, "run.name": name,
+        "train.seed": seed, "train.device": device,
+    }
+    flag_overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
+    all_overrides = flag_overrides + list(overrides or [])
+
+    state = None
+    run_dir: Path | None = None
+    if resume:
+        fresh = build_config(GanConfig, config, all_overrides)
+        if resume == "auto":
+            found = latest_run(fresh.run.out, fresh.run.name)
+            ckpt = resolve_checkpoint(found) if found else None
+        else:
+            ckpt = resolve_checkpoint(resume)
+        if ckpt is not None:
+            state = load_checkpoint(ckpt)
+            old = build_config(GanConfig, base=state["config"])
+            cfg = build_config(GanConfig, config, all_overrides, base=state["config"])
+            check_resume_compatible(old, cfg)
+            run_dir = run_dir_of(ckpt)
+            if console:
+                console.print(f"resuming from {ckpt}")
+        elif console:
+            console.print(f"no run named {fresh.run.name!r} with a checkpoint in "
+                          f"{fresh.run.out}: starting a new one")
+    if state is None:
+        cfg = build_config(GanConfig, config, all_overrides)
+
+    check_models(cfg)
+    if dataset is None:
+        if not cfg.data.path:
+            raise UserError("no training data: pass --data DIR (a folder of face images)")
+        dataset = FaceDataset.from_folder(cfg.data.path, cfg.model.size, cfg.data.max_images)
+    if run_dir is None:
+        run_dir = create_run_dir(cfg.run.out, cfg.run.name)
+    return run_training(cfg, run_dir, dataset, resume_state=state, console=console,
+                        progress=progress, tensorboard=tensorboard)

@@ -1,0 +1,83 @@
+"""The GAN run report: loss curves PNG and ``index.html`` in the run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deepfake_lab.io import read_jsonl
+from deepfake_lab.report.html import ReportImage, Section, Table, write_report
+from deepfake_lab.report.plots import plot_loss_curves
+
+LOSS_KEYS = ["Loss/G", "Loss/D", "Loss/R1", "Loss/D_aux", "D/real", "D/fake", "Grad/G", "Grad/D"]
+
+
+def training_records(run_dir: Path) -> list[dict[str, Any]]:
+    """``metrics.jsonl`` training records in kimg order, keeping only the timeline that led
+    to the current state: after a resume, records past the resume point from the abandoned
+    attempt are superseded by the new ones."""
+    kept: list[dict[str, Any]] = []
+    for rec in read_jsonl(Path(run_dir) / "metrics.jsonl"):
+        if "kimg" not in rec or "Loss/G" not in rec:
+            continue
+        while kept and kept[-1]["kimg"] >= rec["kimg"]:
+            kept.pop()
+        kept.append(rec)
+    return kept
+
+
+def write_gan_report(run_dir: str | Path, extra_sections: list[Section] | None = None) -> Path:
+    """Write ``loss_curves.png`` and ``index.html`` for a GAN run; returns the HTML path."""
+    run_dir = Path(run_dir)
+    records = training_records(run_dir)
+    sections: list[Section] = []
+    cfg_path = run_dir / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text()) if cfg_path.exists() else {}
+    if records:
+        last = records[-1]
+        model = cfg.get("model", {})
+        sections.append(Section(
+            heading="Run",
+            tables=[Table(
+                header=["arch", "size", "kimg", "batch", "images/s (last interval)"],
+                rows=[[model.get("arch"), model.get("size"), last["kimg"],
+                       cfg.get("train", {}).get("batch"),
+                       f"{last.get('Speed/images_per_sec') or 0:.1f}"]],
+            )],
+        ))
+    grids = sorted((run_dir / "samples").glob("grid-*.png"))
+    images = []
+    if grids:
+        images.append(ReportImage(grids[-1].relative_to(run_dir),
+                                  f"G_ema samples from fixed latents, {grids[-1].stem}"))
+    if (run_dir / "samples" / "reals.png").exists():
+        images.append(ReportImage("samples/reals.png", "training images"))
+    if images:
+        sections.append(Section(heading="Samples", images=images))
+    if len(grids) > 1:
+        progress = [ReportImage(g.relative_to(run_dir), g.stem) for g in grids[:: max(1, len(grids) // 4)]]
+        sections.append(Section(heading="Progress", images=progress))
+    if records:
+        plot_loss_curves(records, run_dir / "loss_curves.png",
+                         keys=[k for k in LOSS_KEYS if k in records[-1]])
+        sections.append(Section(heading="Training curves",
+                                images=[ReportImage("loss_curves.png", "losses and logits")]))
+    sections.extend(extra_sections or [])
+    if cfg:
+        sections.append(Section(heading="Config",
+                                paragraphs=["The resolved config (config.yaml):"],
+                                tables=[Table(header=["key", "value"],
+                                              rows=_flat_rows(cfg))]))
+    return write_report(run_dir / "index.html", f"deepfake-lab run {run_dir.name}", sections)
+
+
+def _flat_rows(d: dict[str, Any], prefix: str = "") -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            rows.extend(_flat_rows(v, f"{prefix}{k}."))
+        else:
+            rows.append([f"{prefix}{k}", v])
+    return rows
