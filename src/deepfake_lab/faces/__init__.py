@@ -1,1 +1,1 @@
-"""faces."""
+"""Faces: detectors behind a registry, five-point landmarks, FFHQ-like alignment, montages."""

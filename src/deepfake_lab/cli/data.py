@@ -1,0 +1,65 @@
+"""``deepfake-lab data ...``: dataset preparation commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from deepfake_lab.cli.app import app
+from deepfake_lab.cli.common import console, handle_errors
+from deepfake_lab.data.decode import DEFAULT_MAX_PIXELS
+
+data_app = typer.Typer(help="Prepare face datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("prepare")
+@handle_errors
+def prepare(
+    src: Path = typer.Argument(..., help="Folder of images (CelebA, FFHQ or any image tree)."),
+    out: Path = typer.Argument(..., help="Dataset folder to create or add to."),
+    size: int = typer.Option(128, "--size", help="Side of the square output crops, in px."),
+    detector: str = typer.Option("yunet", "--detector", help="Face detector: yunet or haar."),
+    face_model: Path | None = typer.Option(
+        None, "--face-model", help="YuNet ONNX file (default: cache, else download)."
+    ),
+    min_face: int = typer.Option(32, "--min-face", help="Smallest face box side kept, in px."),
+    no_align: bool = typer.Option(
+        False, "--no-align", help="Centre crop + resize, no detection (pre-aligned sets)."
+    ),
+    max_pixels: int = typer.Option(
+        DEFAULT_MAX_PIXELS, "--max-pixels", help="Reject images with more pixels than this."
+    ),
+    limit: int | None = typer.Option(None, "--limit", help="Only the first N images."),
+) -> None:
+    """Detect, align and crop faces into OUT/images, with OUT/manifest.jsonl."""
+    from deepfake_lab.data.prepare import prepare_dataset
+
+    summary = prepare_dataset(
+        src,
+        out,
+        size=size,
+        detector=detector,
+        face_model=face_model,
+        min_face=min_face,
+        align=not no_align,
+        max_pixels=max_pixels,
+        limit=limit,
+        progress=True,
+        log=lambda line: console.print(line, highlight=False),
+    )
+    table = Table(title=f"data prepare -> {summary.out}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("found", str(summary.found))
+    table.add_row("kept (new)", str(summary.kept))
+    table.add_row("already done", str(summary.skipped_done))
+    for reason, count in summary.rejected.items():
+        table.add_row(f"rejected: {reason}", str(count))
+    table.add_row("in manifest", str(summary.total_kept))
+    table.add_row("detector", summary.detector or "none (--no-align)")
+    table.add_row("size", f"{summary.size} px")
+    table.add_row("speed", f"{summary.images_per_s:.1f} images/s ({summary.elapsed_s:.1f} s)")
+    console.print(table)

@@ -1,0 +1,226 @@
+"""Safe image decoding: any JPEG/PNG/WebP/BMP file in, 8-bit RGB array out, or a reason why not.
+
+Every way a file can be unusable is turned into a :class:`DecodeError` with a short machine
+reason code and a human detail, so that a dataset run can record it and carry on:
+
+==============  ===========================================================================
+reason          meaning
+==============  ===========================================================================
+``empty_file``  the file has zero bytes
+``unreadable``  the file cannot be read (permissions, I/O error)
+``not_image``   not a JPEG/PNG/WebP/BMP file (e.g. a text file renamed ``.jpg``)
+``too_large``   width x height over the pixel limit (decompression-bomb guard), read from the
+                header before any pixel is decoded; or a file bigger than any image within
+                the limit can be (never read into memory)
+``truncated``   the file ends before the image data does
+``corrupt``     the header parses but the image data does not decode
+==============  ===========================================================================
+
+Conversions, in order: EXIF orientation is applied (``ImageOps.exif_transpose``); an
+embedded ICC profile is converted to sRGB; 16-bit and 32-bit integer images are scaled to 8 bits
+(``value / 257``, so 65535 -> 255); images with transparency are composited onto a **white**
+background by default (``background="black"`` is available); grayscale, palette, CMYK and the
+rest are converted to RGB.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+#: File suffixes (lower case) that are read as images; everything else is ignored.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+
+#: Default pixel limit (width x height): 100 MP, above any common camera. A 100 MP RGB image
+#: is 300 MB once decoded.
+DEFAULT_MAX_PIXELS = 100_000_000
+
+# Only these decoders may run, whatever the suffix says: a GIF or TIFF renamed ``.jpg`` is
+# refused instead of reaching a rarely used decoder.
+_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+
+_EXIF_ORIENTATION = 0x0112
+
+_SRGB = ImageCms.createProfile("sRGB")
+
+# Room for EXIF, ICC and XMP blocks on top of the pixel data in the file-size guard.
+_METADATA_ALLOWANCE = 16 << 20
+
+
+class DecodeError(Exception):
+    """An image that cannot be used.
+
+    Attributes:
+        reason: short machine code, one of the table in the module docstring.
+        detail: one human sentence saying what was found.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """A decoded image.
+
+    Attributes:
+        pixels: ``(H, W, 3)`` uint8 RGB, orientation already applied.
+        source_mode: the PIL mode of the file (``"RGB"``, ``"I;16"``, ``"P"``, ...).
+        source_format: the PIL format name (``"JPEG"``, ``"PNG"``, ...).
+        exif_transposed: True when an EXIF orientation tag changed the pixels.
+    """
+
+    pixels: np.ndarray
+    source_mode: str
+    source_format: str
+    exif_transposed: bool
+
+
+def read_image_file(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+    """The bytes of an image file, after the checks that need no decoding.
+
+    Raises:
+        DecodeError: ``empty_file``, ``unreadable``, or ``too_large`` when the file is bigger
+            than any image within ``max_pixels`` could be (4 bytes a pixel, as in an
+            uncompressed 32-bit BMP, plus room for metadata), so that a multi-GB file
+            named ``.jpg`` is never read into memory.
+    """
+    try:
+        nbytes = Path(path).stat().st_size
+        if nbytes == 0:
+            raise DecodeError("empty_file", "the file has 0 bytes")
+        if nbytes > 4 * max_pixels + _METADATA_ALLOWANCE:
+            raise DecodeError(
+                "too_large",
+                f"the file is {nbytes / 1e6:.0f} MB, more than an image of at most "
+                f"{max_pixels} pixels can take (raise --max-pixels to accept it)",
+            )
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise DecodeError("unreadable", f"cannot read the file: {exc.strerror or exc}") from None
+
+
+def decode_image(
+    path: Path,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    background: Literal["white", "black"] = "white",
+) -> DecodedImage:
+    """Decode ``path`` to 8-bit RGB, refusing anything unsafe or broken.
+
+    Args:
+        path: the image file.
+        max_pixels: refuse images whose width x height exceeds this (checked on the header).
+        background: colour that transparent pixels are composited onto.
+
+    Returns:
+        The decoded image; ``pixels`` is ``(H, W, 3)`` uint8.
+
+    Raises:
+        DecodeError: with ``reason`` and ``detail``; never any other exception for bad input.
+    """
+    data = read_image_file(path, max_pixels)
+    return decode_bytes(data, max_pixels=max_pixels, background=background)
+
+
+def decode_bytes(
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    background: Literal["white", "black"] = "white",
+) -> DecodedImage:
+    """Like :func:`decode_image`, from the file's bytes."""
+    if not data:
+        raise DecodeError("empty_file", "the file has 0 bytes")
+    Image.init()  # registers the WebP plugin, which ``formats=`` needs to know by name
+    with warnings.catch_warnings():
+        # Our own limit is checked below; PIL's warning for > 89 MP would only be noise.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data), formats=_FORMATS)
+        except UnidentifiedImageError:
+            raise DecodeError("not_image", "not a JPEG, PNG, WebP or BMP image") from None
+        except Image.DecompressionBombError as exc:
+            raise DecodeError("too_large", f"refused by Pillow's bomb guard: {exc}") from None
+        except Exception as exc:  # any parser failure is a bad file, not a bug
+            raise _classify(exc) from None
+
+        width, height = img.size
+        if width * height > max_pixels:
+            raise DecodeError(
+                "too_large",
+                f"{width}x{height} = {width * height / 1e6:.1f} MP is over the limit of "
+                f"{max_pixels} pixels (raise --max-pixels to accept it)",
+            )
+        if width == 0 or height == 0:
+            raise DecodeError("corrupt", f"the header says {width}x{height}")
+        try:
+            img.load()
+        except Image.DecompressionBombError as exc:
+            raise DecodeError("too_large", f"refused by Pillow's bomb guard: {exc}") from None
+        except Exception as exc:
+            raise _classify(exc) from None
+
+    source_mode, source_format = img.mode, img.format or "?"
+    try:
+        orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1))
+        transposed = ImageOps.exif_transpose(img) if orientation != 1 else img
+    except Exception:  # broken EXIF: keep the pixels as stored, they are fine
+        orientation, transposed = 1, img
+    exif_transposed = orientation in range(2, 9)
+    try:
+        rgb = _to_rgb8(transposed, background)
+    except Exception as exc:
+        raise DecodeError("corrupt", f"cannot convert mode {source_mode} to RGB: {exc}") from None
+    return DecodedImage(rgb, source_mode, source_format, exif_transposed)
+
+
+def _classify(exc: Exception) -> DecodeError:
+    message = str(exc) or type(exc).__name__
+    if "truncated" in message.lower():
+        return DecodeError("truncated", f"the file ends early ({message})")
+    return DecodeError("corrupt", f"the image data does not decode ({message})")
+
+
+def _to_rgb8(img: Image.Image, background: str) -> np.ndarray:
+    """Convert any PIL mode to ``(H, W, 3)`` uint8 RGB (see the module docstring)."""
+    if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        # Pillow's own I -> L conversion clips at 255 instead of scaling, which turns a
+        # 16-bit photo white; scale the full 16-bit range instead.
+        values = np.asarray(img).astype(np.float64)
+        if img.mode == "F" and values.size and np.nanmax(values) <= 1.0:
+            values = values * 65535.0  # float images in [0, 1]
+        gray = np.clip(np.rint(np.nan_to_num(values) / 257.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+
+    img = _to_srgb(img)
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        img.mode in ("P", "L", "RGB") and "transparency" in img.info
+    )
+    if has_alpha:
+        rgba = img.convert("RGBA")
+        fill = (255, 255, 255, 255) if background == "white" else (0, 0, 0, 255)
+        base = Image.new("RGBA", rgba.size, fill)
+        img = Image.alpha_composite(base, rgba)
+    rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return np.ascontiguousarray(rgb)
+
+
+def _to_srgb(img: Image.Image) -> Image.Image:
+    """Convert from an embedded ICC profile to sRGB, so wide-gamut photos keep their colours."""
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        return img
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        out_mode = "RGBA" if img.mode == "RGBA" else "RGB"
+        converted = ImageCms.profileToProfile(img, src, _SRGB, outputMode=out_mode)
+    except Exception:  # a broken profile: the pixels are still usable as-is
+        return img
+    return converted if converted is not None else img

@@ -1,0 +1,391 @@
+"""``prepare_dataset``: a folder of photos in, a folder of aligned face crops out.
+
+For each source image, in sorted order: read it (skipping it when an earlier run already
+kept or rejected it), decode it safely, detect faces, keep the most confident face of at
+least ``min_face`` px, align it onto the FFHQ-like template, write the PNG atomically, then
+append its manifest line. Anything unusable is recorded in ``rejected.jsonl`` with a reason
+code and a detail, and the run carries on. See :mod:`deepfake_lab.data.manifest` for the
+output folder and its crash safety.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from deepfake_lab.data import manifest as mf
+from deepfake_lab.data.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_bytes, read_image_file
+from deepfake_lab.data.layouts import SourceImage, detect_layout, list_images
+from deepfake_lab.errors import UserError
+from deepfake_lab.faces.align import align_face, center_crop
+from deepfake_lab.faces.detectors import FACE_DETECTORS, FaceDetector
+from deepfake_lab.faces.montage import make_montage
+from deepfake_lab.io import atomic_write_bytes, atomic_write_json
+
+MONTAGE_FACES = 64
+
+
+@dataclass
+class PrepareSummary:
+    """What a run did (also written to ``OUT/summary.json``).
+
+    Attributes:
+        src, out: the folders, resolved.
+        layout: ``"celeba"``, ``"ffhq"`` or ``"folder"``, with what was found.
+        detector: detector name, None with ``align=False``.
+        size: output side in pixels.
+        aligned: whether faces were aligned (else centre-cropped).
+        found: image files found (after ``limit``).
+        kept: images written by this run.
+        skipped_done: images already in the manifest from an earlier run.
+        rejected: reason -> count, for this run.
+        ignored_files: files without an image suffix, passed over.
+        total_kept: records in the manifest at the end.
+        removed_temp_files, dropped_records: what recovery from an interrupted run cleaned.
+        elapsed_s: wall time; images_per_s: found / elapsed_s.
+    """
+
+    src: str
+    out: str
+    layout: str
+    detector: str | None
+    size: int
+    aligned: bool
+    found: int = 0
+    kept: int = 0
+    skipped_done: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    ignored_files: int = 0
+    total_kept: int = 0
+    removed_temp_files: int = 0
+    dropped_records: int = 0
+    elapsed_s: float = 0.0
+    images_per_s: float = 0.0
+
+    @property
+    def rejected_total(self) -> int:
+        """All rejections of this run."""
+        return sum(self.rejected.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str, **extra: Any) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail, self.extra = reason, detail, extra
+
+
+def prepare_dataset(
+    src: Path | str,
+    out: Path | str,
+    size: int = 128,
+    detector: str = "yunet",
+    face_model: Path | str | None = None,
+    min_face: int = 32,
+    align: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    limit: int | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> PrepareSummary:
+    """Turn the images under ``src`` into aligned ``size`` px face crops under ``out``.
+
+    Args:
+        src: folder of images (CelebA, FFHQ or any tree of JPEG/PNG/WebP/BMP files).
+        out: dataset folder to create or add to (incremental: kept sources are skipped).
+        size: side of the square output crops, 16 to 4096.
+        detector: a name in ``FACE_DETECTORS`` (``"yunet"``, ``"haar"``).
+        face_model: model file for detectors that take one (YuNet).
+        min_face: smallest accepted face box side, in source pixels.
+        align: False: centre crop + resize, no detector (for pre-aligned sets).
+        max_pixels: larger images (width x height) are rejected before decoding.
+        limit: only the first ``limit`` images (in sorted order).
+        progress: show a progress bar on stderr.
+        log: called with one-line messages (the detected layout).
+
+    Returns:
+        The run's :class:`PrepareSummary`.
+
+    Raises:
+        UserError: bad arguments, no images in ``src``, a detector that cannot be loaded,
+            or every image rejected.
+    """
+    started = time.perf_counter()
+    _check_args(size, min_face, max_pixels, limit)
+    layout = detect_layout(Path(src))
+    out = Path(out).expanduser().resolve()
+    if out == layout.root:
+        raise UserError("the output folder must differ from the source folder")
+    if log:
+        log(f"layout: {layout.describe()}")
+    images, ignored = list_images(layout, exclude=out)
+    if limit is not None:
+        images = images[:limit]
+    if not images:
+        raise UserError(f"no JPEG, PNG, WebP or BMP images found under {layout.image_root}")
+
+    face_detector = _build_detector(detector, face_model) if align else None
+    options = json.dumps(
+        {
+            "detector": detector if align else None,
+            "face_model": str(face_model or ""),
+            "min_face": min_face,
+            "max_pixels": max_pixels,
+            "align": align,
+        },
+        sort_keys=True,
+    )
+    summary = PrepareSummary(
+        str(layout.root),
+        str(out),
+        layout.describe(),
+        detector if align else None,
+        size,
+        align,
+        found=len(images),
+        ignored_files=ignored,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    with mf.output_lock(out):
+        records, recovery = mf.recover(out)
+        mf.check_compatible(records, size, align, out)
+        summary.removed_temp_files = recovery.removed_temp_files
+        summary.dropped_records = recovery.dropped_records
+        cache = mf.take_rejection_cache(out)
+        run = _Run(out, options, records, cache, summary, max_pixels)
+        for image in _progress(images, progress):
+            source = run.classify(image)
+            if source is None:
+                continue
+            try:
+                record = _process(source, image, out, size, face_detector, min_face, max_pixels)
+            except DecodeError as exc:
+                run.reject(image, source.stat, source.sha, _Reject(exc.reason, exc.detail))
+                continue
+            except _Reject as exc:
+                run.reject(image, source.stat, source.sha, exc)
+                continue
+            mf.append_record(out, record)  # only now that its PNG is in place
+            records.append(record)
+            summary.kept += 1
+
+        summary.rejected = dict(sorted(run.reasons.items()))
+        summary.total_kept = len(records)
+        summary.elapsed_s = round(time.perf_counter() - started, 3)
+        summary.images_per_s = round(len(images) / max(summary.elapsed_s, 1e-9), 2)
+        atomic_write_json(out / mf.SUMMARY, summary.to_dict())
+        _write_montage(out, records)
+
+    if summary.kept == 0 and summary.skipped_done == 0:
+        counts = ", ".join(f"{k}: {v}" for k, v in summary.rejected.items())
+        raise UserError(
+            f"all {len(images)} images were rejected ({counts}); see {out / mf.REJECTED}"
+        )
+    return summary
+
+
+@dataclass
+class _Source:
+    """A source that needs processing: its bytes, their sha256, its ``stat_key``."""
+
+    data: bytes
+    sha: str
+    stat: tuple[int, int]
+
+
+class _Run:
+    """Per-run bookkeeping: what is done, what was rejected before, what was seen."""
+
+    def __init__(
+        self,
+        out: Path,
+        options: str,
+        records: list[dict[str, Any]],
+        rejected_cache: dict[tuple[str, int, int, str], dict[str, Any]],
+        summary: PrepareSummary,
+        max_pixels: int,
+    ) -> None:
+        self.out, self.options, self.summary = out, options, summary
+        self.max_pixels = max_pixels
+        self.rejected_cache = rejected_cache
+        self.done_by_sha = {r["sha256"]: r for r in records}
+        self.done_by_stat = {
+            (r.get("source"), r.get("source_bytes"), r.get("source_mtime_ns")): r for r in records
+        }
+        self.first_seen: dict[str, str] = {}  # sha256 -> first source path in this run
+        self.reasons: Counter[str] = Counter()
+
+    def classify(self, image: SourceImage) -> _Source | None:
+        """Read ``image`` unless it is done, rejected again or a duplicate (None then).
+
+        Unchanged files (same path, size and mtime) that an earlier run kept or rejected
+        with the same options are settled without reading them.
+        """
+        path = str(image.path)
+        try:
+            stat = mf.stat_key(image.path)
+        except OSError as exc:
+            self.reject(image, (0, 0), None, _Reject("unreadable", str(exc.strerror or exc)))
+            return None
+        done = self.done_by_stat.get((path, *stat))
+        if done is not None and done["sha256"] not in self.first_seen:
+            self.first_seen[done["sha256"]] = path
+            self.summary.skipped_done += 1
+            return None
+        cached = self.rejected_cache.get((path, *stat, self.options))
+        if cached is not None:
+            if cached.get("sha256"):
+                self.first_seen.setdefault(cached["sha256"], path)
+            self.reject(
+                image, stat, cached.get("sha256"), _Reject(cached["reason"], cached["detail"])
+            )
+            return None
+        try:
+            data = read_image_file(image.path, self.max_pixels)
+        except DecodeError as exc:
+            self.reject(image, stat, None, _Reject(exc.reason, exc.detail))
+            return None
+        sha = hashlib.sha256(data).hexdigest()
+        if sha in self.first_seen:
+            first = self.first_seen[sha]
+            self.reject(
+                image, stat, sha, _Reject("duplicate", f"same bytes as {first}", duplicate_of=first)
+            )
+            return None
+        self.first_seen[sha] = path
+        if sha in self.done_by_sha:  # kept before, under another path or timestamp
+            self.summary.skipped_done += 1
+            return None
+        return _Source(data, sha, stat)
+
+    def reject(
+        self, image: SourceImage, stat: tuple[int, int], sha: str | None, exc: _Reject
+    ) -> None:
+        """Count a rejection and append it to ``rejected.jsonl``."""
+        self.reasons[exc.reason] += 1
+        record = {
+            "source": str(image.path),
+            "sha256": sha,
+            "reason": exc.reason,
+            "detail": exc.detail,
+            **exc.extra,
+            "source_bytes": stat[0],
+            "source_mtime_ns": stat[1],
+            "options": self.options,
+        }
+        mf.append_rejection(self.out, record)
+
+
+def _process(
+    source: _Source,
+    image: SourceImage,
+    out: Path,
+    size: int,
+    detector: FaceDetector | None,
+    min_face: int,
+    max_pixels: int,
+) -> dict[str, Any]:
+    """Decode, detect, align and write one image; returns its manifest record."""
+    decoded = decode_bytes(source.data, max_pixels=max_pixels)
+    pixels = decoded.pixels
+    face = None
+    if detector is None:
+        crop, transform = center_crop(pixels, size)
+    else:
+        faces = detector.detect(pixels)
+        if not faces:
+            raise _Reject("no_face", "the detector found no face")
+        large = [f for f in faces if f.min_side >= min_face]
+        if not large:
+            biggest = max(f.min_side for f in faces)
+            raise _Reject(
+                "face_too_small", f"largest face is {biggest:.0f} px, under --min-face {min_face}"
+            )
+        face = large[0]  # faces come most confident first
+        try:
+            crop, transform = align_face(pixels, face.landmarks, size)
+        except ValueError as exc:
+            raise _Reject("bad_landmarks", str(exc)) from None
+
+    output = mf.output_name(source.sha)
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(crop[:, :, ::-1]))
+    if not ok:  # pragma: no cover - only on out-of-memory
+        raise RuntimeError(f"PNG encoding failed for {image.path}")
+    atomic_write_bytes(out / output, png.tobytes())
+    height, width = pixels.shape[:2]
+    return {
+        "output": output,
+        "source": str(image.path),
+        "sha256": source.sha,
+        "size": size,
+        "aligned": detector is not None,
+        "split": image.split,
+        "detector": getattr(detector, "registry_name", None),
+        "score": None if face is None else round(face.score, 4),
+        "box": None if face is None else [round(v, 2) for v in face.box],
+        "landmarks": None if face is None else np.round(face.landmarks, 2).tolist(),
+        "landmarks_estimated": None if face is None else face.landmarks_estimated,
+        "transform": np.round(transform, 6).tolist(),
+        "source_width": width,
+        "source_height": height,
+        "source_bytes": source.stat[0],
+        "source_mtime_ns": source.stat[1],
+    }
+
+
+def _build_detector(name: str, face_model: Path | str | None) -> FaceDetector:
+    factory = FACE_DETECTORS.get(name)
+    kwargs: dict[str, Any] = {}
+    if face_model is not None:
+        if "face_model" not in inspect.signature(factory).parameters:
+            raise UserError(f"--face-model applies to yunet only, not to the {name} detector")
+        kwargs["face_model"] = face_model
+    return FACE_DETECTORS.build(name, **kwargs)
+
+
+def _check_args(size: int, min_face: int, max_pixels: int, limit: int | None) -> None:
+    if not 16 <= size <= 4096:
+        raise UserError(f"--size must be between 16 and 4096, got {size}")
+    if min_face < 0:
+        raise UserError(f"--min-face must be 0 or more, got {min_face}")
+    if max_pixels < 1:
+        raise UserError(f"--max-pixels must be positive, got {max_pixels}")
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be 1 or more, got {limit}")
+
+
+def _progress(images: list[SourceImage], show: bool):
+    if not show:
+        yield from images
+        return
+    from rich.console import Console
+    from rich.progress import track
+
+    yield from track(images, description="preparing", console=Console(stderr=True), transient=False)
+
+
+def _write_montage(out: Path, records: list[dict[str, Any]]) -> None:
+    crops = []
+    for record in records[:MONTAGE_FACES]:
+        crop = cv2.imread(str(out / record["output"]), cv2.IMREAD_COLOR)
+        if crop is not None:
+            crops.append(crop[:, :, ::-1])
+    if not crops:
+        return
+    sheet = make_montage(crops, cell=min(128, crops[0].shape[0]))
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(sheet[:, :, ::-1]))
+    if ok:
+        atomic_write_bytes(out / mf.MONTAGE, png.tobytes())

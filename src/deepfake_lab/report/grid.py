@@ -1,0 +1,111 @@
+"""Image grids for sample sheets, without torchvision.
+
+Replaces ``torchvision.utils.make_grid`` / ``save_image`` for the two layouts we use:
+uint8 NHWC arrays (datasets, saved images) and float NCHW tensors in [-1, 1] (generator
+output).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from deepfake_lab.io import atomic_write_bytes
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Convert generator output to displayable pixels.
+
+    Args:
+        x: float tensor (N, 3, H, W) in [-1, 1]; values outside are clamped.
+
+    Returns:
+        uint8 array (N, H, W, 3). Uses ``x * 127.5 + 128`` then clamp and truncation, as
+        StyleGAN does: that is round-half-up of ``(x + 1) * 127.5``, so -1 -> 0, 0 -> 128,
+        1 -> 255, and pixels loaded as ``p / 127.5 - 1`` come back exactly as ``p``.
+    """
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected a (N, 3, H, W) tensor, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"expected a float tensor in [-1, 1], got dtype {x.dtype}")
+    # nan_to_num: casting NaN to uint8 is undefined behaviour; a NaN pixel shows as grey.
+    y = torch.nan_to_num(x.detach().float(), nan=0.0) * 127.5 + 128
+    y = y.clamp(0, 255).to(torch.uint8)
+    return y.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _as_nhwc_uint8(images: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(images, torch.Tensor):
+        if images.is_floating_point():
+            return to_uint8(images)
+        images = images.detach().cpu().numpy()
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(
+            "expected uint8 images (N, H, W, 3) or a float tensor (N, 3, H, W) in [-1, 1], "
+            f"got {images.dtype} array of shape {images.shape}"
+        )
+    return images
+
+
+def make_grid(
+    images: np.ndarray | torch.Tensor, nrow: int | None = None, padding: int = 2
+) -> np.ndarray:
+    """Tile images into one picture, row by row, with black padding around every cell.
+
+    Args:
+        images: uint8 array (N, H, W, 3), or float tensor (N, 3, H, W) in [-1, 1].
+        nrow: images per row (as in torchvision); default ceil(sqrt(N)), a square-ish grid.
+        padding: pixels of black between cells and around the border.
+
+    Returns:
+        uint8 array (rows * (H + padding) + padding, nrow * (W + padding) + padding, 3).
+        Unused cells of the last row stay black.
+    """
+    arr = _as_nhwc_uint8(images)
+    n, h, w, _ = arr.shape
+    if n == 0:
+        raise ValueError("make_grid needs at least one image")
+    if padding < 0:
+        raise ValueError(f"padding must be >= 0, got {padding}")
+    ncol = math.ceil(math.sqrt(n)) if nrow is None else int(nrow)
+    if ncol < 1:
+        raise ValueError(f"nrow must be >= 1, got {nrow}")
+    ncol = min(ncol, n)
+    nrows = math.ceil(n / ncol)
+    grid = np.zeros(
+        (nrows * (h + padding) + padding, ncol * (w + padding) + padding, 3), dtype=np.uint8
+    )
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        y = padding + r * (h + padding)
+        x = padding + c * (w + padding)
+        grid[y : y + h, x : x + w] = arr[i]
+    return grid
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 (H, W, 3) RGB image."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"expected a uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_grid(
+    images: np.ndarray | torch.Tensor, path: Path, nrow: int | None = None, padding: int = 2
+) -> Path:
+    """Write ``make_grid(images, nrow, padding)`` to ``path`` as a PNG, atomically.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    atomic_write_bytes(path, encode_png(make_grid(images, nrow=nrow, padding=padding)))
+    return path

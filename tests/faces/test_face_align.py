@@ -1,0 +1,100 @@
+"""Alignment transform, warp quality, centre crop, montage; and real portraits when present."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepfake_lab.faces.align import (
+    FFHQ_TEMPLATE,
+    align_face,
+    alignment_transform,
+    center_crop,
+    map_points,
+)
+from deepfake_lab.faces.montage import make_montage
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+PORTRAITS = SHARED / "data" / "portraits-cc0-256"
+YUNET = SHARED / "models" / "face_detection_yunet.onnx"
+
+
+def _similarity(points: np.ndarray, angle_deg: float, scale: float, shift) -> np.ndarray:
+    a = math.radians(angle_deg)
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    return scale * points @ rot.T + np.asarray(shift)
+
+
+def test_transform_undoes_a_similarity_exactly() -> None:
+    # A face with the template's shape, turned 35 degrees, 3x larger, moved.
+    source = _similarity(FFHQ_TEMPLATE * 128, 35.0, 3.0, (400.0, 90.0))
+    transform = alignment_transform(source, 128)
+    assert np.allclose(map_points(transform, source), FFHQ_TEMPLATE * 128, atol=1e-6)
+    assert math.hypot(transform[0, 0], transform[1, 0]) == pytest.approx(1 / 3)
+
+
+def test_eyes_come_out_level_even_when_the_shape_differs() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        shape = FFHQ_TEMPLATE * 100 + rng.normal(0, 4, (5, 2))  # open mouth, turned head
+        source = _similarity(shape, rng.uniform(-80, 80), rng.uniform(0.5, 4), (300, 200))
+        eyes = map_points(alignment_transform(source, 256), source[:2])
+        assert abs(eyes[0, 1] - eyes[1, 1]) < 1e-6
+        assert eyes[0, 0] < eyes[1, 0]  # the person's right eye stays on the image left
+
+
+def test_degenerate_landmarks_raise() -> None:
+    with pytest.raises(ValueError, match="degenerate"):
+        alignment_transform(np.zeros((5, 2)), 64)
+
+
+def test_downscaling_warp_averages_instead_of_aliasing() -> None:
+    # A 1 px checkerboard shrunk 8x: area averaging gives flat grey; point sampling would
+    # give black/white moire.
+    board = (np.indices((1024, 1024)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    image = np.repeat(board[:, :, None], 3, axis=2)
+    landmarks = _similarity(FFHQ_TEMPLATE * 64, 10.0, 8.0, (256.0, 256.0))
+    aligned, transform = align_face(image, landmarks, 64)
+    assert aligned.shape == (64, 64, 3) and aligned.dtype == np.uint8
+    assert abs(float(aligned.mean()) - 127.5) < 3 and float(aligned.std()) < 6
+
+
+def test_center_crop_and_its_transform() -> None:
+    image = np.zeros((60, 100, 3), np.uint8)
+    image[:, 20:80] = 200  # the centred 60x60 square
+    crop, transform = center_crop(image, 30)
+    assert crop.shape == (30, 30, 3) and np.all(crop == 200)
+    assert np.allclose(map_points(transform, [[20, 0], [80, 60]]), [[0, 0], [30, 30]])
+
+
+def test_montage_grid() -> None:
+    tiles = [np.full((16, 16, 3), i * 20, np.uint8) for i in range(5)]
+    sheet = make_montage(tiles, cell=16, gap=2)
+    assert sheet.shape == (2 * 18 + 2, 3 * 18 + 2, 3)  # 3 columns, 2 rows
+    assert np.all(sheet[2 + 18 : 2 + 18 + 16, 2 : 2 + 16] == 60)  # 4th tile: row 1, col 0
+
+
+def test_real_portraits_align_eyes_level_at_the_template() -> None:
+    if not (PORTRAITS.is_dir() and YUNET.is_file()):
+        pytest.skip(f"shared portraits or YuNet model not available under {SHARED}")
+    from deepfake_lab.faces.detectors import FACE_DETECTORS
+
+    detector = FACE_DETECTORS.build("yunet", face_model=YUNET)
+    size = 128
+    target = FFHQ_TEMPLATE[:2] * size
+    for name in ("001.jpg", "003.jpg", "005.jpg", "007.jpg", "009.jpg"):
+        image = np.asarray(Image.open(PORTRAITS / name).convert("RGB"))
+        faces = detector.detect(image)
+        assert faces, name
+        aligned, transform = align_face(image, faces[0].landmarks, size)
+        eyes = map_points(transform, faces[0].landmarks[:2])
+        assert abs(eyes[0, 1] - eyes[1, 1]) < 1.0, name
+        # At the template: the eye midpoint within 3% of the side, eye distance within 15%.
+        assert np.allclose(eyes.mean(axis=0), target.mean(axis=0), atol=0.03 * size), name
+        ratio = np.linalg.norm(eyes[1] - eyes[0]) / np.linalg.norm(target[1] - target[0])
+        assert 0.85 < ratio < 1.15, name
+        assert aligned.shape == (size, size, 3)
