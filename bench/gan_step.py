@@ -33,13 +33,17 @@ class RefGenerator(nn.Module):
         super().__init__()
         self.main = nn.Sequential(
             nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False),
-            nn.BatchNorm2d(ngf * 8), nn.ReLU(True),
+            nn.BatchNorm2d(ngf * 8),
+            nn.ReLU(True),
             nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
+            nn.BatchNorm2d(ngf * 4),
+            nn.ReLU(True),
             nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
+            nn.BatchNorm2d(ngf * 2),
+            nn.ReLU(True),
             nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ngf), nn.ReLU(True),
+            nn.BatchNorm2d(ngf),
+            nn.ReLU(True),
             nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
             nn.Tanh(),
         )
@@ -52,13 +56,17 @@ class RefDiscriminator(nn.Module):
     def __init__(self, ndf=64, nc=3):
         super().__init__()
         self.main = nn.Sequential(
-            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
+            nn.BatchNorm2d(ndf * 2),
+            nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ndf * 4), nn.LeakyReLU(0.2, inplace=True),
+            nn.BatchNorm2d(ndf * 4),
+            nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ndf * 8), nn.LeakyReLU(0.2, inplace=True),
+            nn.BatchNorm2d(ndf * 8),
+            nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False),
             nn.Sigmoid(),
         )
@@ -131,11 +139,21 @@ def main() -> None:
     torch.manual_seed(0)
     images = torch.randint(0, 256, (512, 3, args.size, args.size), dtype=torch.uint8)
     ds = FaceDataset(images=images, paths=[])
-    same_work = ["augment.policy=", "augment.xflip=false", "loss.r1_gamma=0",
-                 "ema.half_life_kimg=0"]
-    base = ["model.arch=dcgan", f"model.size={args.size}", "model.z_dim=100",
-            "model.g_channels=64", "model.d_channels=64", f"train.batch={args.batch}",
-            "train.device=cpu"]
+    same_work = [
+        "augment.policy=",
+        "augment.xflip=false",
+        "loss.r1_gamma=0",
+        "ema.half_life_kimg=0",
+    ]
+    base = [
+        "model.arch=dcgan",
+        f"model.size={args.size}",
+        "model.z_dim=100",
+        "model.g_channels=64",
+        "model.d_channels=64",
+        f"train.batch={args.batch}",
+        "train.device=cpu",
+    ]
     ours = GanTrainer(build_config(GanConfig, None, base + same_work), ds, torch.device("cpu"))
     full = GanTrainer(build_config(GanConfig, None, base), ds, torch.device("cpu"))
     ref = Reference(images, args.batch)
@@ -151,13 +169,17 @@ def main() -> None:
             f()
             times[k].append(time.perf_counter() - t)
     peak = matmul_gflops()
-    print(f"dcgan {args.size}px batch {args.batch}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; fp32 matmul peak {peak:.1f} GFLOP/s")
+    print(
+        f"dcgan {args.size}px batch {args.batch}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; fp32 matmul peak {peak:.1f} GFLOP/s"
+    )
     med = {k: statistics.median(v) for k, v in times.items()}
     for k in runners:
         gf = flops[k] / med[k] / 1e9
-        print(f"{k:>16}: {args.batch / med[k]:8.1f} img/s  {med[k] * 1e3:7.1f} ms/step  "
-              f"{flops[k] / 1e9:6.2f} GFLOP/step  {gf:6.1f} GFLOP/s = {gf / peak:5.1%} of matmul")
+        print(
+            f"{k:>16}: {args.batch / med[k]:8.1f} img/s  {med[k] * 1e3:7.1f} ms/step  "
+            f"{flops[k] / 1e9:6.2f} GFLOP/step  {gf:6.1f} GFLOP/s = {gf / peak:5.1%} of matmul"
+        )
     print(f"ratio ours/reference (same work): {med['reference'] / med['ours']:.3f}")
     print(f"ratio ours (defaults)/reference:  {med['reference'] / med['ours (defaults)']:.3f}")
 

@@ -42,6 +42,6 @@ def tiny_faces(tmp_path: Path) -> Path:
         cx, cy = rng.uniform(4, 12, size=2)
         blob = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / rng.uniform(6, 20))
         colour = rng.uniform(0, 255, size=3)
-        img = (blob[..., None] * colour + (1 - blob[..., None]) * rng.uniform(0, 255, 3))
+        img = blob[..., None] * colour + (1 - blob[..., None]) * rng.uniform(0, 255, 3)
         Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
     return folder

@@ -10,12 +10,33 @@ runner = CliRunner()
 
 
 def test_demo_writes_the_whole_loop(tmp_path):
-    res = runner.invoke(app, [
-        "demo", "--out", str(tmp_path), "--num-images", "48", "--no-progress",
-        "--set", "model.size=16", "--set", "model.g_channels=8", "--set", "model.d_channels=8",
-        "--set", "model.z_dim=16", "--set", "train.kimg=0.064", "--set", "train.batch=8",
-        "--set", "schedule.log_kimg=0.016", "--set", "schedule.sample_kimg=0.032",
-    ])
+    res = runner.invoke(
+        app,
+        [
+            "demo",
+            "--out",
+            str(tmp_path),
+            "--num-images",
+            "48",
+            "--no-progress",
+            "--set",
+            "model.size=16",
+            "--set",
+            "model.g_channels=8",
+            "--set",
+            "model.d_channels=8",
+            "--set",
+            "model.z_dim=16",
+            "--set",
+            "train.kimg=0.064",
+            "--set",
+            "train.batch=8",
+            "--set",
+            "schedule.log_kimg=0.016",
+            "--set",
+            "schedule.sample_kimg=0.032",
+        ],
+    )
     assert res.exit_code == 0, res.output
     run = tmp_path / "00000-demo"
     assert len(list((run / "data" / "images").glob("*.png"))) == 48

@@ -24,7 +24,7 @@ from deepfake_lab.training.run_dir import create_run_dir
 
 # Chosen so the demo finishes in well under 5 minutes on 2 CPU cores (see README, "Demo").
 DEMO_DEFAULTS = {
-    "model": {"arch": "fastgan", "size": 32, "z_dim": 64, "g_channels": 32, "d_channels": 32},
+    "model": {"arch": "fastgan", "size": 32, "z_dim": 64},
     "train": {"kimg": 40.0, "batch": 32},
     "ema": {"half_life_kimg": 1.0},
     "schedule": {"log_kimg": 0.5, "sample_kimg": 5.0, "checkpoint_kimg": 10.0, "grid": 8},
@@ -50,14 +50,16 @@ def run_demo(
         num_images: how many procedural faces to draw (ignored with ``data``).
     """
     t0 = time.perf_counter()
-    cfg = build_config(GanConfig, None, [f"run.out={out}"] + list(overrides or []),
-                       base=DEMO_DEFAULTS)
+    cfg = build_config(
+        GanConfig, None, [f"run.out={out}"] + list(overrides or []), base=DEMO_DEFAULTS
+    )
     run_dir = create_run_dir(cfg.run.out, cfg.run.name)
     say = console.print if console else (lambda *a, **k: None)
     if data is None:
         say(f"drawing {num_images} procedural faces at {cfg.model.size}px")
-        data_dir = write_procedural_dataset(run_dir / "data", num_images, cfg.model.size,
-                                            seed=cfg.train.seed)
+        data_dir = write_procedural_dataset(
+            run_dir / "data", num_images, cfg.model.size, seed=cfg.train.seed
+        )
         source = f"{num_images} procedural faces drawn by deepfake-lab (no real people)"
     else:
         data_dir = Path(data)
@@ -66,8 +68,9 @@ def run_demo(
     dataset = FaceDataset.from_folder(data_dir, cfg.model.size, cfg.data.max_images)
     result = run_training(cfg, run_dir, dataset, console=console, progress=progress)
     say("sampling 16 faces of people who do not exist")
-    manifest = generate_images(run_dir, 16, run_dir / "generated", seed=1000, grid=True,
-                               device=cfg.train.device)
+    manifest = generate_images(
+        run_dir, 16, run_dir / "generated", seed=1000, grid=True, device=cfg.train.device
+    )
     elapsed = time.perf_counter() - t0
     demo = Section(
         heading="Demo",
@@ -77,9 +80,13 @@ def run_demo(
             "Every face below is generated: it shows nobody. Metrics, a detector and "
             "watermark checks join this report in later versions.",
         ],
-        tables=[Table(header=["image", "seed"],
-                      rows=[[r["file"], r["seed"]] for r in manifest["images"][:4]],
-                      caption="first generated files (generated/generate.json lists all)")],
+        tables=[
+            Table(
+                header=["image", "seed"],
+                rows=[[r["file"], r["seed"]] for r in manifest["images"][:4]],
+                caption="first generated files (generated/generate.json lists all)",
+            )
+        ],
         images=[ReportImage("generated/grid.png", "16 generated faces (seeds 1000-1015)")],
     )
     report = write_gan_report(run_dir, extra_sections=[demo])

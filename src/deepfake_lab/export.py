@@ -51,14 +51,17 @@ class LoadedGenerator:
 
 def _build(arch: str, kwargs: dict[str, Any], state: dict[str, torch.Tensor]) -> torch.nn.Module:
     if arch not in GENERATORS:
-        raise UserError(f"unknown generator architecture {arch!r} in the model files; "
-                        f"this version knows: {', '.join(GENERATORS.names())}")
+        raise UserError(
+            f"unknown generator architecture {arch!r} in the model files; "
+            f"this version knows: {', '.join(GENERATORS.names())}"
+        )
     model = build_generator(arch, **kwargs)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise UserError(f"weights do not fit a {arch} generator with {kwargs}: "
-                        f"{str(exc).splitlines()[0]}") from None
+        raise UserError(
+            f"weights do not fit a {arch} generator with {kwargs}: {str(exc).splitlines()[0]}"
+        ) from None
     return model.eval().requires_grad_(False)
 
 

@@ -11,14 +11,42 @@ from deepfake_lab.export import load_generator
 from deepfake_lab.generate import latents_for_seeds
 
 runner = CliRunner()
-TINY = ["--set", "model.z_dim=16", "--set", "model.g_channels=8", "--set", "model.d_channels=8",
-        "--set", "model.max_channels=32", "--set", "schedule.grid=2", "--no-progress"]
+TINY = [
+    "--set",
+    "model.z_dim=16",
+    "--set",
+    "model.g_channels=8",
+    "--set",
+    "model.d_channels=8",
+    "--set",
+    "model.max_channels=32",
+    "--set",
+    "schedule.grid=2",
+    "--no-progress",
+]
 
 
 def _train(tmp_path, data, *extra):
-    args = ["train", "gan", "--data", str(data), "--arch", "dcgan", "--size", "16", "--kimg",
-            "0.016", "--batch", "4", "--out", str(tmp_path / "runs"), "--name", "cli", *TINY,
-            *extra]
+    args = [
+        "train",
+        "gan",
+        "--data",
+        str(data),
+        "--arch",
+        "dcgan",
+        "--size",
+        "16",
+        "--kimg",
+        "0.016",
+        "--batch",
+        "4",
+        "--out",
+        str(tmp_path / "runs"),
+        "--name",
+        "cli",
+        *TINY,
+        *extra,
+    ]
     return runner.invoke(app, args)
 
 
@@ -29,8 +57,22 @@ def test_train_generate_export_roundtrip(tmp_path, tiny_faces):
     assert (run / "index.html").is_file() and (run / "loss_curves.png").is_file()
 
     out = tmp_path / "gen"
-    res = runner.invoke(app, ["generate", str(run), "--num", "5", "--out", str(out), "--seed",
-                              "7", "--grid", "--device", "cpu"])
+    res = runner.invoke(
+        app,
+        [
+            "generate",
+            str(run),
+            "--num",
+            "5",
+            "--out",
+            str(out),
+            "--seed",
+            "7",
+            "--grid",
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 0, res.output
     manifest = json.loads((out / "generate.json").read_text())
     assert [r["seed"] for r in manifest["images"]] == [7, 8, 9, 10, 11]
@@ -52,8 +94,24 @@ def test_train_generate_export_roundtrip(tmp_path, tiny_faces):
 
     # Generating from the export gives the same pixels as from the run.
     out2 = tmp_path / "gen2"
-    assert runner.invoke(app, ["generate", str(exp), "--num", "5", "--out", str(out2),
-                               "--seed", "7", "--device", "cpu"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app,
+            [
+                "generate",
+                str(exp),
+                "--num",
+                "5",
+                "--out",
+                str(out2),
+                "--seed",
+                "7",
+                "--device",
+                "cpu",
+            ],
+        ).exit_code
+        == 0
+    )
     assert (out2 / "seed00000009.png").read_bytes() == (out / "seed00000009.png").read_bytes()
 
 
@@ -68,10 +126,25 @@ def test_resume_auto_extends_the_run(tmp_path, tiny_faces):
 def test_user_errors_are_one_line_and_exit_2(tmp_path, tiny_faces):
     cases = [
         (["train", "gan", "--data", str(tmp_path / "missing")], "dataset folder not found"),
-        (["train", "gan", "--data", str(tiny_faces), "--set", "train.bach=3"],
-         "unknown key 'train.bach'"),
-        (["train", "gan", "--data", str(tiny_faces), "--arch", "nope", "--size", "16",
-          "--out", str(tmp_path / "r")], "unknown generator 'nope'"),
+        (
+            ["train", "gan", "--data", str(tiny_faces), "--set", "train.bach=3"],
+            "unknown key 'train.bach'",
+        ),
+        (
+            [
+                "train",
+                "gan",
+                "--data",
+                str(tiny_faces),
+                "--arch",
+                "nope",
+                "--size",
+                "16",
+                "--out",
+                str(tmp_path / "r"),
+            ],
+            "unknown generator 'nope'",
+        ),
         (["generate", str(tmp_path / "nothing"), "--out", str(tmp_path / "g")], "not found"),
         (["export", str(tiny_faces), "--out", str(tmp_path / "e")], "no checkpoint found"),
     ]

@@ -50,4 +50,6 @@ def test_prune_keeps_newest(tmp_path):
         ck.save_checkpoint(tmp_path / ck.checkpoint_name(n), {"n": n})
     ck.prune_checkpoints(tmp_path, keep=2)
     assert [p.name for p in ck.list_checkpoints(tmp_path)] == [
-        ck.checkpoint_name(3000), ck.checkpoint_name(4000)]
+        ck.checkpoint_name(3000),
+        ck.checkpoint_name(4000),
+    ]

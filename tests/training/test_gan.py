@@ -11,15 +11,32 @@ from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.gan import TrainingDiverged
 from deepfake_lab.training.launch import train_gan
 
-TINY = ["model.size=16", "model.z_dim=16", "model.g_channels=8", "model.d_channels=8",
-        "model.max_channels=32", "train.batch=4", "schedule.log_kimg=0.008",
-        "schedule.sample_kimg=0.016", "schedule.grid=2", "loss.r1_interval=2"]
+TINY = [
+    "model.size=16",
+    "model.z_dim=16",
+    "model.g_channels=8",
+    "model.d_channels=8",
+    "model.max_channels=32",
+    "train.batch=4",
+    "schedule.log_kimg=0.008",
+    "schedule.sample_kimg=0.016",
+    "schedule.grid=2",
+    "loss.r1_interval=2",
+]
 
 
 def _train(tmp_path, data, name, kimg, arch="dcgan", resume=None, extra=()):
-    return train_gan(data, overrides=TINY + list(extra), arch=arch, kimg=kimg,
-                     out=tmp_path / "runs", name=name, resume=resume, progress=False,
-                     tensorboard=False)
+    return train_gan(
+        data,
+        overrides=TINY + list(extra),
+        arch=arch,
+        kimg=kimg,
+        out=tmp_path / "runs",
+        name=name,
+        resume=resume,
+        progress=False,
+        tensorboard=False,
+    )
 
 
 @pytest.mark.parametrize("arch", ["dcgan", "fastgan"])
@@ -41,19 +58,36 @@ def test_resume_is_bit_identical(tmp_path, tiny_faces, arch):
 
 
 def test_run_folder_contents(tmp_path, tiny_faces):
-    res = _train(tmp_path, tiny_faces, "layout", 0.024, extra=["schedule.checkpoint_kimg=0.008",
-                                                                 "schedule.keep_checkpoints=2"])
+    res = _train(
+        tmp_path,
+        tiny_faces,
+        "layout",
+        0.024,
+        extra=["schedule.checkpoint_kimg=0.008", "schedule.keep_checkpoints=2"],
+    )
     run = res.run_dir
     assert run.name == "00000-layout" and res.status == "done"
     assert (run / "config.yaml").is_file() and (run / "log.txt").is_file()
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["kimg"] for r in records] == [0.008, 0.016, 0.024]
-    assert {"Loss/G", "Loss/D", "D/real", "D/fake", "Loss/R1", "Grad/D", "Grad/G",
-            "Speed/images_per_sec", "LR/G"} <= set(records[0])
+    assert {
+        "Loss/G",
+        "Loss/D",
+        "D/real",
+        "D/fake",
+        "Loss/R1",
+        "Grad/D",
+        "Grad/G",
+        "Speed/images_per_sec",
+        "LR/G",
+    } <= set(records[0])
     assert len(list_checkpoints(run / "checkpoints")) == 2  # pruned to keep_checkpoints
     grids = sorted((run / "samples").glob("grid-*.png"))
-    assert [g.name for g in grids] == ["grid-0000000000.png", "grid-0000000016.png",
-                                       "grid-0000000024.png"]
+    assert [g.name for g in grids] == [
+        "grid-0000000000.png",
+        "grid-0000000016.png",
+        "grid-0000000024.png",
+    ]
     ckpt = load_checkpoint(res.checkpoint)
     assert ckpt["config"]["model"]["arch"] == "dcgan" and "rng" in ckpt and "opt_D" in ckpt
 
@@ -61,8 +95,9 @@ def test_run_folder_contents(tmp_path, tiny_faces):
 def test_same_seed_same_weights_different_seed_differs(tmp_path, tiny_faces):
     a = load_checkpoint(_train(tmp_path, tiny_faces, "a", 0.008).checkpoint)["G"]
     b = load_checkpoint(_train(tmp_path, tiny_faces, "b", 0.008).checkpoint)["G"]
-    c = load_checkpoint(_train(tmp_path, tiny_faces, "c", 0.008, extra=["train.seed=1"])
-                        .checkpoint)["G"]
+    c = load_checkpoint(
+        _train(tmp_path, tiny_faces, "c", 0.008, extra=["train.seed=1"]).checkpoint
+    )["G"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
@@ -96,3 +131,11 @@ def test_dataset_skips_unreadable_files(tmp_path, tiny_faces):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no images found"):
         FaceDataset.from_folder(tmp_path / "empty", 16)
+
+
+def test_time_budget_stops_with_a_checkpoint(tmp_path, tiny_faces):
+    res = _train(tmp_path, tiny_faces, "budget", 10.0, extra=["train.max_minutes=0.00001"])
+    assert res.nimg == 4 and res.checkpoint is not None  # one step, then out of time
+    assert load_checkpoint(res.checkpoint)["nimg"] == 4
+    assert "max_minutes reached" in (res.run_dir / "log.txt").read_text()
+    assert (res.run_dir / "metrics.jsonl").read_text().count("\n") == 1

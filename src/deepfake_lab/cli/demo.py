@@ -13,7 +13,9 @@ from deepfake_lab.cli.common import console, handle_errors
 @app.command("demo")
 @handle_errors
 def demo_cmd(
-    data: Path = typer.Option(None, "--data", help="Use this face folder instead of built-in faces."),
+    data: Path = typer.Option(
+        None, "--data", help="Use this face folder instead of built-in faces."
+    ),
     out: Path = typer.Option(Path("runs"), "--out", help="Parent folder of the run folder."),
     overrides: list[str] = typer.Option([], "--set", help="Config override key=value."),
     num_images: int = typer.Option(2000, "--num-images", help="Procedural faces to draw."),
@@ -22,5 +24,4 @@ def demo_cmd(
     """Draw faces, train a small GAN, sample, and write an HTML report (a few minutes on CPU)."""
     from deepfake_lab.demo import run_demo
 
-    run_demo(data, out, overrides, num_images=num_images, console=console,
-             progress=not no_progress)
+    run_demo(data, out, overrides, num_images=num_images, console=console, progress=not no_progress)

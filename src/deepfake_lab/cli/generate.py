@@ -25,8 +25,11 @@ def generate_cmd(
     """Generate PNG images of faces of people who do not exist, with a JSON manifest."""
     from deepfake_lab.generate import generate_images
 
-    manifest = generate_images(source, num, out, seed=seed, truncation=truncation, grid=grid,
-                               batch=batch, device=device)
-    console.print(f"wrote {manifest['num']} images to {out} "
-                  f"(model {manifest['model']['arch']}, weights "
-                  f"{manifest['model']['weights_sha256'][:12]})")
+    manifest = generate_images(
+        source, num, out, seed=seed, truncation=truncation, grid=grid, batch=batch, device=device
+    )
+    console.print(
+        f"wrote {manifest['num']} images to {out} "
+        f"(model {manifest['model']['arch']}, weights "
+        f"{manifest['model']['weights_sha256'][:12]})"
+    )

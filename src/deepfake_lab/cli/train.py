@@ -37,8 +37,19 @@ def train_gan_cmd(
     from deepfake_lab.training.report import write_gan_report
 
     result = train_gan(
-        data, config, overrides, arch=arch, size=size, kimg=kimg, batch=batch, out=out,
-        name=name, seed=seed, device=device, resume=resume, console=console,
+        data,
+        config,
+        overrides,
+        arch=arch,
+        size=size,
+        kimg=kimg,
+        batch=batch,
+        out=out,
+        name=name,
+        seed=seed,
+        device=device,
+        resume=resume,
+        console=console,
         progress=not no_progress,
     )
     report = write_gan_report(result.run_dir)

@@ -81,12 +81,21 @@ def _grad_norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
+def build_models(cfg: GanConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """G and D as the config describes them (widths left at None take the arch's default)."""
+    m = cfg.model
+    g_kw = {"size": m.size, "z_dim": m.z_dim, "max_channels": m.max_channels}
+    d_kw = {"size": m.size, "max_channels": m.max_channels}
+    if m.g_channels is not None:
+        g_kw["channels"] = m.g_channels
+    if m.d_channels is not None:
+        d_kw["channels"] = m.d_channels
+    return build_generator(m.arch, **g_kw), build_discriminator(m.arch, **d_kw)
+
+
 def check_models(cfg: GanConfig) -> None:
     """Build G and D once so a bad architecture or size fails before any folder is made."""
-    m = cfg.model
-    build_generator(m.arch, size=m.size, z_dim=m.z_dim, channels=m.g_channels,
-                    max_channels=m.max_channels)
-    build_discriminator(m.arch, size=m.size, channels=m.d_channels, max_channels=m.max_channels)
+    build_models(cfg)
 
 
 class GanTrainer:
@@ -105,12 +114,8 @@ class GanTrainer:
         self.dataset = dataset
         self.device = device
         m = cfg.model
-        self.G = build_generator(
-            m.arch, size=m.size, z_dim=m.z_dim, channels=m.g_channels, max_channels=m.max_channels
-        ).to(device)
-        self.D = build_discriminator(
-            m.arch, size=m.size, channels=m.d_channels, max_channels=m.max_channels
-        ).to(device)
+        G, D = build_models(cfg)
+        self.G, self.D = G.to(device), D.to(device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         o = cfg.optim
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=o.g_lr, betas=o.betas, eps=o.eps)
@@ -199,13 +204,16 @@ class GanTrainer:
         real_in = real.detach().requires_grad_(do_r1)
         with self._autocast():
             real_aug = self._augment(real_in)
-            real_logits = self.D(real_aug).float()
+            real_logits, aux = self.D.forward_real(real_aug, self.gen_aug)
+            real_logits = real_logits.float()
             fake_logits = self.D(self._augment(fake.detach().float())).float()
             d_loss = self.loss.d_loss(real_logits, fake_logits)
-            aux = self.D.aux_loss_real(real_aug, self.gen_aug)
         d_total = d_loss
-        stats = {"Loss/D": d_loss.detach(), "D/real": real_logits.detach().mean(),
-                 "D/fake": fake_logits.detach().mean()}
+        stats = {
+            "Loss/D": d_loss.detach(),
+            "D/real": real_logits.detach().mean(),
+            "D/fake": fake_logits.detach().mean(),
+        }
         if aux is not None:
             d_total = d_total + aux.float()
             stats["Loss/D_aux"] = aux.detach().float()
@@ -313,8 +321,11 @@ def run_training(
             )
             if dataset.skipped:
                 logger.info(f"skipped {len(dataset.skipped)} unreadable files")
-            save_grid(dataset.batch(torch.arange(min(len(dataset), cfg.schedule.grid**2))),
-                      run_dir / "samples" / "reals.png", nrow=cfg.schedule.grid)
+            save_grid(
+                dataset.batch(torch.arange(min(len(dataset), cfg.schedule.grid**2))),
+                run_dir / "samples" / "reals.png",
+                nrow=cfg.schedule.grid,
+            )
             _write_samples(trainer, run_dir, logger)
         return _loop(trainer, run_dir, logger, console, progress)
     finally:
@@ -331,10 +342,25 @@ def _loop(trainer: GanTrainer, run_dir: Path, logger: RunLogger, console, progre
     t0, n0 = t_tick, trainer.nimg
     last_ckpt: Path | None = None
     status = "done"
+    budget = cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
     bar = make_progress(console, disable=not progress)
+
+    def _log_interval() -> None:
+        nonlocal count, t_tick, n_tick
+        now, cur = time.perf_counter(), trainer.nimg
+        means = {k: v / max(count, 1) for k, v in sums.items()}
+        means["Speed/images_per_sec"] = (cur - n_tick) / max(now - t_tick, 1e-9)
+        means["LR/G"] = trainer.opt_G.param_groups[0]["lr"]
+        means["LR/D"] = trainer.opt_D.param_groups[0]["lr"]
+        logger.scalars(cur, means, step=trainer.step)
+        sums.clear()
+        count = 0
+        t_tick, n_tick = now, cur
+
     with _stop_on_signals() as stop, bar:
-        task = bar.add_task(cfg.run.name, total=total / 1000, completed=trainer.nimg / 1000,
-                            stats="")
+        task = bar.add_task(
+            cfg.run.name, total=total / 1000, completed=trainer.nimg / 1000, stats=""
+        )
         while trainer.nimg < total:
             prev = trainer.nimg
             stats = trainer.train_step()
@@ -343,29 +369,34 @@ def _loop(trainer: GanTrainer, run_dir: Path, logger: RunLogger, console, progre
                 sums[key] += v
             count += 1
             cur = trainer.nimg
-            bar.update(task, completed=cur / 1000, stats=(
-                f"G {stats['Loss/G'].item():.3f} D {stats['Loss/D'].item():.3f}"))
+            bar.update(
+                task,
+                completed=cur / 1000,
+                stats=(f"G {stats['Loss/G'].item():.3f} D {stats['Loss/D'].item():.3f}"),
+            )
             if _crossed(prev, cur, sched.log_kimg) or cur >= total:
-                now = time.perf_counter()
-                rate = (cur - n_tick) / max(now - t_tick, 1e-9)
-                means = {k: v / count for k, v in sums.items()}
-                means["Speed/images_per_sec"] = rate
-                means["LR/G"] = trainer.opt_G.param_groups[0]["lr"]
-                means["LR/D"] = trainer.opt_D.param_groups[0]["lr"]
-                logger.scalars(cur, means, step=trainer.step)
-                sums.clear()
-                count = 0
-                t_tick, n_tick = now, cur
+                _log_interval()
             if _crossed(prev, cur, sched.sample_kimg) or cur >= total:
                 _write_samples(trainer, run_dir, logger)
             stopping = stop["signal"] is not None
+            out_of_time = budget is not None and time.perf_counter() - t0 >= budget
+            if out_of_time and not stopping:
+                total = cur  # finish this step as the last one: log, sample, checkpoint
+                if not _crossed(prev, cur, sched.log_kimg):
+                    _log_interval()
+                _write_samples(trainer, run_dir, logger)
             if _crossed(prev, cur, sched.checkpoint_kimg) or cur >= total or stopping:
                 last_ckpt = _write_checkpoint(trainer, run_dir, sched.keep_checkpoints)
+            if out_of_time:
+                logger.info(f"train.max_minutes reached at kimg {cur / 1000:.3f}")
+                break
             if stopping:
                 status = "interrupted"
                 name = signal.Signals(stop["signal"]).name
-                logger.info(f"{name} received: checkpoint written at kimg {cur / 1000:.3f}; "
-                            f"continue with --resume {run_dir}")
+                logger.info(
+                    f"{name} received: checkpoint written at kimg {cur / 1000:.3f}; "
+                    f"continue with --resume {run_dir}"
+                )
                 break
     elapsed = time.perf_counter() - t0
     rate = (trainer.nimg - n0) / max(elapsed, 1e-9)
@@ -380,8 +411,7 @@ def _write_samples(trainer: GanTrainer, run_dir: Path, logger: RunLogger) -> Pat
     save_grid(grid, path, nrow=trainer.cfg.schedule.grid)
     from deepfake_lab.report.grid import make_grid
 
-    logger.image("samples", make_grid(to_uint8(grid), nrow=trainer.cfg.schedule.grid),
-                 trainer.nimg)
+    logger.image("samples", make_grid(to_uint8(grid), nrow=trainer.cfg.schedule.grid), trainer.nimg)
     return path
 
 

@@ -26,8 +26,12 @@ class ModelConfig(StrictModel):
     arch: str = "fastgan"
     size: int = Field(64, description="Image side in px (a power of two).")
     z_dim: int = Field(128, ge=1)
-    g_channels: int = Field(64, ge=1, description="Generator width at its highest resolution.")
-    d_channels: int = Field(64, ge=1, description="Discriminator width at its input.")
+    g_channels: int | None = Field(
+        None, ge=1, description="Generator width (see the architecture); None: its default."
+    )
+    d_channels: int | None = Field(
+        None, ge=1, description="Discriminator width (see the architecture); None: its default."
+    )
     max_channels: int = Field(512, ge=1)
 
     @field_validator("size")
@@ -80,6 +84,9 @@ class TrainConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(True, description="bfloat16 autocast; used on CUDA only.")
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+    max_minutes: float | None = Field(
+        None, gt=0, description="Stop (with a checkpoint) after this much training time."
+    )
 
 
 class ScheduleConfig(StrictModel):

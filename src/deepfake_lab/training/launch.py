@@ -21,7 +21,15 @@ from deepfake_lab.training.run_dir import create_run_dir, latest_run, resolve_ch
 
 # Keys that may differ from the checkpoint's config when resuming: they change how long or
 # where the run goes, not what it computes.
-RESUMABLE_CHANGES = ("train.kimg", "train.device", "train.threads", "data.path", "schedule.", "run.")
+RESUMABLE_CHANGES = (
+    "train.kimg",
+    "train.max_minutes",
+    "train.device",
+    "train.threads",
+    "data.path",
+    "schedule.",
+    "run.",
+)
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -79,9 +87,14 @@ def train_gan(
     """
     flags = {
         "data.path": str(data) if data is not None else None,
-        "model.arch": arch, "model.size": size, "train.kimg": kimg, "train.batch": batch,
-        "run.out": str(out) if out is not None else None, "run.name": name,
-        "train.seed": seed, "train.device": device,
+        "model.arch": arch,
+        "model.size": size,
+        "train.kimg": kimg,
+        "train.batch": batch,
+        "run.out": str(out) if out is not None else None,
+        "run.name": name,
+        "train.seed": seed,
+        "train.device": device,
     }
     flag_overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
     all_overrides = flag_overrides + list(overrides or [])
@@ -104,8 +117,10 @@ def train_gan(
             if console:
                 console.print(f"resuming from {ckpt}")
         elif console:
-            console.print(f"no run named {fresh.run.name!r} with a checkpoint in "
-                          f"{fresh.run.out}: starting a new one")
+            console.print(
+                f"no run named {fresh.run.name!r} with a checkpoint in "
+                f"{fresh.run.out}: starting a new one"
+            )
     if state is None:
         cfg = build_config(GanConfig, config, all_overrides)
 
@@ -116,5 +131,12 @@ def train_gan(
         dataset = FaceDataset.from_folder(cfg.data.path, cfg.model.size, cfg.data.max_images)
     if run_dir is None:
         run_dir = create_run_dir(cfg.run.out, cfg.run.name)
-    return run_training(cfg, run_dir, dataset, resume_state=state, console=console,
-                        progress=progress, tensorboard=tensorboard)
+    return run_training(
+        cfg,
+        run_dir,
+        dataset,
+        resume_state=state,
+        console=console,
+        progress=progress,
+        tensorboard=tensorboard,
+    )

@@ -38,38 +38,62 @@ def write_gan_report(run_dir: str | Path, extra_sections: list[Section] | None =
     if records:
         last = records[-1]
         model = cfg.get("model", {})
-        sections.append(Section(
-            heading="Run",
-            tables=[Table(
-                header=["arch", "size", "kimg", "batch", "images/s (last interval)"],
-                rows=[[model.get("arch"), model.get("size"), last["kimg"],
-                       cfg.get("train", {}).get("batch"),
-                       f"{last.get('Speed/images_per_sec') or 0:.1f}"]],
-            )],
-        ))
+        sections.append(
+            Section(
+                heading="Run",
+                tables=[
+                    Table(
+                        header=["arch", "size", "kimg", "batch", "images/s (last interval)"],
+                        rows=[
+                            [
+                                model.get("arch"),
+                                model.get("size"),
+                                last["kimg"],
+                                cfg.get("train", {}).get("batch"),
+                                f"{last.get('Speed/images_per_sec') or 0:.1f}",
+                            ]
+                        ],
+                    )
+                ],
+            )
+        )
     grids = sorted((run_dir / "samples").glob("grid-*.png"))
     images = []
     if grids:
-        images.append(ReportImage(grids[-1].relative_to(run_dir),
-                                  f"G_ema samples from fixed latents, {grids[-1].stem}"))
+        images.append(
+            ReportImage(
+                grids[-1].relative_to(run_dir),
+                f"G_ema samples from fixed latents, {grids[-1].stem}",
+            )
+        )
     if (run_dir / "samples" / "reals.png").exists():
         images.append(ReportImage("samples/reals.png", "training images"))
     if images:
         sections.append(Section(heading="Samples", images=images))
     if len(grids) > 1:
-        progress = [ReportImage(g.relative_to(run_dir), g.stem) for g in grids[:: max(1, len(grids) // 4)]]
+        progress = [
+            ReportImage(g.relative_to(run_dir), g.stem) for g in grids[:: max(1, len(grids) // 4)]
+        ]
         sections.append(Section(heading="Progress", images=progress))
     if records:
-        plot_loss_curves(records, run_dir / "loss_curves.png",
-                         keys=[k for k in LOSS_KEYS if k in records[-1]])
-        sections.append(Section(heading="Training curves",
-                                images=[ReportImage("loss_curves.png", "losses and logits")]))
+        plot_loss_curves(
+            records, run_dir / "loss_curves.png", keys=[k for k in LOSS_KEYS if k in records[-1]]
+        )
+        sections.append(
+            Section(
+                heading="Training curves",
+                images=[ReportImage("loss_curves.png", "losses and logits")],
+            )
+        )
     sections.extend(extra_sections or [])
     if cfg:
-        sections.append(Section(heading="Config",
-                                paragraphs=["The resolved config (config.yaml):"],
-                                tables=[Table(header=["key", "value"],
-                                              rows=_flat_rows(cfg))]))
+        sections.append(
+            Section(
+                heading="Config",
+                paragraphs=["The resolved config (config.yaml):"],
+                tables=[Table(header=["key", "value"], rows=_flat_rows(cfg))],
+            )
+        )
     return write_report(run_dir / "index.html", f"deepfake-lab run {run_dir.name}", sections)
 
 

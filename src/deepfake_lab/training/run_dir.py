@@ -64,6 +64,9 @@ def resolve_checkpoint(source: str | Path) -> Path:
 def run_dir_of(checkpoint: Path) -> Path | None:
     """The run folder a checkpoint lives in, when it sits in ``<run>/checkpoints/``."""
     checkpoint = Path(checkpoint).resolve()
-    if checkpoint.parent.name == "checkpoints" and (checkpoint.parent.parent / "config.yaml").exists():
+    if (
+        checkpoint.parent.name == "checkpoints"
+        and (checkpoint.parent.parent / "config.yaml").exists()
+    ):
         return checkpoint.parent.parent
     return None

@@ -1,1 +1,3 @@
-"""discriminators."""
+"""Discriminator architectures; importing this package registers them all."""
+
+from deepfake_lab.models.discriminators import dcgan, fastgan  # noqa: F401

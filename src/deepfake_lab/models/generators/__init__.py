@@ -1,1 +1,3 @@
-"""generators."""
+"""Generator architectures; importing this package registers them all."""
+
+from deepfake_lab.models.generators import dcgan, fastgan  # noqa: F401

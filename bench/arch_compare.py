@@ -1,0 +1,121 @@
+"""Benchmark: GAN architectures at equal CPU time on a few hundred faces.
+
+Trains each architecture for the same wall-clock budget, all at once, one CPU thread each (so
+each gets the same CPU time and the same machine load), then measures FD-R56 (Frechet
+distance in the feature space of a CIFAR-10 ResNet-56; NOT Inception FID) between 400 G_ema
+samples and the real images. Lower is better.
+
+    python bench/arch_compare.py --data ../shared/data/ffhq-128 \
+        --weights ../shared/models/resnet56-4bfd9763.th --minutes 30 --size 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from deepfake_lab.data.dataset import FaceDataset
+from deepfake_lab.export import load_generator
+from deepfake_lab.generate import latents_for_seeds
+from deepfake_lab.metrics.features import FEATURE_EXTRACTORS
+from deepfake_lab.metrics.frechet import FeatureStatsAccumulator, frechet_distance
+from deepfake_lab.training.report import training_records
+
+
+def features_stats(extractor, batches):
+    acc = FeatureStatsAccumulator()
+    with torch.no_grad():
+        for x in batches:
+            acc.update(extractor.features(x).double().numpy())
+    return acc.stats()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--weights", required=True, help="resnet56-4bfd9763.th")
+    ap.add_argument("--archs", default="dcgan,fastgan")
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--out", default="runs/arch-compare")
+    ap.add_argument("--num", type=int, default=400, help="generated images for FD-R56")
+    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    args = ap.parse_args()
+
+    procs = {}
+    for arch in args.archs.split(","):
+        cmd = [
+            sys.executable,
+            "-m",
+            "deepfake_lab",
+            "train",
+            "gan",
+            "--data",
+            args.data,
+            "--arch",
+            arch,
+            "--size",
+            str(args.size),
+            "--batch",
+            str(args.batch),
+            "--kimg",
+            "100000",
+            "--out",
+            args.out,
+            "--name",
+            f"{arch}{args.size}",
+            "--no-progress",
+            "--set",
+            f"train.max_minutes={args.minutes}",
+            "--set",
+            "train.threads=1",
+            "--set",
+            "schedule.checkpoint_kimg=5",
+        ]
+        for o in args.overrides:
+            cmd += ["--set", o]
+        procs[arch] = subprocess.Popen(cmd)
+    for arch, p in procs.items():
+        if p.wait() != 0:
+            sys.exit(f"training {arch} failed with exit code {p.returncode}")
+
+    torch.set_num_threads(2)
+    extractor = FEATURE_EXTRACTORS.build("resnet56-cifar", weights=Path(args.weights))
+    reals = FaceDataset.from_folder(args.data, args.size)
+    idx = torch.arange(len(reals))
+    mu_r, sig_r = features_stats(extractor, (reals.batch(i) for i in idx.split(100)))
+    rows = []
+    for arch in procs:
+        run = sorted(Path(args.out).glob(f"*-{arch}{args.size}"))[-1]
+        g = load_generator(run)
+        z = latents_for_seeds(list(range(args.num)), g.model.z_dim)
+        with torch.no_grad():
+            mu, sig = features_stats(extractor, (g.model(zz).clamp(-1, 1) for zz in z.split(100)))
+        recs = training_records(run)
+        speed = sorted(r["Speed/images_per_sec"] for r in recs)[len(recs) // 2]
+        rows.append(
+            {
+                "arch": arch,
+                "run": str(run),
+                "kimg": recs[-1]["kimg"],
+                "images_per_sec_median": round(speed, 1),
+                "fd_r56": round(frechet_distance(mu, sig, mu_r, sig_r), 4),
+                "grid": str(sorted((run / "samples").glob("grid-*.png"))[-1]),
+            }
+        )
+    print(
+        f"{args.minutes} min per arch, {args.size}px, batch {args.batch}, 1 thread each, "
+        f"{len(reals)} real images; FD-R56 on {args.num} G_ema samples vs all reals"
+    )
+    for r in rows:
+        print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The contract every generator and discriminator implements; the training loop uses only this.
+
+Images are float tensors ``(B, 3, size, size)`` in [-1, 1]. Constructors take plain typed
+keyword arguments (never config objects), so that ``Registry.build`` can record them and an
+export can rebuild the model from JSON alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from deepfake_lab.errors import UserError
+
+
+class Generator(nn.Module):
+    """Maps latent codes to images.
+
+    Attributes:
+        size: output resolution in pixels (square images).
+        z_dim: length of the latent code.
+    """
+
+    size: int
+    z_dim: int
+
+    def __init__(self, size: int, z_dim: int) -> None:
+        super().__init__()
+        self.size = size
+        self.z_dim = z_dim
+
+    def forward(self, z: Tensor) -> Tensor:
+        """Generate images.
+
+        Args:
+            z: latents ``(B, z_dim)``, normally standard normal.
+
+        Returns:
+            Images ``(B, 3, size, size)`` in [-1, 1].
+        """
+        raise NotImplementedError
+
+
+class Discriminator(nn.Module):
+    """Scores images as real (high logit) or fake (low logit).
+
+    Attributes:
+        size: input resolution in pixels (square images).
+    """
+
+    size: int
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Score images.
+
+        Args:
+            x: images ``(B, 3, size, size)`` in [-1, 1].
+
+        Returns:
+            Raw logits ``(B,)`` (no sigmoid).
+        """
+        raise NotImplementedError
+
+    def forward_real(self, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor | None]:
+        """Score real images and compute any auxiliary self-supervised loss in one pass.
+
+        The default has no auxiliary loss. Architectures with one (FastGAN's reconstruction
+        decoders) override this to share the trunk's features between the two. Overrides must
+        draw every random number from ``generator`` (never the global RNG), so that a resumed
+        run repeats exactly.
+
+        Args:
+            x: real (possibly augmented) images ``(B, 3, size, size)`` in [-1, 1].
+            generator: the source of any randomness.
+
+        Returns:
+            Logits ``(B,)`` and a scalar loss whose gradient reaches D's parameters (or None).
+        """
+        return self(x), None
+
+
+def check_size(arch: str, size: int, supported: Sequence[int]) -> None:
+    """Raise a UserError unless ``size`` is one of ``supported``."""
+    if isinstance(size, bool) or not isinstance(size, int) or size not in supported:
+        choices = ", ".join(str(s) for s in supported)
+        raise UserError(f"{arch} supports image sizes {choices} px; got {size!r}")
+
+
+def check_positive(arch: str, **values: int) -> None:
+    """Raise a UserError unless every keyword value is a positive int (widths, z_dim)."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"{arch}: {name} must be a positive integer; got {value!r}")

@@ -1,0 +1,59 @@
+"""DCGAN discriminator (Radford, Metz & Chintala, 2015), as in the PyTorch DCGAN example."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from deepfake_lab.models.base import Discriminator, check_positive, check_size
+from deepfake_lab.models.layers import init_dcgan_
+from deepfake_lab.models.registry import DISCRIMINATORS
+
+SIZES = (16, 32, 64, 128, 256)
+
+
+@DISCRIMINATORS.register("dcgan")
+class DCGANDiscriminator(Discriminator):
+    """Stride-2 4x4 convs + BatchNorm (not after the first) + LeakyReLU(0.2) down to 4x4, then
+    a 4x4 conv to one logit. No biases, as in the example.
+
+    The feature map at resolution ``r`` (size/2 .. 4) has ``min(max_channels,
+    channels * size / (2 r))`` channels: ``channels`` is the width of the first layer (``ndf``)
+    and the width doubles per halving. At 64 px with ``channels=64`` this is the example's
+    3-64-128-256-512-1 network exactly (without the final sigmoid: we return logits).
+
+    BatchNorm keeps running statistics as usual; note that with BatchNorm the R1 gradient of one
+    sample depends on the rest of the batch, which is harmless in practice.
+
+    Args:
+        size: input resolution, one of 16, 32, 64, 128, 256.
+        channels: width at resolution size/2.
+        max_channels: cap on any layer's width.
+    """
+
+    def __init__(self, size: int, channels: int = 64, max_channels: int = 512) -> None:
+        check_size("dcgan", size, SIZES)
+        check_positive("dcgan", channels=channels, max_channels=max_channels)
+        super().__init__(size)
+
+        def width(r: int) -> int:
+            return min(max_channels, channels * size // (2 * r))
+
+        r = size // 2
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, width(r), 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        while r > 4:
+            layers += [
+                nn.Conv2d(width(r), width(r // 2), 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width(r // 2)),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            r //= 2
+        layers.append(nn.Conv2d(width(4), 1, 4, 1, 0, bias=False))
+        self.main = nn.Sequential(*layers)
+        self.apply(init_dcgan_)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x``: ``(B, 3, size, size)`` in [-1, 1] -> logits ``(B,)``."""
+        return self.main(x).reshape(-1)

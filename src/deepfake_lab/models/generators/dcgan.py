@@ -1,0 +1,60 @@
+"""DCGAN generator (Radford, Metz & Chintala, 2015), as in the PyTorch DCGAN example."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from deepfake_lab.models.base import Generator, check_positive, check_size
+from deepfake_lab.models.layers import init_dcgan_
+from deepfake_lab.models.registry import GENERATORS
+
+SIZES = (16, 32, 64, 128, 256)
+
+
+@GENERATORS.register("dcgan")
+class DCGANGenerator(Generator):
+    """z -> 4x4 (transposed 4x4 conv), then stride-2 transposed convs + BatchNorm + ReLU up to
+    ``size``; the last one outputs RGB through tanh. No biases (BatchNorm follows every conv).
+
+    The feature map at resolution ``r`` (4 .. size/2) has ``min(max_channels,
+    channels * size / (2 r))`` channels: ``channels`` is the width of the last hidden layer
+    (``ngf`` in the PyTorch example) and the width doubles per halving of resolution. At
+    64 px with ``channels=64`` this is the example's 512-256-128-64-3 network exactly.
+
+    Args:
+        size: output resolution, one of 16, 32, 64, 128, 256.
+        z_dim: latent length (the example's ``nz``).
+        channels: width at resolution size/2.
+        max_channels: cap on any layer's width.
+    """
+
+    def __init__(
+        self, size: int, z_dim: int = 128, channels: int = 64, max_channels: int = 512
+    ) -> None:
+        check_size("dcgan", size, SIZES)
+        check_positive("dcgan", z_dim=z_dim, channels=channels, max_channels=max_channels)
+        super().__init__(size, z_dim)
+
+        def width(r: int) -> int:
+            return min(max_channels, channels * size // (2 * r))
+
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(z_dim, width(4), 4, 1, 0, bias=False),
+            nn.BatchNorm2d(width(4)),
+            nn.ReLU(inplace=True),
+        ]
+        r = 4
+        while r < size // 2:
+            layers += [
+                nn.ConvTranspose2d(width(r), width(2 * r), 4, 2, 1, bias=False),
+                nn.BatchNorm2d(width(2 * r)),
+                nn.ReLU(inplace=True),
+            ]
+            r *= 2
+        layers += [nn.ConvTranspose2d(width(r), 3, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+        self.apply(init_dcgan_)
+
+    def forward(self, z: Tensor) -> Tensor:
+        """``z``: ``(B, z_dim)`` -> images ``(B, 3, size, size)`` in [-1, 1]."""
+        return self.main(z.reshape(z.shape[0], self.z_dim, 1, 1))
