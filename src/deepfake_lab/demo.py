@@ -17,8 +17,8 @@ from deepfake_lab.data.dataset import FaceDataset
 from deepfake_lab.data.procedural import write_procedural_dataset
 from deepfake_lab.generate import generate_images
 from deepfake_lab.report.html import ReportImage, Section, Table
-from deepfake_lab.training.gan import run_training
 from deepfake_lab.training.gan_config import GanConfig
+from deepfake_lab.training.gan_loop import run_training
 from deepfake_lab.training.report import write_gan_report
 from deepfake_lab.training.run_dir import create_run_dir
 

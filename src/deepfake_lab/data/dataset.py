@@ -14,11 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
+from deepfake_lab.data.decode import IMAGE_SUFFIXES, DecodeError, decode_image
+from deepfake_lab.data.manifest import MANIFEST
 from deepfake_lab.errors import UserError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 
 def list_images(root: Path) -> list[Path]:
@@ -28,7 +27,7 @@ def list_images(root: Path) -> list[Path]:
     ``output`` entries, relative to ``root``. Otherwise every image file below ``root``.
     """
     root = Path(root)
-    manifest = root / "manifest.jsonl"
+    manifest = root / MANIFEST
     if manifest.is_file():
         paths = []
         with open(manifest, encoding="utf-8") as fh:
@@ -47,11 +46,13 @@ def list_images(root: Path) -> list[Path]:
 def load_rgb(path: Path, size: int) -> np.ndarray:
     """Decode one image to (size, size, 3) uint8 RGB: centre crop to square, then resize.
 
-    Area interpolation when shrinking, Lanczos when enlarging.
+    Decoding goes through :func:`deepfake_lab.data.decode.decode_image` (EXIF orientation,
+    mode conversion, pixel limit). Area interpolation when shrinking, Lanczos when enlarging.
+
+    Raises:
+        DecodeError: the file is not a usable image.
     """
-    with Image.open(path) as im:
-        im.load()
-        arr = np.asarray(im.convert("RGB"))
+    arr = decode_image(Path(path)).pixels
     h, w = arr.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
@@ -106,8 +107,8 @@ class FaceDataset:
             try:
                 arrays.append(load_rgb(p, size))
                 kept.append(p)
-            except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
-                skipped.append((p, f"{type(e).__name__}: {e}"))
+            except DecodeError as e:
+                skipped.append((p, str(e)))
         if not arrays:
             raise UserError(f"none of the {len(paths)} files in {root} could be decoded")
         images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()

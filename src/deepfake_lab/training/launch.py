@@ -15,8 +15,9 @@ from deepfake_lab.config import build_config
 from deepfake_lab.data.dataset import FaceDataset
 from deepfake_lab.errors import UserError
 from deepfake_lab.training.checkpoint import load_checkpoint
-from deepfake_lab.training.gan import TrainResult, check_models, run_training
+from deepfake_lab.training.gan import check_models
 from deepfake_lab.training.gan_config import GanConfig
+from deepfake_lab.training.gan_loop import TrainResult, run_training
 from deepfake_lab.training.run_dir import create_run_dir, latest_run, resolve_checkpoint, run_dir_of
 
 # Keys that may differ from the checkpoint's config when resuming: they change how long or

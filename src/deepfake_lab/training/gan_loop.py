@@ -1,0 +1,205 @@
+"""Running a GAN training: the outer loop with logging, samples, checkpoints and signals.
+
+:class:`~deepfake_lab.training.gan.GanTrainer` owns the models and one step; this module
+decides when to log, draw sample grids and checkpoint, and stops cleanly on SIGINT/SIGTERM,
+a time budget, or the end of the schedule.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from deepfake_lab.config import save_config
+from deepfake_lab.data.dataset import FaceDataset
+from deepfake_lab.report.grid import make_grid, save_grid
+from deepfake_lab.training.checkpoint import checkpoint_name, prune_checkpoints, save_checkpoint
+from deepfake_lab.training.gan import GanTrainer, resolve_device
+from deepfake_lab.training.gan_config import GanConfig
+from deepfake_lab.training.logger import RunLogger, make_progress
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or interrupted) run left behind."""
+
+    run_dir: Path
+    checkpoint: Path | None
+    nimg: int
+    status: str  # "done" | "interrupted"
+    images_per_sec: float
+
+
+def _crossed(prev_nimg: int, cur_nimg: int, every_kimg: float) -> bool:
+    """True when an interval boundary of ``every_kimg`` lies in (prev_nimg, cur_nimg]."""
+    every = max(1, round(every_kimg * 1000))
+    return prev_nimg // every != cur_nimg // every
+
+
+@contextmanager
+def _stop_on_signals():
+    """Turn SIGINT/SIGTERM into a flag the loop checks, so it can checkpoint and exit."""
+    flag = {"signal": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, _frame):
+        flag["signal"] = signum
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed the global RNGs (models are initialised from torch's global generator)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def run_training(
+    cfg: GanConfig,
+    run_dir: Path,
+    dataset: FaceDataset,
+    resume_state: dict[str, Any] | None = None,
+    console: Console | None = None,
+    progress: bool = True,
+    tensorboard: bool = True,
+) -> TrainResult:
+    """Train in ``run_dir`` until ``cfg.train.kimg`` (or a signal), checkpointing as configured.
+
+    The resolved config is written to ``run_dir/config.yaml``. With ``resume_state`` (a loaded
+    checkpoint) the run continues exactly where it stopped.
+    """
+    device = resolve_device(cfg.train.device)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    seed_everything(cfg.train.seed)
+    save_config(cfg, run_dir / "config.yaml")
+    logger = RunLogger(run_dir, tensorboard=tensorboard, console=console)
+    try:
+        trainer = GanTrainer(cfg, dataset, device)
+        if resume_state is not None:
+            trainer.load_state_dict(resume_state)
+            logger.info(f"resumed at kimg {trainer.nimg / 1000:.3f} (step {trainer.step})")
+        else:
+            logger.info(
+                f"training {cfg.model.arch} at {cfg.model.size}px on {len(dataset)} images "
+                f"for {cfg.train.kimg} kimg, batch {cfg.train.batch}, device {device}"
+            )
+            if dataset.skipped:
+                logger.info(f"skipped {len(dataset.skipped)} unreadable files")
+            save_grid(
+                dataset.batch(torch.arange(min(len(dataset), cfg.schedule.grid**2))),
+                run_dir / "samples" / "reals.png",
+                nrow=cfg.schedule.grid,
+            )
+            _write_samples(trainer, run_dir, logger)
+        return _loop(trainer, run_dir, logger, console, progress)
+    finally:
+        logger.close()
+
+
+def _loop(trainer: GanTrainer, run_dir: Path, logger: RunLogger, console, progress: bool):
+    cfg = trainer.cfg
+    sched = cfg.schedule
+    total = round(cfg.train.kimg * 1000)
+    sums: dict[str, float] = defaultdict(float)
+    count = 0
+    t_tick, n_tick = time.perf_counter(), trainer.nimg
+    t0, n0 = t_tick, trainer.nimg
+    last_ckpt: Path | None = None
+    status = "done"
+    budget = cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
+    bar = make_progress(console, disable=not progress)
+
+    def _log_interval() -> None:
+        nonlocal count, t_tick, n_tick
+        now, cur = time.perf_counter(), trainer.nimg
+        means = {k: v / max(count, 1) for k, v in sums.items()}
+        means["Speed/images_per_sec"] = (cur - n_tick) / max(now - t_tick, 1e-9)
+        means["LR/G"] = trainer.opt_G.param_groups[0]["lr"]
+        means["LR/D"] = trainer.opt_D.param_groups[0]["lr"]
+        logger.scalars(cur, means, step=trainer.step)
+        sums.clear()
+        count = 0
+        t_tick, n_tick = now, cur
+
+    with _stop_on_signals() as stop, bar:
+        task = bar.add_task(
+            cfg.run.name, total=total / 1000, completed=trainer.nimg / 1000, stats=""
+        )
+        while trainer.nimg < total:
+            prev = trainer.nimg
+            stats = trainer.train_step()
+            values = torch.stack([v.float().cpu() for v in stats.values()]).tolist()
+            for key, v in zip(stats, values, strict=True):
+                sums[key] += v
+            count += 1
+            cur = trainer.nimg
+            bar.update(
+                task,
+                completed=cur / 1000,
+                stats=(f"G {stats['Loss/G'].item():.3f} D {stats['Loss/D'].item():.3f}"),
+            )
+            if _crossed(prev, cur, sched.log_kimg) or cur >= total:
+                _log_interval()
+            if _crossed(prev, cur, sched.sample_kimg) or cur >= total:
+                _write_samples(trainer, run_dir, logger)
+            stopping = stop["signal"] is not None
+            out_of_time = budget is not None and time.perf_counter() - t0 >= budget
+            if out_of_time and not stopping:
+                total = cur  # finish this step as the last one: log, sample, checkpoint
+                if not _crossed(prev, cur, sched.log_kimg):
+                    _log_interval()
+                _write_samples(trainer, run_dir, logger)
+            if _crossed(prev, cur, sched.checkpoint_kimg) or cur >= total or stopping:
+                last_ckpt = _write_checkpoint(trainer, run_dir, sched.keep_checkpoints)
+            if out_of_time:
+                logger.info(f"train.max_minutes reached at kimg {cur / 1000:.3f}")
+                break
+            if stopping:
+                status = "interrupted"
+                name = signal.Signals(stop["signal"]).name
+                logger.info(
+                    f"{name} received: checkpoint written at kimg {cur / 1000:.3f}; "
+                    f"continue with --resume {run_dir}"
+                )
+                break
+    elapsed = time.perf_counter() - t0
+    rate = (trainer.nimg - n0) / max(elapsed, 1e-9)
+    if status == "done":
+        logger.info(f"done: {trainer.nimg / 1000:.3f} kimg in {elapsed:.1f}s ({rate:.1f} img/s)")
+    return TrainResult(run_dir, last_ckpt, trainer.nimg, status, rate)
+
+
+def _write_samples(trainer: GanTrainer, run_dir: Path, logger: RunLogger) -> Path:
+    grid = trainer.sample_grid()
+    path = run_dir / "samples" / f"grid-{trainer.nimg:010d}.png"
+    save_grid(grid, path, nrow=trainer.cfg.schedule.grid)
+    logger.image("samples", make_grid(grid, nrow=trainer.cfg.schedule.grid), trainer.nimg)
+    return path
+
+
+def _write_checkpoint(trainer: GanTrainer, run_dir: Path, keep: int) -> Path:
+    path = save_checkpoint(
+        run_dir / "checkpoints" / checkpoint_name(trainer.nimg), trainer.state_dict()
+    )
+    prune_checkpoints(run_dir / "checkpoints", keep)
+    return path
