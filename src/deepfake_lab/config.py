@@ -69,7 +69,8 @@ def format_validation_error(err: ValidationError, source: str = "config") -> str
         if item["type"] == "extra_forbidden":
             parts.append(f"unknown key {loc!r}")
         else:
-            parts.append(f"{loc!r}: {item['msg']}")
+            msg = item["msg"].removeprefix("Value error, ")
+            parts.append(f"{loc!r}: {msg}")
     return f"{source}: " + "; ".join(parts)
 
 
@@ -116,6 +117,17 @@ def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
+    return out
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (the dotted keys ``--set`` uses)."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
     return out
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +58,14 @@ def _build(arch: str, kwargs: dict[str, Any], state: dict[str, torch.Tensor]) ->
             f"unknown generator architecture {arch!r} in the model files; "
             f"this version knows: {', '.join(GENERATORS.names())}"
         )
-    model = build_generator(arch, **kwargs)
+    if not isinstance(kwargs, dict):
+        raise UserError(f"model files give {kwargs!r} as constructor arguments; expected a mapping")
+    try:
+        model = build_generator(arch, **kwargs)
+    except TypeError as exc:
+        raise UserError(
+            f"model files give arguments a {arch} generator does not take: {exc}"
+        ) from None
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -63,6 +73,34 @@ def _build(arch: str, kwargs: dict[str, Any], state: dict[str, torch.Tensor]) ->
             f"weights do not fit a {arch} generator with {kwargs}: {str(exc).splitlines()[0]}"
         ) from None
     return model.eval().requires_grad_(False)
+
+
+def _load_export(src: Path, device: str | torch.device) -> LoadedGenerator:
+    """Load and check an export folder; every defect is a one-line UserError."""
+    try:
+        meta = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{src}/config.json is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
+        raise UserError(f"{src}/config.json is not a deepfake-lab generator export")
+    missing = [k for k in ("arch", "kwargs", "weights_sha256") if k not in meta]
+    if missing:
+        raise UserError(f"{src}/config.json lacks {', '.join(missing)}; re-export the model")
+    try:
+        state = load_file(str(src / "model.safetensors"))
+    except Exception as exc:  # safetensors raises its own error type for damaged files
+        raise UserError(f"{src}/model.safetensors cannot be read ({exc}); re-export it") from None
+    digest = weights_sha256(state)
+    if digest != meta["weights_sha256"]:
+        raise UserError(
+            f"{src}/model.safetensors does not match the fingerprint in config.json "
+            f"({digest[:12]} != {str(meta['weights_sha256'])[:12]}); the files were changed "
+            "or mixed up"
+        )
+    model = _build(meta["arch"], meta["kwargs"], state)
+    identity = {k: meta.get(k) for k in ("arch", "kwargs", "weights_sha256", "kimg")}
+    identity["source"] = str(src)
+    return LoadedGenerator(model.to(device), identity)
 
 
 def load_generator(source: str | Path, device: str | torch.device = "cpu") -> LoadedGenerator:
@@ -75,14 +113,7 @@ def load_generator(source: str | Path, device: str | torch.device = "cpu") -> Lo
     """
     src = Path(source)
     if (src / "config.json").is_file() and (src / "model.safetensors").is_file():
-        meta = json.loads((src / "config.json").read_text(encoding="utf-8"))
-        if meta.get("format") != EXPORT_FORMAT:
-            raise UserError(f"{src}/config.json is not a deepfake-lab generator export")
-        state = load_file(str(src / "model.safetensors"))
-        model = _build(meta["arch"], meta["kwargs"], state)
-        identity = {k: meta.get(k) for k in ("arch", "kwargs", "weights_sha256", "kimg")}
-        identity["source"] = str(src)
-        return LoadedGenerator(model.to(device), identity)
+        return _load_export(src, device)
     ckpt_path = resolve_checkpoint(src)
     ckpt = load_checkpoint(ckpt_path)
     g = ckpt["arch"]["generator"]
@@ -104,11 +135,10 @@ def export_generator(checkpoint: str | Path, out: str | Path) -> Path:
         The export folder.
     """
     out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} already exists and is not empty; choose a new export folder")
     loaded = load_generator(checkpoint)
     state = {k: v.contiguous() for k, v in loaded.model.state_dict().items()}
-    out.mkdir(parents=True, exist_ok=True)
-    blob = save(state, metadata={"format": EXPORT_FORMAT})
-    atomic_write(out / "model.safetensors", lambda fh: fh.write(blob))
     meta = {
         "format": EXPORT_FORMAT,
         "arch": loaded.identity["arch"],
@@ -118,7 +148,20 @@ def export_generator(checkpoint: str | Path, out: str | Path) -> Path:
         "exported_from": loaded.identity["source"],
         "package_version": __version__,
     }
-    atomic_write_json(out / "config.json", meta)
+    # Both files are written into a temp folder that is renamed into place, so an export
+    # folder always holds a matching pair.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        blob = save(state, metadata={"format": EXPORT_FORMAT})
+        atomic_write(tmp / "model.safetensors", lambda fh: fh.write(blob))
+        atomic_write_json(tmp / "config.json", meta)
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return out
 
 

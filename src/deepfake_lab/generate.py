@@ -7,17 +7,15 @@ its own, and a larger ``--num`` extends a smaller one with the same first images
 from __future__ import annotations
 
 import datetime as _dt
-import io
 from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 
 from deepfake_lab import __version__
 from deepfake_lab.errors import UserError
 from deepfake_lab.export import load_generator
-from deepfake_lab.io import atomic_write_bytes, atomic_write_json
+from deepfake_lab.io import atomic_write_json, write_png
 from deepfake_lab.report.grid import save_grid, to_uint8
 from deepfake_lab.training.gan import resolve_device
 
@@ -33,12 +31,6 @@ def latents_for_seeds(seeds: list[int], z_dim: int, truncation: float = 1.0) -> 
     """
     zs = [torch.randn(z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds]
     return torch.stack(zs) * truncation
-
-
-def _png_bytes(img_hwc) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(img_hwc).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def generate_images(
@@ -68,6 +60,8 @@ def generate_images(
     """
     if num < 1:
         raise UserError("--num must be at least 1")
+    if batch < 1:
+        raise UserError("--batch must be at least 1")
     if not 0.0 <= truncation <= 1.0:
         raise UserError(f"--truncation must be in [0, 1], got {truncation}")
     out = Path(out)
@@ -88,7 +82,7 @@ def generate_images(
                 all_images.append(images)
             for s, img in zip(chunk, to_uint8(images), strict=True):
                 name = f"seed{s:08d}.png"
-                atomic_write_bytes(out / name, _png_bytes(img))
+                write_png(out / name, img)
                 records.append({"file": name, "seed": s})
     manifest = {
         "tool": "deepfake-lab",

@@ -6,12 +6,15 @@ final name.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -72,3 +75,29 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
     return out
+
+
+def encode_png(image: np.ndarray, text: dict[str, str] | None = None) -> bytes:
+    """PNG bytes of a uint8 (H, W, 3) RGB image, with optional tEXt chunks.
+
+    The one PNG encoder of the package, so metadata (e.g. provenance tags) is added in one
+    place.
+    """
+    from PIL import Image, PngImagePlugin
+
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"expected a uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
+    info = None
+    if text:
+        info = PngImagePlugin.PngInfo()
+        for key, value in text.items():
+            info.add_text(key, value)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def write_png(path: Path, image: np.ndarray, text: dict[str, str] | None = None) -> Path:
+    """Write a uint8 (H, W, 3) RGB image to ``path`` as PNG, atomically."""
+    atomic_write_bytes(Path(path), encode_png(image, text))
+    return Path(path)

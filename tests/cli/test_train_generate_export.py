@@ -143,7 +143,7 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, tiny_faces):
                 "--out",
                 str(tmp_path / "r"),
             ],
-            "unknown generator 'nope'",
+            "'model.arch': unknown architecture 'nope'; choose one of: dcgan, fastgan",
         ),
         (["generate", str(tmp_path / "nothing"), "--out", str(tmp_path / "g")], "not found"),
         (["export", str(tiny_faces), "--out", str(tmp_path / "e")], "no checkpoint found"),

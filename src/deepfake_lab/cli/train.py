@@ -54,5 +54,5 @@ def train_gan_cmd(
     )
     report = write_gan_report(result.run_dir)
     console.print(f"run folder: {result.run_dir}\nreport: {report}")
-    if result.status == "interrupted":
-        raise typer.Exit(130)
+    if result.signal is not None:  # the shell convention: 128 + signal number
+        raise typer.Exit(128 + result.signal)

@@ -7,15 +7,13 @@ output).
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from deepfake_lab.io import atomic_write_bytes
+from deepfake_lab.io import write_png
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -89,15 +87,6 @@ def make_grid(
     return grid
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of a uint8 (H, W, 3) RGB image."""
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
-        raise ValueError(f"expected a uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def save_grid(
     images: np.ndarray | torch.Tensor, path: Path, nrow: int | None = None, padding: int = 2
 ) -> Path:
@@ -107,5 +96,4 @@ def save_grid(
         ``path``.
     """
     path = Path(path)
-    atomic_write_bytes(path, encode_png(make_grid(images, nrow=nrow, padding=padding)))
-    return path
+    return write_png(path, make_grid(images, nrow=nrow, padding=padding))

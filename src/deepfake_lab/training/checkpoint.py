@@ -24,11 +24,18 @@ from deepfake_lab.io import atomic_write
 FORMAT = "deepfake-lab/checkpoint"
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^ckpt-(\d+)\.pt$")
+_NIMG = re.compile(r"^(?:ckpt|grid)-(\d+)\.(?:pt|png)$")
 
 
 def checkpoint_name(nimg: int) -> str:
     """File name for a checkpoint taken after ``nimg`` images shown (sorts by progress)."""
     return f"ckpt-{nimg:010d}.pt"
+
+
+def checkpoint_nimg(path: Path) -> int | None:
+    """The image count in a ``ckpt-<nimg>.pt`` or ``grid-<nimg>.png`` file name, else None."""
+    m = _NIMG.match(Path(path).name)
+    return int(m.group(1)) if m else None
 
 
 def capture_rng() -> dict[str, Any]:

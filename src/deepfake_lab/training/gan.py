@@ -190,20 +190,22 @@ class GanTrainer:
             # Lazy regularisation: scale by the interval so the expected gradient is unchanged.
             d_total = d_total + r1 * (cfg.loss.r1_gamma / 2 * cfg.loss.r1_interval)
             stats["Loss/R1"] = r1.detach()
-        self._check_finite(d_total, "D")
+        self._check_finite(d_total, "D loss")
         self.opt_D.zero_grad(set_to_none=True)
         d_total.backward()
         stats["Grad/D"] = _grad_norm(list(self.D.parameters()))
+        self._check_finite(stats["Grad/D"], "D gradient norm")
         self.opt_D.step()
 
         # --- G: fool D (D's weights frozen so no grads are computed for them) ---
         self.D.requires_grad_(False)
         with self._autocast():
             g_loss = self.loss.g_loss(self.D(self._augment(fake)).float())
-        self._check_finite(g_loss, "G")
+        self._check_finite(g_loss, "G loss")
         self.opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
         stats["Grad/G"] = _grad_norm(list(self.G.parameters()))
+        self._check_finite(stats["Grad/G"], "G gradient norm")
         self.opt_G.step()
         stats["Loss/G"] = g_loss.detach()
 
@@ -213,12 +215,13 @@ class GanTrainer:
         update_ema(self.G_ema, self.G, beta)
         return stats
 
-    def _check_finite(self, loss: torch.Tensor, which: str) -> None:
-        if not torch.isfinite(loss).item():
+    def _check_finite(self, value: torch.Tensor, what: str) -> None:
+        # Checked before the optimizer step, so non-finite values never reach the weights.
+        if not torch.isfinite(value).item():
             raise TrainingDiverged(
-                f"the {which} loss became {loss.item()} at kimg {self.nimg / 1000:.2f}; the last "
-                "checkpoint is intact. Lower optim.g_lr/optim.d_lr or raise loss.r1_gamma, then "
-                "--resume from it"
+                f"the {what} became {value.item()} at kimg {self.nimg / 1000:.3f} and the run "
+                "stopped before updating the weights. Lower optim.g_lr/optim.d_lr or raise "
+                "loss.r1_gamma, then --resume from a checkpoint"
             )
 
     @torch.no_grad()

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from deepfake_lab.config import StrictModel
+from deepfake_lab.errors import UserError
 
 
 class DataConfig(StrictModel):
@@ -34,6 +35,17 @@ class ModelConfig(StrictModel):
     )
     max_channels: int = Field(512, ge=1)
 
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, v: str) -> str:
+        from deepfake_lab.models import DISCRIMINATORS, GENERATORS
+
+        if v not in GENERATORS or v not in DISCRIMINATORS:
+            raise ValueError(
+                f"unknown architecture {v!r}; choose one of: {', '.join(GENERATORS.names())}"
+            )
+        return v
+
     @field_validator("size")
     @classmethod
     def _power_of_two(cls, v: int) -> int:
@@ -55,6 +67,17 @@ class AugmentConfig(StrictModel):
 
     policy: str = "color,translation,cutout"
     xflip: bool = True
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, v: str) -> str:
+        from deepfake_lab.augment.diffaugment import parse_policy
+
+        try:
+            parse_policy(v)
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
+        return v
 
 
 class OptimConfig(StrictModel):

@@ -25,7 +25,7 @@ from deepfake_lab.config import save_config
 from deepfake_lab.data.dataset import FaceDataset
 from deepfake_lab.report.grid import make_grid, save_grid
 from deepfake_lab.training.checkpoint import checkpoint_name, prune_checkpoints, save_checkpoint
-from deepfake_lab.training.gan import GanTrainer, resolve_device
+from deepfake_lab.training.gan import GanTrainer, TrainingDiverged, resolve_device
 from deepfake_lab.training.gan_config import GanConfig
 from deepfake_lab.training.logger import RunLogger, make_progress
 
@@ -37,8 +37,9 @@ class TrainResult:
     run_dir: Path
     checkpoint: Path | None
     nimg: int
-    status: str  # "done" | "interrupted"
+    status: str  # "done" | "interrupted" | "time limit"
     images_per_sec: float
+    signal: int | None = None  # the signal that interrupted the run
 
 
 def _crossed(prev_nimg: int, cur_nimg: int, every_kimg: float) -> bool:
@@ -127,9 +128,8 @@ def _loop(trainer: GanTrainer, run_dir: Path, logger: RunLogger, console, progre
     last_ckpt: Path | None = None
     status = "done"
     budget = cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
-    bar = make_progress(console, disable=not progress)
 
-    def _log_interval() -> None:
+    def log_interval() -> None:
         nonlocal count, t_tick, n_tick
         now, cur = time.perf_counter(), trainer.nimg
         means = {k: v / max(count, 1) for k, v in sums.items()}
@@ -141,52 +141,62 @@ def _loop(trainer: GanTrainer, run_dir: Path, logger: RunLogger, console, progre
         count = 0
         t_tick, n_tick = now, cur
 
+    bar = make_progress(console, disable=not progress)
     with _stop_on_signals() as stop, bar:
-        task = bar.add_task(
-            cfg.run.name, total=total / 1000, completed=trainer.nimg / 1000, stats=""
-        )
+        task = bar.add_task(cfg.run.name, total=total / 1000, completed=n0 / 1000, stats="")
         while trainer.nimg < total:
             prev = trainer.nimg
-            stats = trainer.train_step()
+            try:
+                stats = trainer.train_step()
+            except TrainingDiverged as exc:
+                where = (
+                    f"the last good checkpoint is {last_ckpt}"
+                    if last_ckpt
+                    else ("no checkpoint was written in this session")
+                )
+                raise TrainingDiverged(f"{exc}; {where}") from None
             values = torch.stack([v.float().cpu() for v in stats.values()]).tolist()
             for key, v in zip(stats, values, strict=True):
                 sums[key] += v
             count += 1
             cur = trainer.nimg
+            rate = (cur - n0) / max(time.perf_counter() - t0, 1e-9)
             bar.update(
                 task,
                 completed=cur / 1000,
-                stats=(f"G {stats['Loss/G'].item():.3f} D {stats['Loss/D'].item():.3f}"),
+                stats=(
+                    f"{rate:.0f} img/s  G {stats['Loss/G'].item():.3f} "
+                    f"D {stats['Loss/D'].item():.3f}"
+                ),
             )
-            if _crossed(prev, cur, sched.log_kimg) or cur >= total:
-                _log_interval()
-            if _crossed(prev, cur, sched.sample_kimg) or cur >= total:
-                _write_samples(trainer, run_dir, logger)
-            stopping = stop["signal"] is not None
-            out_of_time = budget is not None and time.perf_counter() - t0 >= budget
-            if out_of_time and not stopping:
-                total = cur  # finish this step as the last one: log, sample, checkpoint
-                if not _crossed(prev, cur, sched.log_kimg):
-                    _log_interval()
-                _write_samples(trainer, run_dir, logger)
-            if _crossed(prev, cur, sched.checkpoint_kimg) or cur >= total or stopping:
-                last_ckpt = _write_checkpoint(trainer, run_dir, sched.keep_checkpoints)
-            if out_of_time:
-                logger.info(f"train.max_minutes reached at kimg {cur / 1000:.3f}")
-                break
-            if stopping:
+            # Why this step is the last one, if it is: the schedule, a signal or the budget.
+            if stop["signal"] is not None:
                 status = "interrupted"
-                name = signal.Signals(stop["signal"]).name
-                logger.info(
-                    f"{name} received: checkpoint written at kimg {cur / 1000:.3f}; "
-                    f"continue with --resume {run_dir}"
-                )
+            elif budget is not None and time.perf_counter() - t0 >= budget:
+                status = "time limit"
+            last = cur >= total or status != "done"
+            if last or _crossed(prev, cur, sched.log_kimg):
+                log_interval()
+            if last or _crossed(prev, cur, sched.sample_kimg):
+                _write_samples(trainer, run_dir, logger)
+            if last or _crossed(prev, cur, sched.checkpoint_kimg):
+                last_ckpt = _write_checkpoint(trainer, run_dir, sched.keep_checkpoints)
+            if last:
                 break
     elapsed = time.perf_counter() - t0
     rate = (trainer.nimg - n0) / max(elapsed, 1e-9)
-    if status == "done":
-        logger.info(f"done: {trainer.nimg / 1000:.3f} kimg in {elapsed:.1f}s ({rate:.1f} img/s)")
-    return TrainResult(run_dir, last_ckpt, trainer.nimg, status, rate)
+    kimg = trainer.nimg / 1000
+    if status == "interrupted":
+        name = signal.Signals(stop["signal"]).name
+        logger.info(
+            f"{name} received: checkpoint written at kimg {kimg:.3f}; "
+            f"continue with --resume {run_dir}"
+        )
+    elif status == "time limit":
+        logger.info(f"train.max_minutes reached at kimg {kimg:.3f}; checkpoint written")
+    logger.info(f"{status}: {kimg:.3f} kimg, {elapsed:.1f}s this session ({rate:.1f} img/s)")
+    signum = stop["signal"] if status == "interrupted" else None
+    return TrainResult(run_dir, last_ckpt, trainer.nimg, status, rate, signum)
 
 
 def _write_samples(trainer: GanTrainer, run_dir: Path, logger: RunLogger) -> Path:

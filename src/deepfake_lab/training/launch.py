@@ -11,21 +11,27 @@ from typing import Any
 
 from rich.console import Console
 
-from deepfake_lab.config import build_config
+from deepfake_lab.config import build_config, flatten
 from deepfake_lab.data.dataset import FaceDataset
 from deepfake_lab.errors import UserError
-from deepfake_lab.training.checkpoint import load_checkpoint
+from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.gan import check_models
 from deepfake_lab.training.gan_config import GanConfig
 from deepfake_lab.training.gan_loop import TrainResult, run_training
-from deepfake_lab.training.run_dir import create_run_dir, latest_run, resolve_checkpoint, run_dir_of
+from deepfake_lab.training.run_dir import (
+    create_run_dir,
+    latest_run,
+    resolve_checkpoint,
+    run_dir_of,
+    set_aside_later_work,
+)
 
-# Keys that may differ from the checkpoint's config when resuming: they change how long or
-# where the run goes, not what it computes.
+# Keys that may differ from the checkpoint's config when resuming: they change how long the
+# run goes and where it writes, not what it computes. (The device may not change: generator
+# states are device-specific, and exactness is only promised on one device.)
 RESUMABLE_CHANGES = (
     "train.kimg",
     "train.max_minutes",
-    "train.device",
     "train.threads",
     "data.path",
     "schedule.",
@@ -33,26 +39,27 @@ RESUMABLE_CHANGES = (
 )
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def check_resume_compatible(old: GanConfig, new: GanConfig) -> None:
     """Refuse changes that would make a resumed run differ from an uninterrupted one."""
-    a, b = _flatten(old.model_dump(mode="json")), _flatten(new.model_dump(mode="json"))
+    a, b = flatten(old.model_dump(mode="json")), flatten(new.model_dump(mode="json"))
     bad = [k for k in a if a[k] != b.get(k) and not k.startswith(RESUMABLE_CHANGES)]
     if bad:
         diffs = ", ".join(f"{k}: {a[k]!r} -> {b.get(k)!r}" for k in bad)
+        allowed = ", ".join(k + ("*" if k.endswith(".") else "") for k in RESUMABLE_CHANGES)
         raise UserError(
-            f"cannot change {diffs} when resuming (only train.kimg, train.device, data.path, "
-            "schedule.* and run.* may change); start a new run instead"
+            f"cannot change {diffs} when resuming (only {allowed} may change); "
+            "start a new run instead"
+        )
+
+
+def check_resume_data(state: dict[str, Any], dataset: FaceDataset) -> None:
+    """An exact resume needs the same images: the sampler's permutation indexes them."""
+    n = int(state["sampler"]["n"])
+    if n != len(dataset):
+        raise UserError(
+            f"the checkpoint was trained on {n} images but the data now has "
+            f"{len(dataset)}; resume with the same data (--set data.max_images={n} "
+            "if images were only added) or start a new run"
         )
 
 
@@ -130,8 +137,19 @@ def train_gan(
         if not cfg.data.path:
             raise UserError("no training data: pass --data DIR (a folder of face images)")
         dataset = FaceDataset.from_folder(cfg.data.path, cfg.model.size, cfg.data.max_images)
+    if state is not None:
+        check_resume_data(state, dataset)
     if run_dir is None:
         run_dir = create_run_dir(cfg.run.out, cfg.run.name)
+    elif state is not None:
+        newer = [p for p in list_checkpoints(run_dir / "checkpoints") if p.name > ckpt.name]
+        if newer:
+            moved = set_aside_later_work(run_dir, int(state["nimg"]))
+            if console:
+                console.print(
+                    f"resuming from an older checkpoint: moved {len(moved)} later "
+                    "checkpoints and grids to abandoned/ folders"
+                )
     return run_training(
         cfg,
         run_dir,

@@ -13,7 +13,6 @@ from typing import Any
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeElapsedColumn,
@@ -78,8 +77,7 @@ def make_progress(console: Console | None = None, disable: bool = False) -> Prog
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("kimg"),
+        TextColumn("{task.completed:.2f}/{task.total:.2f} kimg"),
         TextColumn("{task.fields[stats]}"),
         TimeElapsedColumn(),
         TextColumn("eta"),

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from deepfake_lab.config import flatten
 from deepfake_lab.io import read_jsonl
 from deepfake_lab.report.html import ReportImage, Section, Table, write_report
 from deepfake_lab.report.plots import plot_loss_curves
@@ -91,17 +92,9 @@ def write_gan_report(run_dir: str | Path, extra_sections: list[Section] | None =
             Section(
                 heading="Config",
                 paragraphs=["The resolved config (config.yaml):"],
-                tables=[Table(header=["key", "value"], rows=_flat_rows(cfg))],
+                tables=[
+                    Table(header=["key", "value"], rows=[[k, v] for k, v in flatten(cfg).items()])
+                ],
             )
         )
     return write_report(run_dir / "index.html", f"deepfake-lab run {run_dir.name}", sections)
-
-
-def _flat_rows(d: dict[str, Any], prefix: str = "") -> list[list[Any]]:
-    rows: list[list[Any]] = []
-    for k, v in d.items():
-        if isinstance(v, dict):
-            rows.extend(_flat_rows(v, f"{prefix}{k}."))
-        else:
-            rows.append([f"{prefix}{k}", v])
-    return rows

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 from deepfake_lab.errors import UserError
-from deepfake_lab.training.checkpoint import list_checkpoints
+from deepfake_lab.training.checkpoint import checkpoint_nimg, list_checkpoints
 
 _RUN = re.compile(r"^(\d{5})-(.+)$")
 
@@ -26,6 +27,8 @@ def create_run_dir(out: str | Path, name: str) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
         raise UserError(f"run name {name!r} may use only letters, digits, '.', '_' and '-'")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for run folders")
     out.mkdir(parents=True, exist_ok=True)
     number = max((n for n, _, _ in _runs(out)), default=-1) + 1
     while True:
@@ -70,3 +73,27 @@ def run_dir_of(checkpoint: Path) -> Path | None:
     ):
         return checkpoint.parent.parent
     return None
+
+
+def set_aside_later_work(run_dir: Path, nimg: int) -> list[Path]:
+    """Move checkpoints and sample grids made after ``nimg`` into ``abandoned/`` folders.
+
+    Called when a run resumes from a checkpoint older than its newest: the later files
+    belong to a timeline that is being replaced. They are kept (never deleted), but moved out
+    of the way so that pruning, ``--resume auto``, ``generate RUN`` and the report only see
+    the new timeline.
+
+    Returns:
+        The new paths of the moved files.
+    """
+    moved = []
+    for folder, pattern in (("checkpoints", "ckpt-*.pt"), ("samples", "grid-*.png")):
+        src = Path(run_dir) / folder
+        for path in sorted(src.glob(pattern)):
+            n = checkpoint_nimg(path)
+            if n is not None and n > nimg:
+                dest = src / "abandoned" / path.name
+                dest.parent.mkdir(exist_ok=True)
+                shutil.move(str(path), str(dest))
+                moved.append(dest)
+    return moved
