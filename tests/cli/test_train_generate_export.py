@@ -152,3 +152,49 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, tiny_faces):
         res = runner.invoke(app, args)
         assert res.exit_code == 2, (args, res.output)
         assert message in res.output and "Traceback" not in res.output
+
+
+def test_bad_exports_and_outputs_are_user_errors(tmp_path, tiny_faces):
+    assert _train(tmp_path, tiny_faces).exit_code == 0
+    run = tmp_path / "runs" / "00000-cli"
+    exp = tmp_path / "export"
+    assert runner.invoke(app, ["export", str(run), "--out", str(exp)]).exit_code == 0
+    # Exporting again into the same folder would overwrite it: refused, files untouched.
+    before = (exp / "model.safetensors").read_bytes()
+    res = runner.invoke(app, ["export", str(run), "--out", str(exp)])
+    assert res.exit_code == 2 and "not empty" in res.output
+    assert (exp / "model.safetensors").read_bytes() == before
+
+    def gen(src, *extra):
+        out = tmp_path / f"g{len(list(tmp_path.iterdir()))}"
+        return runner.invoke(app, ["generate", str(src), "--out", str(out), *extra])
+
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    (tampered / "config.json").write_text((exp / "config.json").read_text())
+    blob = bytearray(before)
+    blob[-1] ^= 0xFF  # flip bits in the last weight
+    (tampered / "model.safetensors").write_bytes(bytes(blob))
+    cases = [
+        (gen(tampered), "does not match the fingerprint"),
+        (gen(run, "--batch", "0"), "--batch must be at least 1"),
+        (gen(run, "--truncation", "1.5"), "--truncation must be in [0, 1]"),
+    ]
+    (tampered / "model.safetensors").write_bytes(b"not safetensors")
+    cases.append((gen(tampered), "cannot be read"))
+    (tampered / "config.json").write_text("{not json")
+    cases.append((gen(tampered), "not valid JSON"))
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases.append(
+        (
+            runner.invoke(
+                app,
+                ["train", "gan", "--data", str(tiny_faces), "--out", str(afile), "--size", "16"],
+            ),
+            "is a file",
+        )
+    )
+    for res, message in cases:
+        assert res.exit_code == 2, res.output
+        assert message in res.output and "Traceback" not in res.output

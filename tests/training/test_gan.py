@@ -46,15 +46,97 @@ def test_resume_is_bit_identical(tmp_path, tiny_faces, arch):
     half = _train(tmp_path, tiny_faces, "resumed", 0.012, arch)
     resumed = _train(tmp_path, tiny_faces, "resumed", 0.024, arch, resume="auto")
     assert resumed.run_dir == half.run_dir  # continued in the same folder
-    a = load_checkpoint(straight.checkpoint)
-    b = load_checkpoint(resumed.checkpoint)
-    assert a["nimg"] == b["nimg"] == 24
+    _assert_same_training_state(
+        load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint)
+    )
+
+
+def _assert_same_training_state(a, b):
+    assert a["nimg"] == b["nimg"] and a["step"] == b["step"]
     for key in ("G", "D", "G_ema"):
         for name, t in a[key].items():
             assert torch.equal(t, b[key][name]), f"{key}.{name} differs after resume"
     for key in ("opt_G", "opt_D"):
         for pid, st in a[key]["state"].items():
-            assert torch.equal(st["exp_avg"], b[key]["state"][pid]["exp_avg"])
+            for field, value in st.items():
+                assert torch.equal(value, b[key]["state"][pid][field]), f"{key}.{pid}.{field}"
+    for key in ("gen_noise", "gen_aug"):
+        assert torch.equal(a[key], b[key])
+    assert torch.equal(a["sampler"]["perm"], b["sampler"]["perm"])
+    assert a["sampler"]["pos"] == b["sampler"]["pos"]
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+
+
+def test_sigint_checkpoints_mid_run_and_resume_matches(tmp_path, tiny_faces, monkeypatch):
+    import os
+    import signal
+
+    from deepfake_lab.training.gan import GanTrainer
+
+    straight = _train(tmp_path, tiny_faces, "straight", 0.024, "fastgan")
+    real_step = GanTrainer.train_step
+
+    def step_then_signal(self):
+        out = real_step(self)
+        if self.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C here
+        return out
+
+    monkeypatch.setattr(GanTrainer, "train_step", step_then_signal)
+    stopped = _train(tmp_path, tiny_faces, "sig", 0.024, "fastgan")
+    monkeypatch.setattr(GanTrainer, "train_step", real_step)
+    assert stopped.status == "interrupted" and stopped.signal == signal.SIGINT
+    assert stopped.nimg == 8 and load_checkpoint(stopped.checkpoint)["nimg"] == 8
+    assert "SIGINT received" in (stopped.run_dir / "log.txt").read_text()
+    resumed = _train(tmp_path, tiny_faces, "sig", 0.024, "fastgan", resume="auto")
+    assert resumed.status == "done" and resumed.run_dir == stopped.run_dir
+    _assert_same_training_state(
+        load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint)
+    )
+
+
+def test_resume_from_an_older_checkpoint_sets_later_work_aside(tmp_path, tiny_faces):
+    extra = ["schedule.checkpoint_kimg=0.008", "schedule.keep_checkpoints=1"]
+    first = _train(tmp_path, tiny_faces, "old", 0.024, extra=extra)
+    ckpts = first.run_dir / "checkpoints"
+    assert list_checkpoints(ckpts) == [ckpts / "ckpt-0000000024.pt"]  # 8 and 16 were pruned
+    # Bring back the 8-image checkpoint (a twin run is identical) and resume from it.
+    twin = _train(tmp_path, tiny_faces, "twin", 0.008, extra=extra)
+    older = ckpts / "ckpt-0000000008.pt"
+    older.write_bytes(twin.checkpoint.read_bytes())
+    res = _train(tmp_path, tiny_faces, "old", 0.016, resume=str(older), extra=extra)
+    assert res.run_dir == first.run_dir and res.nimg == 16
+    assert list_checkpoints(ckpts) == [ckpts / "ckpt-0000000016.pt"]
+    assert (ckpts / "abandoned" / "ckpt-0000000024.pt").is_file()  # kept, not deleted
+    assert (first.run_dir / "samples" / "abandoned" / "grid-0000000024.png").is_file()
+
+
+def test_tensorboard_events_are_written(tmp_path, tiny_faces):
+    res = train_gan(
+        tiny_faces,
+        overrides=TINY,
+        arch="dcgan",
+        kimg=0.008,
+        out=tmp_path / "runs",
+        name="tb",
+        progress=False,
+        tensorboard=True,
+    )
+    events = list(res.run_dir.glob("events.out.tfevents.*"))
+    assert len(events) == 1 and events[0].stat().st_size > 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(res.run_dir))
+    acc.Reload()
+    assert {"Loss/G", "Loss/D", "D/real", "Speed/images_per_sec"} <= set(acc.Tags()["scalars"])
+    assert "samples" in acc.Tags()["images"]
+
+
+def test_resume_with_changed_data_is_refused(tmp_path, tiny_faces):
+    _train(tmp_path, tiny_faces, "data", 0.008)
+    (tiny_faces / "000.png").rename(tmp_path / "moved.png")
+    with pytest.raises(UserError, match="trained on 24 images but the data now has 23"):
+        _train(tmp_path, tiny_faces, "data", 0.016, resume="auto")
 
 
 def test_run_folder_contents(tmp_path, tiny_faces):

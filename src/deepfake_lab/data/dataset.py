@@ -7,60 +7,47 @@ Face sets for GAN training on a CPU are small (hundreds to tens of thousands of 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from deepfake_lab.data.decode import IMAGE_SUFFIXES, DecodeError, decode_image
+from deepfake_lab.data.layouts import detect_layout
+from deepfake_lab.data.layouts import list_images as layout_images
 from deepfake_lab.data.manifest import MANIFEST
 from deepfake_lab.errors import UserError
+from deepfake_lab.faces.align import center_crop
+from deepfake_lab.io import read_jsonl
 
 
 def list_images(root: Path) -> list[Path]:
     """Image files for a dataset folder, in a stable order.
 
     A ``manifest.jsonl`` (written by ``data prepare``) is authoritative when present: its
-    ``output`` entries, relative to ``root``. Otherwise every image file below ``root``.
+    ``output`` entries, relative to ``root``. Otherwise the images of the folder's layout
+    (CelebA, FFHQ or any tree), as ``data prepare`` would read them.
     """
     root = Path(root)
     manifest = root / MANIFEST
     if manifest.is_file():
-        paths = []
-        with open(manifest, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a torn last line after a crash
-                out = rec.get("output")
-                if out and (root / out).is_file():
-                    paths.append(root / out)
-        return paths
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        outputs = (rec.get("output") for rec in read_jsonl(manifest))
+        return [root / out for out in outputs if out and (root / out).is_file()]
+    images, _ignored = layout_images(detect_layout(root))
+    return [img.path for img in images]
 
 
 def load_rgb(path: Path, size: int) -> np.ndarray:
     """Decode one image to (size, size, 3) uint8 RGB: centre crop to square, then resize.
 
     Decoding goes through :func:`deepfake_lab.data.decode.decode_image` (EXIF orientation,
-    mode conversion, pixel limit). Area interpolation when shrinking, Lanczos when enlarging.
+    mode conversion, pixel limit); cropping through :func:`deepfake_lab.faces.align.center_crop`.
 
     Raises:
         DecodeError: the file is not a usable image.
     """
-    arr = decode_image(Path(path)).pixels
-    h, w = arr.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    arr = arr[top : top + side, left : left + side]
-    if side != size:
-        interp = cv2.INTER_AREA if side > size else cv2.INTER_LANCZOS4
-        arr = cv2.resize(arr, (size, size), interpolation=interp)
-    return np.ascontiguousarray(arr)
+    return center_crop(decode_image(Path(path)).pixels, size)[0]
 
 
 @dataclass

@@ -106,6 +106,11 @@ class TrainConfig(StrictModel):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(True, description="bfloat16 autocast; used on CUDA only.")
+    deterministic: bool = Field(
+        True,
+        description="Deterministic kernels (bit-exact reruns on CPU); False lets cuDNN pick "
+        "the fastest, non-deterministic algorithms on CUDA.",
+    )
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
     max_minutes: float | None = Field(
         None, gt=0, description="Stop (with a checkpoint) after this much training time."

@@ -7,6 +7,7 @@ a time budget, or the end of the schedule.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import threading
@@ -95,26 +96,54 @@ def run_training(
     save_config(cfg, run_dir / "config.yaml")
     logger = RunLogger(run_dir, tensorboard=tensorboard, console=console)
     try:
-        trainer = GanTrainer(cfg, dataset, device)
-        if resume_state is not None:
-            trainer.load_state_dict(resume_state)
-            logger.info(f"resumed at kimg {trainer.nimg / 1000:.3f} (step {trainer.step})")
-        else:
-            logger.info(
-                f"training {cfg.model.arch} at {cfg.model.size}px on {len(dataset)} images "
-                f"for {cfg.train.kimg} kimg, batch {cfg.train.batch}, device {device}"
-            )
-            if dataset.skipped:
-                logger.info(f"skipped {len(dataset.skipped)} unreadable files")
-            save_grid(
-                dataset.batch(torch.arange(min(len(dataset), cfg.schedule.grid**2))),
-                run_dir / "samples" / "reals.png",
-                nrow=cfg.schedule.grid,
-            )
-            _write_samples(trainer, run_dir, logger)
-        return _loop(trainer, run_dir, logger, console, progress)
+        with _determinism(cfg.train.deterministic):
+            return _train(cfg, run_dir, dataset, device, resume_state, logger, console, progress)
     finally:
         logger.close()
+
+
+@contextmanager
+def _determinism(on: bool):
+    """Deterministic kernels while training, restoring the process's settings afterwards."""
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
+    if on:
+        # cuBLAS needs this before its first use to be deterministic; harmless on CPU.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    torch.backends.cudnn.deterministic = on
+    torch.backends.cudnn.benchmark = not on
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2:]
+
+
+def _train(cfg, run_dir, dataset, device, resume_state, logger, console, progress):
+    """Build the trainer, restore or start, then run the loop."""
+    trainer = GanTrainer(cfg, dataset, device)
+    if resume_state is not None:
+        trainer.load_state_dict(resume_state)
+        logger.info(f"resumed at kimg {trainer.nimg / 1000:.3f} (step {trainer.step})")
+    else:
+        logger.info(
+            f"training {cfg.model.arch} at {cfg.model.size}px on {len(dataset)} images "
+            f"for {cfg.train.kimg} kimg, batch {cfg.train.batch}, device {device}"
+        )
+        if dataset.skipped:
+            logger.info(f"skipped {len(dataset.skipped)} unreadable files")
+        save_grid(
+            dataset.batch(torch.arange(min(len(dataset), cfg.schedule.grid**2))),
+            run_dir / "samples" / "reals.png",
+            nrow=cfg.schedule.grid,
+        )
+        _write_samples(trainer, run_dir, logger)
+    return _loop(trainer, run_dir, logger, console, progress)
 
 
 def _loop(trainer: GanTrainer, run_dir: Path, logger: RunLogger, console, progress: bool):
