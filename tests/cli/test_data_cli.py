@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +53,9 @@ def test_missing_yunet_model_offline(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("DEEPFAKE_LAB_CACHE", str(tmp_path / "cache"))
 
     def offline(*args, **kwargs) -> None:
-        raise OSError("no network")
+        raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(yunet_mod, "_download", offline)
+    monkeypatch.setattr(yunet_mod.urllib.request, "urlopen", offline)
     src = _images(tmp_path / "src", 1)
     result = runner.invoke(app, ["data", "prepare", str(src), str(tmp_path / "out")])
     assert result.exit_code == 2
@@ -70,3 +71,14 @@ def test_bad_option_value_is_a_user_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "error: --size must be between 16 and 4096" in result.output
+
+
+def test_output_that_is_a_file_exits_2_with_one_error_line(tmp_path: Path) -> None:
+    src = _images(tmp_path / "src", 1)
+    (tmp_path / "out.png").write_bytes(b"x")
+    args = ["data", "prepare", str(src), str(tmp_path / "out.png"), "--no-align", "--size", "16"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the output ")
+    assert lines[0].endswith("exists and is not a folder")

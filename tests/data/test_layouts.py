@@ -48,6 +48,13 @@ def test_malformed_partition_file_is_a_user_error(tmp_path: Path) -> None:
         read_celeba_partition(bad)
 
 
+def test_unreadable_partition_file_is_a_user_error(tmp_path: Path) -> None:
+    (tmp_path / "img_align_celeba").mkdir()
+    (tmp_path / "list_eval_partition.txt").write_bytes(b"\xff\xfe\x00 binary, not text\n")
+    with pytest.raises(UserError, match=r"cannot read the CelebA partition file .*utf-8"):
+        detect_layout(tmp_path)
+
+
 def test_ffhq_layouts(tmp_path: Path) -> None:
     ffhq = tmp_path / "ffhq"
     _touch(ffhq / "images1024x1024" / "00000" / "00000.png")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -161,6 +162,128 @@ def test_interrupted_run_recovers(messy: Path, tmp_path: Path) -> None:
     assert lost.is_file()
     again = _jsonl(out / "manifest.jsonl")
     assert sorted(r["sha256"] for r in again) == sorted(r["sha256"] for r in records)
+
+
+def _rejected_by_name(out: Path) -> dict[str, dict]:
+    records = _jsonl(out / "rejected.jsonl")
+    by_name = {Path(r["source"]).name: r for r in records}
+    assert len(by_name) == len(records)  # one record per source
+    return by_name
+
+
+def test_rerun_with_a_smaller_limit_keeps_the_other_rejections(messy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _run(messy, out)
+    before = _rejected_by_name(out)
+    assert len(before) == 6
+
+    summary = _run(messy, out, limit=2)  # a_original.png and b_copy.png only
+    assert summary.rejected == {"duplicate": 1}
+    after = _rejected_by_name(out)
+    assert after == before  # b_copy.png revisited, the five others carried over unchanged
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_interrupted_run_keeps_old_and_new_rejections(
+    messy: Path, tmp_path: Path, monkeypatch
+) -> None:
+    out = tmp_path / "out"
+    _run(messy, out)
+    before = _rejected_by_name(out)
+    (messy / "0_bad.jpg").write_text("not an image either")  # sorted first: rejected
+    _save(Image.fromarray(np.full((40, 40, 3), 9, np.uint8)), messy / "0_new.png")
+    real_process = prepare_mod._process
+
+    def interrupted(source, image, *args):
+        if image.path.name == "0_new.png":
+            raise KeyboardInterrupt
+        return real_process(source, image, *args)
+
+    monkeypatch.setattr(prepare_mod, "_process", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _run(messy, out)
+    after = _rejected_by_name(out)
+    assert after.pop("0_bad.jpg")["reason"] == "not_image"  # what the run wrote
+    assert after == before  # and everything from before
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_run_killed_before_the_swap_leaves_the_previous_rejections(
+    messy: Path, tmp_path: Path, monkeypatch
+) -> None:
+    out = tmp_path / "out"
+    _run(messy, out)
+    before = (out / "rejected.jsonl").read_bytes()
+    (messy / "0_bad.jpg").write_text("not an image either")
+
+    def killed(self) -> None:  # as if the process died here: no commit, no clean-up
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(prepare_mod.mf.RejectionLog, "commit", killed)
+    with pytest.raises(SystemExit):
+        _run(messy, out)
+    assert (out / "rejected.jsonl").read_bytes() == before
+    assert len(list(out.glob(".rejected.jsonl.*.tmp"))) == 1  # the new list, never swapped in
+
+    monkeypatch.undo()
+    summary = _run(messy, out)
+    assert summary.removed_temp_files == 1 and not list(out.glob(".*.tmp"))
+    assert set(_rejected_by_name(out)) == {*_rejected_by_name_of(before), "0_bad.jpg"}
+
+
+def _rejected_by_name_of(data: bytes) -> set[str]:
+    return {Path(json.loads(line)["source"]).name for line in data.decode().splitlines()}
+
+
+def test_a_new_copy_of_a_kept_source_is_the_duplicate_not_the_kept_one(tmp_path: Path) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    photo = Image.fromarray(np.random.default_rng(3).integers(0, 255, (40, 40, 3), np.uint8))
+    _save(photo, src / "m_kept.png")
+    _run(src, out)
+    shutil.copy(src / "m_kept.png", src / "a_copy.png")  # sorts before the kept source
+
+    summary = _run(src, out)
+    assert summary.kept == 0 and summary.skipped_done == 1
+    assert summary.rejected == {"duplicate": 1}
+    rejected = _rejected_by_name(out)
+    assert set(rejected) == {"a_copy.png"}
+    assert rejected["a_copy.png"]["reason"] == "duplicate"
+    assert rejected["a_copy.png"]["duplicate_of"] == str((src / "m_kept.png").resolve())
+    assert [Path(r["source"]).name for r in _jsonl(out / "manifest.jsonl")] == ["m_kept.png"]
+
+    # The kept file renamed: the same image under a new name is done, not a duplicate.
+    (src / "a_copy.png").unlink()
+    (src / "m_kept.png").rename(src / "z_moved.png")
+    summary = _run(src, out)
+    assert summary.kept == 0 and summary.skipped_done == 1 and summary.rejected == {}
+
+
+def test_output_problems_are_one_line_user_errors(messy: Path, tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(UserError, match="exists and is not a folder"):
+        _run(messy, tmp_path / "a_file")
+
+    def disk_full(path, image, text=None):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(prepare_mod, "write_png", disk_full)
+    with pytest.raises(UserError) as info:
+        _run(messy, tmp_path / "out")
+    message = str(info.value)
+    assert message.startswith(f"cannot write the dataset in {tmp_path / 'out'}")
+    assert "No space left on device" in message and "\n" not in message
+
+
+def test_damaged_manifest_and_rejection_lines_are_dropped(messy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _run(messy, out)
+    for name in ("manifest.jsonl", "rejected.jsonl"):
+        with open(out / name, "ab") as fh:  # a bad byte, a JSON list, a JSON string
+            fh.write(b'{"output": "\xff\xfe"}\n[1, 2]\n"text"\n')
+    summary = _run(messy, out)
+    assert summary.dropped_records == 3 and summary.skipped_done == 9
+    assert summary.rejected == EXPECTED_REJECTED
+    assert len(_jsonl(out / "manifest.jsonl")) == 9 and len(_rejected_by_name(out)) == 6
 
 
 def test_changed_size_into_the_same_folder_is_refused(messy: Path, tmp_path: Path) -> None:

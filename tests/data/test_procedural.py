@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepfake_lab.data import procedural
+from deepfake_lab.data import procedural, procedural_draw
 from deepfake_lab.data.procedural import render_faces, write_procedural_dataset
 from deepfake_lab.errors import UserError
 
@@ -43,7 +43,7 @@ def test_variety():
 
 def test_framing_matches_an_aligned_face_set():
     for i in range(200):
-        f = procedural._sample_face(np.random.default_rng([0, i]))
+        f = procedural_draw.sample_face(np.random.default_rng([0, i]))
         assert abs(f.ey - 0.4) < 0.03 and abs(f.cx - 0.5) < 0.03
         assert 0.0 < f.top < f.ey < f.chin < 0.85
 

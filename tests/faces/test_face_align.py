@@ -71,11 +71,20 @@ def test_center_crop_and_its_transform() -> None:
     assert np.allclose(map_points(transform, [[20, 0], [80, 60]]), [[0, 0], [30, 30]])
 
 
-def test_montage_grid() -> None:
-    tiles = [np.full((16, 16, 3), i * 20, np.uint8) for i in range(5)]
+def test_montage_resizes_every_crop_to_the_cell_and_tiles_row_by_row() -> None:
+    tiles = [np.full((16, 16, 3), i * 20, np.uint8) for i in range(4)]
+    tiles.append(np.full((40, 24, 3), 200, np.uint8))  # shrunk to the cell
+    tiles.append(np.full((8, 8, 3), 90, np.uint8))  # enlarged to the cell
     sheet = make_montage(tiles, cell=16, gap=2)
-    assert sheet.shape == (2 * 18 + 2, 3 * 18 + 2, 3)  # 3 columns, 2 rows
-    assert np.all(sheet[2 + 18 : 2 + 18 + 16, 2 : 2 + 16] == 60)  # 4th tile: row 1, col 0
+    assert sheet.shape == (2 * 18 + 2, 3 * 18 + 2, 3) and sheet.dtype == np.uint8  # 3 x 2
+    row1 = slice(2 + 18, 2 + 18 + 16)
+    assert np.all(sheet[row1, 2 : 2 + 16] == 60)  # 4th tile: row 1, col 0
+    assert np.all(sheet[row1, 20 : 20 + 16] == 200)  # 5th: row 1, col 1
+    assert np.all(sheet[row1, 38 : 38 + 16] == 90)  # 6th: row 1, col 2
+    assert np.all(sheet[:2] == 0) and np.all(sheet[:, 18:20] == 0)  # border and gaps
+    assert make_montage(tiles[:2], cell=8, columns=1, gap=0).shape == (16, 8, 3)
+    with pytest.raises(ValueError, match="no images"):
+        make_montage([])
 
 
 def test_real_portraits_align_eyes_level_at_the_template() -> None:

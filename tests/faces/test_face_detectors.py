@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import urllib.error
 from pathlib import Path
 
 import cv2
@@ -10,7 +12,7 @@ import pytest
 from PIL import Image
 
 from deepfake_lab.errors import UserError
-from deepfake_lab.faces.detectors import FACE_DETECTORS
+from deepfake_lab.faces.detectors import FACE_DETECTORS, Face, FaceDetector
 from deepfake_lab.faces.detectors import yunet as yunet_mod
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -89,55 +91,124 @@ def test_haar_finds_nothing_in_a_blank_image() -> None:
     assert FACE_DETECTORS.build("haar").detect(np.full((200, 200, 3), 128, np.uint8)) == []
 
 
-def test_missing_yunet_model_offline_is_one_clear_line(tmp_path: Path, monkeypatch) -> None:
+def test_sliver_images_give_no_faces_instead_of_garbage() -> None:
+    # YuNet reports random boxes (infinite, empty or off the image) on a 1 px high image.
+    detectors = [_yunet(), FACE_DETECTORS.build("haar")]
+    for shape in ((1, 2000), (2, 3), (1, 1), (7, 900)):
+        for detector in detectors:
+            image = np.full((*shape, 3), 128, np.uint8)
+            for _ in range(3):  # the garbage differs from call to call
+                assert detector.detect(image) == [], (shape, detector.registry_name)
+
+
+def test_detections_that_are_not_finite_or_off_the_image_are_dropped() -> None:
+    def face(box, score=0.9, landmark=10.0) -> Face:
+        return Face(box, np.full((5, 2), landmark, np.float32), score)
+
+    good = face((10.0, 10.0, 20.0, 20.0), score=0.5)
+    bad = [
+        face((np.inf, 0.0, 10.0, 10.0)),
+        face((10.0, 10.0, 20.0, 20.0), landmark=np.nan),
+        face((10.0, 10.0, 20.0, 20.0), score=np.nan),
+        face((10.0, 10.0, 0.0, 20.0)),
+        face((1426.8, -112.9, 3.4, 17.0)),  # above the image, as YuNet gave on a sliver
+        face((-30.0, 10.0, 20.0, 20.0)),
+        face((100.0, 10.0, 20.0, 20.0)),
+    ]
+
+    class Fixed(FaceDetector):
+        def _detect(self, image: np.ndarray) -> list[Face]:
+            return [*bad, good]
+
+    assert Fixed().detect(np.zeros((64, 100, 3), np.uint8)) == [good]
+
+
+def test_missing_haar_cascades_are_a_user_error(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(cv2.data, "haarcascades", str(tmp_path) + "/")
+    with pytest.raises(UserError, match="Haar cascades are missing.*--detector yunet"):
+        FACE_DETECTORS.build("haar")
+
+
+class _FakeResponse(io.BytesIO):
+    """What ``urllib.request.urlopen`` returns, serving fixed bytes (a context manager)."""
+
+
+def _serve(monkeypatch, body: bytes | Exception, fetched: list[str] | None = None) -> None:
+    """Make the download in yunet.py see ``body`` (or raise it) instead of the network."""
+
+    def urlopen(url, *args, **kwargs):
+        if fetched is not None:
+            fetched.append(url)
+        if isinstance(body, Exception):
+            raise body
+        return _FakeResponse(body)
+
+    monkeypatch.setattr(yunet_mod.urllib.request, "urlopen", urlopen)
+
+
+def _cache(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setenv("DEEPFAKE_LAB_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "models"
 
-    def offline(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> None:
-        raise OSError("network is unreachable")
 
-    monkeypatch.setattr(yunet_mod, "_download", offline)
+def _files(folder: Path) -> list[str]:
+    """Every file under ``folder``, hidden temp files included."""
+    return sorted(p.name for p in folder.rglob("*")) if folder.exists() else []
+
+
+def test_missing_yunet_model_offline_is_one_clear_line(tmp_path: Path, monkeypatch) -> None:
+    models = _cache(tmp_path, monkeypatch)
+    _serve(monkeypatch, urllib.error.URLError("network is unreachable"))
     with pytest.raises(UserError) as info:
         FACE_DETECTORS.build("yunet")
     message = str(info.value)
     assert "\n" not in message
-    expected = tmp_path / "cache" / "models" / "face_detection_yunet_2023mar.onnx"
-    assert str(expected) in message
+    assert str(models / "face_detection_yunet_2023mar.onnx") in message
     assert yunet_mod.MODEL_URL in message and "--face-model" in message
     assert "network is unreachable" in message
+    assert _files(models) == []
 
 
-def test_download_goes_to_the_cache_and_is_checked(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("DEEPFAKE_LAB_CACHE", str(tmp_path / "cache"))
-    fetched: list[Path] = []
+def test_download_with_wrong_sha_is_refused_and_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    models = _cache(tmp_path, monkeypatch)
+    fetched: list[str] = []
+    _serve(monkeypatch, b"not the model" * 10_000, fetched)  # several chunks get written
+    with pytest.raises(UserError) as info:
+        yunet_mod.resolve_model()
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("YuNet face model not found")
+    assert f"expected {yunet_mod.MODEL_SHA256}" in message
+    assert fetched == [yunet_mod.MODEL_URL]
+    assert _files(models) == []  # neither the model nor its temp file
 
-    def fake_download(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> None:
-        assert url == yunet_mod.MODEL_URL and sha256 == yunet_mod.MODEL_SHA256
-        fetched.append(dest)
-        dest.parent.mkdir(parents=True)
-        dest.write_bytes(b"model")
 
-    monkeypatch.setattr(yunet_mod, "_download", fake_download)
+def test_download_cut_off_midway_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    models = _cache(tmp_path, monkeypatch)
+
+    class CutOff(_FakeResponse):
+        def read(self, size: int = -1) -> bytes:
+            if self.tell() > 0:
+                raise ConnectionResetError("connection reset by peer")
+            return super().read(size)
+
+    monkeypatch.setattr(yunet_mod.urllib.request, "urlopen", lambda *a, **k: CutOff(b"x" * 200_000))
+    with pytest.raises(UserError, match="connection reset by peer"):
+        yunet_mod.resolve_model()
+    assert _files(models) == []
+
+
+def test_download_with_the_right_bytes_installs_the_model(tmp_path: Path, monkeypatch) -> None:
+    if not YUNET.is_file():
+        pytest.skip(f"YuNet model not available at {YUNET}")
+    models = _cache(tmp_path, monkeypatch)
+    fetched: list[str] = []
+    _serve(monkeypatch, YUNET.read_bytes(), fetched)
     path = yunet_mod.resolve_model()
-    assert path == tmp_path / "cache" / "models" / yunet_mod.MODEL_NAME and path.is_file()
+    assert path == models / yunet_mod.MODEL_NAME
+    assert path.read_bytes() == YUNET.read_bytes()
+    assert _files(models) == [yunet_mod.MODEL_NAME]  # no temp file left beside it
     assert yunet_mod.resolve_model() == path and len(fetched) == 1  # cached: no 2nd fetch
-
-
-def test_download_with_wrong_sha_is_refused(tmp_path: Path, monkeypatch) -> None:
-    class FakeResponse:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def read(self) -> bytes:
-            return b"not the model"
-
-    monkeypatch.setattr(yunet_mod.urllib.request, "urlopen", lambda *a, **k: FakeResponse())
-    dest = tmp_path / "m.onnx"
-    with pytest.raises(ValueError, match="sha256"):
-        yunet_mod._download("https://example.invalid/m.onnx", dest, yunet_mod.MODEL_SHA256)
-    assert not dest.exists()
+    assert FACE_DETECTORS.build("yunet").model_path == path
 
 
 def test_bad_model_file_is_a_user_error(tmp_path: Path) -> None:
@@ -147,3 +218,5 @@ def test_bad_model_file_is_a_user_error(tmp_path: Path) -> None:
         FACE_DETECTORS.build("yunet", face_model=bad)
     with pytest.raises(UserError, match="does not exist"):
         FACE_DETECTORS.build("yunet", face_model=tmp_path / "missing.onnx")
+    with pytest.raises(UserError, match="is not a file"):
+        FACE_DETECTORS.build("yunet", face_model=tmp_path)

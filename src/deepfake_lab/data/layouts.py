@@ -131,8 +131,18 @@ def read_celeba_partition(path: Path) -> dict[str, str]:
     """Read CelebA's ``list_eval_partition.txt`` (or Kaggle's ``.csv``) into name -> split.
 
     Raises:
-        UserError: a line is not ``<file name> <0|1|2>``.
+        UserError: the file cannot be read, or a line is not ``<file name> <0|1|2>``.
     """
+    try:
+        return _read_partition(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UserError(
+            f"cannot read the CelebA partition file {path} ({detail}); fix or remove it"
+        ) from None
+
+
+def _read_partition(path: Path) -> dict[str, str]:
     splits: dict[str, str] = {}
     with open(path, encoding="utf-8", newline="") as fh:
         if path.suffix.lower() == ".csv":
@@ -183,8 +193,11 @@ def _is_numbered_tree(src: Path) -> bool:
     dirs = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
     if not dirs or not all(_NUMBERED_DIR.match(d) for d in dirs):
         return False
-    first = src / dirs[0]
-    return any(_NUMBERED_PNG.match(name) for name in os.listdir(first))
+    try:
+        names = os.listdir(src / dirs[0])
+    except OSError:
+        return False
+    return any(_NUMBERED_PNG.match(name) for name in names)
 
 
 def _walk(root: Path, exclude: Path | None) -> Iterator[Path]:

@@ -5,7 +5,7 @@ Folder layout::
     OUT/
       images/ab/abcdef0123456789.png   one face crop per kept source, named by source sha256
       manifest.jsonl                   one JSON record per kept image (fields: MANIFEST_FIELDS)
-      rejected.jsonl                   one JSON record per rejected source of the latest run
+      rejected.jsonl                   one JSON record per rejected source (see below)
       summary.json                     counts of the latest run
       montage.png                      up to 64 crops in a grid
 
@@ -14,6 +14,12 @@ appended only afterwards, so a manifest line always points at a complete file. O
 :func:`recover` deletes orphan temp files and drops manifest lines whose file is missing
 (or torn by a crash mid-line); a PNG without a line is simply written again, under the same
 name, by the next run.
+
+``rejected.jsonl`` is never truncated in place: a run writes its rejections to a temp file
+and, when it ends (or is interrupted by an exception), adds the earlier records of sources it
+did not look at (beyond ``--limit``, from another source folder, not reached yet) and renames
+that file over the old one (:class:`RejectionLog`). A run killed outright leaves the previous
+list as it was.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +79,15 @@ def stat_key(path: Path) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
+def source_unchanged(record: dict[str, Any]) -> bool:
+    """Whether a record's source file is still there with the recorded size and mtime."""
+    try:
+        stat = stat_key(Path(record["source"]))
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
+    return stat == (record.get("source_bytes"), record.get("source_mtime_ns"))
+
+
 def recover(out: Path) -> tuple[list[dict[str, Any]], Recovery]:
     """Clean up after an interrupted run and return the valid manifest records.
 
@@ -92,22 +108,14 @@ def recover(out: Path) -> tuple[list[dict[str, Any]], Recovery]:
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
     lines = 0
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            lines += 1
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # torn last line from a crash
+    for record in _read_lines(path):
+        lines += 1
+        if record is not None:  # None: a torn last line from a crash, or garbage
             sha, output = record.get("sha256"), record.get("output")
-            if not isinstance(sha, str) or not isinstance(output, str) or sha in seen:
-                continue
-            if not (out / output).is_file():
-                continue
-            seen.add(sha)
-            records.append(record)
+            if isinstance(sha, str) and isinstance(output, str) and sha not in seen:
+                if (out / output).is_file():
+                    seen.add(sha)
+                    records.append(record)
     dropped = lines - len(records)
     if dropped:
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
@@ -130,32 +138,96 @@ def append_record(out: Path, record: dict[str, Any]) -> None:
     append_jsonl(out / MANIFEST, record)
 
 
-def append_rejection(out: Path, record: dict[str, Any]) -> None:
-    """Append one record to ``rejected.jsonl``."""
-    append_jsonl(out / REJECTED, record)
-
-
-def take_rejection_cache(out: Path) -> dict[tuple[str, int, int, str], dict[str, Any]]:
-    """Read the previous run's rejections and start a fresh ``rejected.jsonl``.
-
-    Returns:
-        ``(source, bytes, mtime_ns, options_key)`` -> record, for cacheable reasons only.
-    """
-    path = out / REJECTED
-    cache: dict[tuple[str, int, int, str], dict[str, Any]] = {}
-    if not path.exists():
-        return cache
-    with open(path, encoding="utf-8") as fh:
+def _read_lines(path: Path) -> Iterator[dict[str, Any] | None]:
+    """The JSON objects of a JSONL file, None for each non-blank line that is not one."""
+    # errors="replace": a damaged byte spoils its line only, never the whole read.
+    with open(path, encoding="utf-8", errors="replace") as fh:
         for line in fh:
+            if not line.strip():
+                continue
             try:
-                r = json.loads(line)
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            yield record if isinstance(record, dict) else None
+
+
+class RejectionLog:
+    """``rejected.jsonl`` for one run, swapped in atomically when the run ends.
+
+    The previous file is read once and left untouched while the run goes on; this run's
+    records go to a temp file beside it (``.rejected.jsonl.*.tmp``, deleted by :func:`recover`
+    after a crash). :meth:`commit` adds the previous records of every source this run did not
+    settle, then renames the temp file over ``rejected.jsonl``.
+
+    Attributes:
+        cache: ``(source, bytes, mtime_ns, options_key)`` -> previous record, for
+            :data:`CACHEABLE_REASONS` only: what a run may reuse without decoding again.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / REJECTED
+        self.previous: list[dict[str, Any]] = []
+        if self.path.exists():  # records without a source say nothing: dropped
+            lines = _read_lines(self.path)
+            self.previous = [r for r in lines if r and isinstance(r.get("source"), str)]
+        self.cache: dict[tuple[str, int, int, str], dict[str, Any]] = {}
+        for r in self.previous:
+            try:
                 if r["reason"] in CACHEABLE_REASONS:
                     key = (r["source"], r["source_bytes"], r["source_mtime_ns"], r["options"])
-                    cache[key] = r
-            except (json.JSONDecodeError, KeyError, TypeError):
+                    self.cache[key] = r
+            except (KeyError, TypeError):  # an old or hand-edited record: not reusable
                 continue
-    path.unlink()
-    return cache
+        self._settled: set[str] = set()
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{REJECTED}.", suffix=".tmp", dir=out)
+        self._fh = os.fdopen(fd, "w", encoding="utf-8")
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Record a rejection of this run (its ``source`` counts as settled)."""
+        self._fh.write(json.dumps(record, sort_keys=False) + "\n")
+        self.settle(record["source"])
+
+    def settle(self, source: str) -> None:
+        """Mark ``source`` as dealt with by this run: its previous record, if any, is dropped."""
+        self._settled.add(source)
+
+    def commit(self) -> None:
+        """Write the previous records of unsettled sources, then rename the file into place."""
+        try:
+            for record in self.previous:
+                if record.get("source") not in self._settled:
+                    self._fh.write(json.dumps(record, sort_keys=False) + "\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Drop this run's list, leaving the previous ``rejected.jsonl`` as it was."""
+        self._fh.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp)
+
+
+@contextlib.contextmanager
+def rejection_log(out: Path) -> Iterator[RejectionLog]:
+    """A :class:`RejectionLog` committed when the block ends, also when it raises.
+
+    On an exception the records written so far are kept, and the previous records of the
+    sources not reached yet are carried over; if even that fails the old file stays.
+    """
+    log = RejectionLog(out)
+    try:
+        yield log
+    except BaseException:
+        with contextlib.suppress(Exception):  # report the original error, not this one
+            log.commit()
+        raise
+    log.commit()
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ from deepfake_lab.errors import UserError
 from deepfake_lab.faces.align import align_face, center_crop
 from deepfake_lab.faces.detectors import FACE_DETECTORS, FaceDetector
 from deepfake_lab.faces.montage import make_montage
-from deepfake_lab.io import atomic_write_bytes, atomic_write_json
+from deepfake_lab.io import atomic_write_json, write_png
 
 MONTAGE_FACES = 64
 
@@ -158,36 +158,27 @@ def prepare_dataset(
         found=len(images),
         ignored_files=ignored,
     )
-    out.mkdir(parents=True, exist_ok=True)
-    with mf.output_lock(out):
-        records, recovery = mf.recover(out)
-        mf.check_compatible(records, size, align, out)
-        summary.removed_temp_files = recovery.removed_temp_files
-        summary.dropped_records = recovery.dropped_records
-        cache = mf.take_rejection_cache(out)
-        run = _Run(out, options, records, cache, summary, max_pixels)
-        for image in _progress(images, progress):
-            source = run.classify(image)
-            if source is None:
-                continue
-            try:
-                record = _process(source, image, out, size, face_detector, min_face, max_pixels)
-            except DecodeError as exc:
-                run.reject(image, source.stat, source.sha, _Reject(exc.reason, exc.detail))
-                continue
-            except _Reject as exc:
-                run.reject(image, source.stat, source.sha, exc)
-                continue
-            mf.append_record(out, record)  # only now that its PNG is in place
-            records.append(record)
-            summary.kept += 1
-
-        summary.rejected = dict(sorted(run.reasons.items()))
-        summary.total_kept = len(records)
-        summary.elapsed_s = round(time.perf_counter() - started, 3)
-        summary.images_per_s = round(len(images) / max(summary.elapsed_s, 1e-9), 2)
-        atomic_write_json(out / mf.SUMMARY, summary.to_dict())
-        _write_montage(out, records)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"the output {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with mf.output_lock(out):
+            records, recovery = mf.recover(out)
+            mf.check_compatible(records, size, align, out)
+            summary.removed_temp_files = recovery.removed_temp_files
+            summary.dropped_records = recovery.dropped_records
+            with mf.rejection_log(out) as rejections:
+                run = _Run(out, options, records, rejections, summary, max_pixels)
+                for image in _progress(images, progress):
+                    run.settle(image, size, face_detector, min_face)
+            summary.rejected = dict(sorted(run.reasons.items()))
+            summary.total_kept = len(records)
+            summary.elapsed_s = round(time.perf_counter() - started, 3)
+            summary.images_per_s = round(len(images) / max(summary.elapsed_s, 1e-9), 2)
+            atomic_write_json(out / mf.SUMMARY, summary.to_dict())
+            _write_montage(out, records)
+    except OSError as exc:  # disk full, read-only or unwritable output folder, ...
+        raise UserError(f"cannot write the dataset in {out}: {_os_detail(exc)}") from None
 
     if summary.kept == 0 and summary.skipped_done == 0:
         counts = ", ".join(f"{k}: {v}" for k, v in summary.rejected.items())
@@ -214,44 +205,65 @@ class _Run:
         out: Path,
         options: str,
         records: list[dict[str, Any]],
-        rejected_cache: dict[tuple[str, int, int, str], dict[str, Any]],
+        rejections: mf.RejectionLog,
         summary: PrepareSummary,
         max_pixels: int,
     ) -> None:
         self.out, self.options, self.summary = out, options, summary
+        self.records = records
         self.max_pixels = max_pixels
-        self.rejected_cache = rejected_cache
+        self.rejections = rejections
         self.done_by_sha = {r["sha256"]: r for r in records}
         self.done_by_stat = {
             (r.get("source"), r.get("source_bytes"), r.get("source_mtime_ns")): r for r in records
         }
-        self.first_seen: dict[str, str] = {}  # sha256 -> first source path in this run
+        self.first_seen: dict[str, str] = {}  # sha256 -> first new source path in this run
         self.reasons: Counter[str] = Counter()
+
+    def settle(
+        self, image: SourceImage, size: int, detector: FaceDetector | None, min_face: int
+    ) -> None:
+        """Keep, skip or reject ``image``; its outcome is on disk when this returns."""
+        source = self.classify(image)
+        if source is not None:
+            try:
+                record = _process(
+                    source, image, self.out, size, detector, min_face, self.max_pixels
+                )
+            except DecodeError as exc:
+                self.reject(image, source.stat, source.sha, _Reject(exc.reason, exc.detail))
+            except _Reject as exc:
+                self.reject(image, source.stat, source.sha, exc)
+            else:
+                mf.append_record(self.out, record)  # only now that its PNG is in place
+                self.records.append(record)
+                self.summary.kept += 1
+        self.rejections.settle(str(image.path))
 
     def classify(self, image: SourceImage) -> _Source | None:
         """Read ``image`` unless it is done, rejected again or a duplicate (None then).
 
         Unchanged files (same path, size and mtime) that an earlier run kept or rejected
-        with the same options are settled without reading them.
+        with the same options are settled without reading them. A source whose bytes the
+        manifest already holds is a duplicate of the manifest's source while that file is
+        still there unchanged (the kept record stays the canonical one), and otherwise the
+        same image moved or re-timestamped, which counts as done.
         """
         path = str(image.path)
         try:
             stat = mf.stat_key(image.path)
         except OSError as exc:
-            self.reject(image, (0, 0), None, _Reject("unreadable", str(exc.strerror or exc)))
+            self.reject(image, (0, 0), None, _Reject("unreadable", _os_detail(exc)))
             return None
-        done = self.done_by_stat.get((path, *stat))
-        if done is not None and done["sha256"] not in self.first_seen:
-            self.first_seen[done["sha256"]] = path
+        if (path, *stat) in self.done_by_stat:
             self.summary.skipped_done += 1
             return None
-        cached = self.rejected_cache.get((path, *stat, self.options))
+        cached = self.rejections.cache.get((path, *stat, self.options))
         if cached is not None:
             if cached.get("sha256"):
                 self.first_seen.setdefault(cached["sha256"], path)
-            self.reject(
-                image, stat, cached.get("sha256"), _Reject(cached["reason"], cached["detail"])
-            )
+            detail = str(cached.get("detail") or "rejected by an earlier run")
+            self.reject(image, stat, cached.get("sha256"), _Reject(cached["reason"], detail))
             return None
         try:
             data = read_image_file(image.path, self.max_pixels)
@@ -259,17 +271,21 @@ class _Run:
             self.reject(image, stat, None, _Reject(exc.reason, exc.detail))
             return None
         sha = hashlib.sha256(data).hexdigest()
+        kept = self.done_by_sha.get(sha)
+        if kept is not None and kept.get("source") != path and mf.source_unchanged(kept):
+            self._duplicate(image, stat, sha, str(kept["source"]))
+            return None
         if sha in self.first_seen:
-            first = self.first_seen[sha]
-            self.reject(
-                image, stat, sha, _Reject("duplicate", f"same bytes as {first}", duplicate_of=first)
-            )
+            self._duplicate(image, stat, sha, self.first_seen[sha])
             return None
         self.first_seen[sha] = path
-        if sha in self.done_by_sha:  # kept before, under another path or timestamp
+        if kept is not None:  # kept before, under a path or timestamp that no longer is
             self.summary.skipped_done += 1
             return None
         return _Source(data, sha, stat)
+
+    def _duplicate(self, image: SourceImage, stat: tuple[int, int], sha: str, of: str) -> None:
+        self.reject(image, stat, sha, _Reject("duplicate", f"same bytes as {of}", duplicate_of=of))
 
     def reject(
         self, image: SourceImage, stat: tuple[int, int], sha: str | None, exc: _Reject
@@ -286,7 +302,7 @@ class _Run:
             "source_mtime_ns": stat[1],
             "options": self.options,
         }
-        mf.append_rejection(self.out, record)
+        self.rejections.add(record)
 
 
 def _process(
@@ -321,10 +337,7 @@ def _process(
             raise _Reject("bad_landmarks", str(exc)) from None
 
     output = mf.output_name(source.sha)
-    ok, png = cv2.imencode(".png", np.ascontiguousarray(crop[:, :, ::-1]))
-    if not ok:  # pragma: no cover - only on out-of-memory
-        raise RuntimeError(f"PNG encoding failed for {image.path}")
-    atomic_write_bytes(out / output, png.tobytes())
+    write_png(out / output, crop)
     height, width = pixels.shape[:2]
     return {
         "output": output,
@@ -385,7 +398,10 @@ def _write_montage(out: Path, records: list[dict[str, Any]]) -> None:
             crops.append(crop[:, :, ::-1])
     if not crops:
         return
-    sheet = make_montage(crops, cell=min(128, crops[0].shape[0]))
-    ok, png = cv2.imencode(".png", np.ascontiguousarray(sheet[:, :, ::-1]))
-    if ok:
-        atomic_write_bytes(out / mf.MONTAGE, png.tobytes())
+    write_png(out / mf.MONTAGE, make_montage(crops, cell=min(128, crops[0].shape[0])))
+
+
+def _os_detail(exc: OSError) -> str:
+    """``strerror: filename`` of an OSError, in one line."""
+    text = exc.strerror or str(exc) or type(exc).__name__
+    return f"{text}: {exc.filename}" if exc.filename else text

@@ -12,6 +12,10 @@ import numpy as np
 #: "Right" is the person's right, which appears on the left of the image.
 LANDMARK_NAMES = ("right_eye", "left_eye", "nose", "right_mouth", "left_mouth")
 
+#: Images with a shorter side than this (in pixels) are not searched: no detector here finds
+#: a face that small.
+MIN_IMAGE_SIDE = 8
+
 
 @dataclass(frozen=True)
 class Face:
@@ -64,11 +68,16 @@ class FaceDetector(ABC):
             image: ``(H, W, 3)`` uint8 RGB.
 
         Returns:
-            Faces in image pixel coordinates, sorted by score, highest first.
+            Faces in image pixel coordinates, sorted by score, highest first. Images with
+            a side under :data:`MIN_IMAGE_SIDE` px have none (YuNet returns random boxes
+            for them), and detections with non-finite coordinates, an empty box or a box
+            outside the image are dropped.
         """
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
         height, width = image.shape[:2]
+        if min(height, width) < MIN_IMAGE_SIDE:
+            return []
         scale = min(1.0, self.max_side / max(height, width))
         if scale < 1.0:
             small = cv2.resize(
@@ -80,8 +89,18 @@ class FaceDetector(ABC):
             faces = [f.scaled(width / small.shape[1]) for f in self._detect(small)]
         else:
             faces = self._detect(image)
+        faces = [f for f in faces if _is_valid(f, width, height)]
         return sorted(faces, key=lambda f: f.score, reverse=True)
 
     @abstractmethod
     def _detect(self, image: np.ndarray) -> list[Face]:
         """Faces in ``image`` (``(H, W, 3)`` uint8 RGB, longer side <= ``max_side``)."""
+
+
+def _is_valid(face: Face, width: int, height: int) -> bool:
+    """Finite numbers, a non-empty box that overlaps the image."""
+    values = np.concatenate([np.asarray(face.box, np.float64), np.ravel(face.landmarks)])
+    if not (np.all(np.isfinite(values)) and np.isfinite(face.score)):
+        return False
+    x, y, w, h = face.box
+    return w > 0 and h > 0 and x < width and y < height and x + w > 0 and y + h > 0

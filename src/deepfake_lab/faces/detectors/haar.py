@@ -24,6 +24,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from deepfake_lab.errors import UserError
 from deepfake_lab.faces.detectors import FACE_DETECTORS
 from deepfake_lab.faces.detectors.base import Face, FaceDetector
 
@@ -54,11 +55,15 @@ class HaarDetector(FaceDetector):
         super().__init__(max_side=max_side)
         self.min_neighbors = int(min_neighbors)
         self.scale_factor = float(scale_factor)
-        root = cv2.data.haarcascades
-        self._face = cv2.CascadeClassifier(root + "haarcascade_frontalface_default.xml")
-        self._eye = cv2.CascadeClassifier(root + "haarcascade_eye.xml")
-        if self._face.empty() or self._eye.empty():
-            raise RuntimeError(f"OpenCV's bundled Haar cascades are missing from {root}")
+        root = getattr(getattr(cv2, "data", None), "haarcascades", None)
+        if root is not None:
+            self._face = cv2.CascadeClassifier(root + "haarcascade_frontalface_default.xml")
+            self._eye = cv2.CascadeClassifier(root + "haarcascade_eye.xml")
+        if root is None or self._face.empty() or self._eye.empty():
+            raise UserError(
+                f"OpenCV's bundled Haar cascades are missing (looked in {root or 'cv2.data'}); "
+                "install opencv-python-headless < 5, or use --detector yunet"
+            )
 
     def _detect(self, image: np.ndarray) -> list[Face]:
         gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))

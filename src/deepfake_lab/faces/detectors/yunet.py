@@ -9,8 +9,8 @@ cache and checked against its sha256. Offline and missing is one clear error lin
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -20,12 +20,14 @@ import numpy as np
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.detectors import FACE_DETECTORS
 from deepfake_lab.faces.detectors.base import Face, FaceDetector
+from deepfake_lab.io import atomic_write
 
 MODEL_NAME = "face_detection_yunet_2023mar.onnx"
 MODEL_URL = (
     "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/" + MODEL_NAME
 )
 MODEL_SHA256 = "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"
+_MAX_DOWNLOAD_BYTES = 16 << 20  # the model is 230 kB; anything far larger is not it
 
 
 def cache_dir() -> Path:
@@ -46,8 +48,10 @@ def resolve_model(face_model: Path | str | None = None, download: bool = True) -
     """
     if face_model is not None:
         path = Path(face_model).expanduser()
-        if not path.is_file():
+        if not path.exists():
             raise UserError(f"face model {path} does not exist (--face-model)")
+        if not path.is_file():
+            raise UserError(f"face model {path} is not a file (--face-model takes the .onnx file)")
         return path
     cached = cache_dir() / MODEL_NAME
     if cached.is_file():
@@ -56,8 +60,9 @@ def resolve_model(face_model: Path | str | None = None, download: bool = True) -
         try:
             _download(MODEL_URL, cached, MODEL_SHA256)
             return cached
-        except (OSError, ValueError) as exc:
-            reason = f"download failed: {exc}"
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            reason = f"download failed: {detail}"
     else:
         reason = "downloads are off"
     raise UserError(
@@ -67,17 +72,30 @@ def resolve_model(face_model: Path | str | None = None, download: bool = True) -
 
 
 def _download(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> None:
-    """Fetch ``url`` to ``dest`` via a temp file; ValueError when the sha256 differs."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        data = response.read()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != sha256:
-        raise ValueError(f"sha256 of the download is {digest}, expected {sha256}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, dest)
+    """Fetch ``url`` to ``dest`` atomically, checking its sha256 before it gets that name.
+
+    The bytes stream into a temp file beside ``dest`` (:func:`deepfake_lab.io.atomic_write`),
+    which is removed when anything fails, so ``dest`` is either the checked file or absent.
+
+    Raises:
+        ValueError: the sha256 differs, or the download is larger than any model should be.
+        OSError, http.client.HTTPException: the download failed.
+    """
+
+    def fetch(fh) -> None:
+        digest = hashlib.sha256()
+        size = 0
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            while chunk := response.read(1 << 16):
+                size += len(chunk)
+                if size > _MAX_DOWNLOAD_BYTES:
+                    raise ValueError(f"the download is over {_MAX_DOWNLOAD_BYTES >> 20} MB")
+                digest.update(chunk)
+                fh.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise ValueError(f"sha256 of the download is {digest.hexdigest()}, expected {sha256}")
+
+    atomic_write(dest, fetch)
 
 
 @FACE_DETECTORS.register("yunet")
