@@ -25,61 +25,15 @@ from deepfake_lab.config import build_config
 from deepfake_lab.data.dataset import FaceDataset
 from deepfake_lab.training.gan import GanTrainer
 from deepfake_lab.training.gan_config import GanConfig
-
-
-# --- the reference: https://github.com/pytorch/examples/blob/main/dcgan/main.py -------------
-class RefGenerator(nn.Module):
-    def __init__(self, nz=100, ngf=64, nc=3):
-        super().__init__()
-        self.main = nn.Sequential(
-            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False),
-            nn.BatchNorm2d(ngf * 8),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ngf * 4),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ngf * 2),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ngf),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
-            nn.Tanh(),
-        )
-
-    def forward(self, x):
-        return self.main(x)
-
-
-class RefDiscriminator(nn.Module):
-    def __init__(self, ndf=64, nc=3):
-        super().__init__()
-        self.main = nn.Sequential(
-            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ndf * 2),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ndf * 4),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ndf * 8),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x):
-        return self.main(x)
+from reference_dcgan import reference_discriminator, reference_generator
 
 
 class Reference:
     """The example's training step, verbatim in structure (BCELoss on sigmoid outputs)."""
 
     def __init__(self, images: torch.Tensor, batch: int, nz: int = 100):
-        self.G, self.D, self.nz, self.batch = RefGenerator(nz), RefDiscriminator(), nz, batch
+        self.G, self.D = reference_generator(nz), reference_discriminator()
+        self.nz, self.batch = nz, batch
         self.images = images
         self.crit = nn.BCELoss()
         self.optD = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
