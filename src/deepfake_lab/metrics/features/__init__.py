@@ -32,6 +32,8 @@ class FeatureExtractor(nn.Module):
     name: ClassVar[str]
     label: ClassVar[str]
     dim: ClassVar[int]
+    #: True when ``logits`` gives class scores (needed by the Inception Score).
+    is_classifier: ClassVar[bool] = False
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Features of images.
@@ -43,6 +45,16 @@ class FeatureExtractor(nn.Module):
             float32 (B, dim) on the module's device.
         """
         raise NotImplementedError
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (B, num_classes) for classifier extractors (``is_classifier``)."""
+        raise NotImplementedError(f"{self.name} is not a classifier")
+
+    def cache_key(self) -> dict[str, object]:
+        """What identifies this feature space, for caching statistics: the name plus whatever
+        changes the numbers (weights fingerprint, input resolution and resize method).
+        Subclasses extend it."""
+        return {"name": self.name}
 
     def train(self, mode: bool = True) -> FeatureExtractor:
         # A feature space must not change with the caller's mode: batch-statistics

@@ -199,6 +199,14 @@ class ResNetCifarFeatures(FeatureExtractor):
         """Images (B, 3, H, W) in [-1, 1] -> float32 (B, 10) CIFAR-10 class logits."""
         return self.net(self.preprocess(x))
 
+    def cache_key(self) -> dict[str, object]:
+        # The weights are sha256-checked on load, so the expected hash identifies them.
+        return {
+            "name": self.name,
+            "weights_sha256": self.weights_spec.sha256,
+            "input": "32px antialiased bilinear, ImageNet mean/std",
+        }
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
@@ -209,6 +217,7 @@ class ResNet56Cifar(ResNetCifarFeatures):
 
     name = "resnet56-cifar"
     label = "FD-R56"
+    is_classifier = True
     blocks_per_stage = 9
     weights_spec = WeightsSpec(
         "resnet56-4bfd9763.th",
@@ -222,6 +231,7 @@ class ResNet20Cifar(ResNetCifarFeatures):
 
     name = "resnet20-cifar"
     label = "FD-R20"
+    is_classifier = True
     blocks_per_stage = 3
     weights_spec = WeightsSpec(
         "resnet20-12fca82f.th",
