@@ -21,8 +21,12 @@ $(VENV)/.installed-test: $(VENV)/.installed-base
 
 venv: $(VENV)/.installed-base
 
+# The demo measures its generator in the offline CIFAR ResNet-56 space when the weights are
+# at hand: beside this checkout in ../shared/models (development machines), or in the cache.
+R56 := $(wildcard ../shared/models/resnet56-4bfd9763.th)
+
 demo: $(VENV)/.installed-base
-	$(VENV)/bin/deepfake-lab demo
+	$(VENV)/bin/deepfake-lab demo $(if $(R56),--metrics-weights $(R56))
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest

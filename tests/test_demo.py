@@ -9,7 +9,8 @@ from deepfake_lab.cli.app import app
 runner = CliRunner()
 
 
-def test_demo_writes_the_whole_loop(tmp_path):
+def test_demo_writes_the_whole_loop(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPFAKE_LAB_CACHE", str(tmp_path / "cache"))
     res = runner.invoke(
         app,
         [
@@ -46,3 +47,19 @@ def test_demo_writes_the_whole_loop(tmp_path):
     for ref in ("generated/grid.png", "loss_curves.png", "samples/reals.png"):
         assert ref in html and (run / ref).is_file()
     assert "procedural faces" in html
+    assert "Skipped: no resnet56-4bfd9763.th" in html  # no weights in the test's cache
+
+
+def test_demo_metrics_section_with_the_resnet56_weights(tmp_path):
+    from conftest import shared_path
+
+    weights = shared_path("models", "resnet56-4bfd9763.th")
+    res = runner.invoke(app, [
+        "demo", "--out", str(tmp_path), "--num-images", "48", "--no-progress",
+        "--metrics-weights", str(weights),
+        "--set", "model.size=16", "--set", "model.g_channels=8", "--set", "model.d_channels=8",
+        "--set", "model.z_dim=16", "--set", "train.kimg=0.032", "--set", "train.batch=8",
+    ])
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "00000-demo" / "index.html").read_text()
+    assert "FD-R56" in html and "held-out real faces" in html and ">FID<" not in html

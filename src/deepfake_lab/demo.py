@@ -12,11 +12,13 @@ from pathlib import Path
 
 from rich.console import Console
 
+from deepfake_lab.cache import cache_dir
 from deepfake_lab.config import build_config
 from deepfake_lab.data.dataset import FaceDataset
-from deepfake_lab.data.procedural import render_faces
+from deepfake_lab.data.procedural import render_faces, write_procedural_dataset
 from deepfake_lab.errors import UserError
 from deepfake_lab.generate import generate_images
+from deepfake_lab.metrics.evaluate import evaluate_gan, metric_rows
 from deepfake_lab.report.html import ReportImage, Section, Table
 from deepfake_lab.training.gan_config import GanConfig
 from deepfake_lab.training.launch import train_gan
@@ -49,6 +51,8 @@ def run_demo(
     num_images: int = DEMO_IMAGES,
     console: Console | None = None,
     progress: bool = True,
+    metrics: bool = True,
+    metrics_weights: str | Path | None = None,
 ) -> Path:
     """Run the demo and return its run folder.
 
@@ -59,6 +63,9 @@ def run_demo(
         num_images: how many procedural faces to draw (ignored with ``data``).
         console: where to print progress messages (None: quiet).
         progress: show the training progress bar.
+        metrics: measure the generator (FD-R56, KID, precision/recall) when the ResNet-56
+            weights are available.
+        metrics_weights: ``resnet56-4bfd9763.th``; default: the model cache, if it is there.
     """
     t0 = time.perf_counter()
     say = console.print if console else (lambda *a, **k: None)
@@ -108,6 +115,74 @@ def run_demo(
         ],
         images=[ReportImage("generated/grid.png", "16 generated faces (seeds 1000-1015)")],
     )
-    report = write_gan_report(run_dir, extra_sections=[demo])
+    sections = [demo]
+    if metrics:
+        ref = (
+            Path(data)
+            if data is not None
+            else write_procedural_dataset(run_dir / "reference", num_images, cfg.model.size, seed=0)
+        )
+        sections.append(
+            _metrics_section(
+                run_dir,
+                ref,
+                metrics_weights,
+                cfg.model.size,
+                num_images if data is None else None,
+                say,
+            )
+        )
+    report = write_gan_report(run_dir, extra_sections=sections)
     say(f"demo done in {elapsed:.0f} s: {report}")
     return run_dir
+
+
+R56_FILE = "resnet56-4bfd9763.th"
+
+
+def _metrics_section(
+    run_dir: Path, ref: Path, weights: str | Path | None, size: int, procedural: int | None, say
+) -> Section:
+    """Generator metrics in the offline ResNet-56 space, with the real-vs-real noise floor."""
+    path = Path(weights) if weights else cache_dir("models") / R56_FILE
+    heading = "Generator metrics (FD-R56, KID, precision/recall)"
+    if not path.is_file():
+        say(f"metrics skipped: {path} not found")
+        return Section(
+            heading=heading,
+            paragraphs=[
+                f"Skipped: no {R56_FILE} found at {path}. Pass --metrics-weights PATH (the CIFAR "
+                "ResNet-56 of akamaster/pytorch_resnet_cifar10) or place the file there."
+            ],
+        )
+    say("measuring the generator in the ResNet-56 feature space")
+    names = "fid,kid,pr"
+    # Up to 1000 images a side: enough for a stable FD-R56 at this scale, and quick on a CPU.
+    num = min(1000, procedural or 1000)
+    result = evaluate_gan(run_dir, ref, names, weights=path, num=num, size=size)
+    rows = [[name, value] for name, value in metric_rows(result)]
+    paragraphs = [
+        f"{result['num_fake']} generated vs {result['num_real']} reference images, in the "
+        f"feature space of a CIFAR-10 ResNet-56 ({result['label']}: a Frechet distance that is "
+        "NOT Inception FID and not comparable with published FIDs). Lower FD-R56 and KID, "
+        "higher precision/recall are better."
+    ]
+    if procedural:
+        # The floor: fresh procedural faces the GAN never saw, against the same reference.
+        other = write_procedural_dataset(run_dir / "reference-heldout", num, size, seed=1)
+        floor = evaluate_gan(other, ref, names, weights=path, num=num, size=size)
+        rows = [[n, v, f] for (n, v), (_, f) in zip(rows, metric_rows(floor), strict=True)]
+        paragraphs.append(
+            "Noise floor: 1000 other procedural faces (never trained on) against "
+            "the same reference set score as in the last column."
+        )
+        return Section(
+            heading=heading,
+            paragraphs=paragraphs,
+            tables=[Table(header=["metric", "generator", "held-out real faces"], rows=rows)],
+        )
+    return Section(
+        heading=heading,
+        paragraphs=paragraphs,
+        tables=[Table(header=["metric", "generator"], rows=rows)],
+    )

@@ -20,8 +20,21 @@ def demo_cmd(
     overrides: list[str] = typer.Option([], "--set", help="Config override key=value."),
     num_images: int = typer.Option(2000, "--num-images", help="Procedural faces to draw."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    no_metrics: bool = typer.Option(False, "--no-metrics", help="Skip the generator metrics."),
+    metrics_weights: Path = typer.Option(
+        None, "--metrics-weights", help="resnet56-4bfd9763.th for FD-R56 (default: cache)."
+    ),
 ) -> None:
     """Draw faces, train a small GAN, sample, and write an HTML report (a few minutes on CPU)."""
     from deepfake_lab.demo import run_demo
 
-    run_demo(data, out, overrides, num_images=num_images, console=console, progress=not no_progress)
+    run_demo(
+        data,
+        out,
+        overrides,
+        num_images=num_images,
+        console=console,
+        progress=not no_progress,
+        metrics=not no_metrics,
+        metrics_weights=metrics_weights,
+    )

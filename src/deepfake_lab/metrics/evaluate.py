@@ -85,7 +85,7 @@ def label_key(label: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in label.lower())
 
 
-def _build_extractor(
+def build_extractor(
     features: str | FeatureExtractor, weights: str | Path | None, device: torch.device
 ) -> FeatureExtractor:
     if isinstance(features, FeatureExtractor):
@@ -301,7 +301,7 @@ def evaluate_gan(
     _check_counts(names, n_fake_planned, len(ref_paths), "there are")
 
     dev = resolve_device(device)
-    fx = _build_extractor(features, weights, dev)
+    fx = build_extractor(features, weights, dev)
     if "is" in names and not fx.is_classifier:
         raise UserError(f"is needs a classifier feature space; {fx.name} is not one")
     keep_matrix = any(m in names for m in ("kid", "pr", "dc"))

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from deepfake_lab.cache import cache_dir as shared_cache_dir
 from deepfake_lab.io import atomic_write, atomic_write_json
 
 __all__ = ["FeatureSet", "StatsCache", "default_cache_dir"]
@@ -42,12 +43,8 @@ CACHE_FORMAT = 1
 
 
 def default_cache_dir() -> Path:
-    """``$DEEPFAKE_LAB_CACHE/stats``, else the XDG cache (``~/.cache/deepfake-lab/stats``)."""
-    root = os.environ.get("DEEPFAKE_LAB_CACHE")
-    if root:
-        return Path(root).expanduser() / "stats"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg).expanduser() / "deepfake-lab" / "stats"
+    """Folder for cached reference statistics (see :func:`deepfake_lab.cache.cache_dir`)."""
+    return shared_cache_dir("stats")
 
 
 @dataclass

@@ -127,6 +127,21 @@ class ScheduleConfig(StrictModel):
     grid: int = Field(8, ge=1, le=32, description="Sample grid is grid x grid images.")
 
 
+class MetricsConfig(StrictModel):
+    """Generator metrics measured during training (off unless ``every_kimg`` is set)."""
+
+    every_kimg: float | None = Field(None, gt=0, description="Evaluate every N kimg.")
+    metrics: str = Field("fid,kid", description="Comma list of fid, kid, pr, dc, is.")
+    features: str = Field("resnet56-cifar", description="Feature space (registry name).")
+    weights: str | None = Field(None, description="Weights file of the feature extractor.")
+    num: int = Field(1000, ge=2, description="Generated images per evaluation.")
+    ref: str | None = Field(None, description="Reference image folder; default: data.path.")
+    best: str | None = Field(
+        "fid", description="Result key that picks checkpoints/best.pt (None: no best)."
+    )
+    cache_dir: str | None = Field(None, description="Reference statistics cache folder.")
+
+
 class RunConfig(StrictModel):
     """Where the run folder goes."""
 
@@ -145,4 +160,5 @@ class GanConfig(StrictModel):
     ema: EmaConfig = EmaConfig()
     train: TrainConfig = TrainConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    metrics: MetricsConfig = MetricsConfig()
     run: RunConfig = RunConfig()

@@ -28,6 +28,7 @@ from deepfake_lab.report.grid import make_grid, save_grid
 from deepfake_lab.training.checkpoint import checkpoint_name, prune_checkpoints, save_checkpoint
 from deepfake_lab.training.gan import GanTrainer, TrainingDiverged, resolve_device
 from deepfake_lab.training.gan_config import GanConfig
+from deepfake_lab.training.gan_metrics import MetricTracker
 from deepfake_lab.training.logger import RunLogger, make_progress
 
 
@@ -83,6 +84,7 @@ def run_training(
     console: Console | None = None,
     progress: bool = True,
     tensorboard: bool = True,
+    tracker: MetricTracker | None = None,
 ) -> TrainResult:
     """Train in ``run_dir`` until ``cfg.train.kimg`` (or a signal), checkpointing as configured.
 
@@ -90,6 +92,8 @@ def run_training(
     checkpoint) the run continues exactly where it stopped.
     """
     device = resolve_device(cfg.train.device)
+    if tracker is None and cfg.metrics.every_kimg:
+        tracker = MetricTracker(cfg, device)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.train.seed)
@@ -97,7 +101,9 @@ def run_training(
     logger = RunLogger(run_dir, tensorboard=tensorboard, console=console)
     try:
         with _determinism(cfg.train.deterministic):
-            return _train(cfg, run_dir, dataset, device, resume_state, logger, console, progress)
+            return _train(
+                cfg, run_dir, dataset, device, resume_state, logger, console, progress, tracker
+            )
     finally:
         logger.close()
 
@@ -124,7 +130,7 @@ def _determinism(on: bool):
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2:]
 
 
-def _train(cfg, run_dir, dataset, device, resume_state, logger, console, progress):
+def _train(cfg, run_dir, dataset, device, resume_state, logger, console, progress, tracker):
     """Build the trainer, restore or start, then run the loop."""
     trainer = GanTrainer(cfg, dataset, device)
     if resume_state is not None:
@@ -143,10 +149,17 @@ def _train(cfg, run_dir, dataset, device, resume_state, logger, console, progres
             nrow=cfg.schedule.grid,
         )
         _write_samples(trainer, run_dir, logger)
-    return _loop(trainer, run_dir, logger, console, progress)
+    return _loop(trainer, run_dir, logger, console, progress, tracker)
 
 
-def _loop(trainer: GanTrainer, run_dir: Path, logger: RunLogger, console, progress: bool):
+def _loop(
+    trainer: GanTrainer,
+    run_dir: Path,
+    logger: RunLogger,
+    console,
+    progress: bool,
+    tracker: MetricTracker | None,
+):
     cfg = trainer.cfg
     sched = cfg.schedule
     total = round(cfg.train.kimg * 1000)
@@ -208,8 +221,11 @@ def _loop(trainer: GanTrainer, run_dir: Path, logger: RunLogger, console, progre
                 log_interval()
             if last or _crossed(prev, cur, sched.sample_kimg):
                 _write_samples(trainer, run_dir, logger)
-            if last or _crossed(prev, cur, sched.checkpoint_kimg):
+            evaluate = tracker is not None and (last or _crossed(prev, cur, cfg.metrics.every_kimg))
+            if evaluate or last or _crossed(prev, cur, sched.checkpoint_kimg):
                 last_ckpt = _write_checkpoint(trainer, run_dir, sched.keep_checkpoints)
+            if evaluate:
+                tracker.evaluate(last_ckpt, cur, logger)
             if last:
                 break
     elapsed = time.perf_counter() - t0

@@ -15,9 +15,10 @@ from deepfake_lab.config import build_config, flatten
 from deepfake_lab.data.dataset import FaceDataset
 from deepfake_lab.errors import UserError
 from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
-from deepfake_lab.training.gan import check_models
+from deepfake_lab.training.gan import check_models, resolve_device
 from deepfake_lab.training.gan_config import GanConfig
 from deepfake_lab.training.gan_loop import TrainResult, run_training
+from deepfake_lab.training.gan_metrics import MetricTracker
 from deepfake_lab.training.run_dir import (
     create_run_dir,
     latest_run,
@@ -30,6 +31,7 @@ from deepfake_lab.training.run_dir import (
 # run goes and where it writes, not what it computes. (The device may not change: generator
 # states are device-specific, and exactness is only promised on one device.)
 RESUMABLE_CHANGES = (
+    "metrics.",
     "train.kimg",
     "train.max_minutes",
     "train.threads",
@@ -133,6 +135,10 @@ def train_gan(
         cfg = build_config(GanConfig, config, all_overrides)
 
     check_models(cfg)
+    # Built before the run folder, so missing metric weights or references fail first.
+    tracker = (
+        MetricTracker(cfg, resolve_device(cfg.train.device)) if cfg.metrics.every_kimg else None
+    )
     if dataset is None:
         if not cfg.data.path:
             raise UserError("no training data: pass --data DIR (a folder of face images)")
@@ -158,4 +164,5 @@ def train_gan(
         console=console,
         progress=progress,
         tensorboard=tensorboard,
+        tracker=tracker,
     )

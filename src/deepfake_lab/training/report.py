@@ -15,13 +15,14 @@ from deepfake_lab.report.plots import plot_loss_curves
 LOSS_KEYS = ["Loss/G", "Loss/D", "Loss/R1", "Loss/D_aux", "D/real", "D/fake", "Grad/G", "Grad/D"]
 
 
-def training_records(run_dir: Path) -> list[dict[str, Any]]:
-    """``metrics.jsonl`` training records in kimg order, keeping only the timeline that led
-    to the current state: after a resume, records past the resume point from the abandoned
-    attempt are superseded by the new ones."""
+def training_records(run_dir: Path, kind: str = "train") -> list[dict[str, Any]]:
+    """``metrics.jsonl`` records of one kind (``train``: losses per logging interval;
+    ``eval``: generator metrics) in kimg order, keeping only the timeline that led to the
+    current state: after a resume, records past the resume point from the abandoned attempt
+    are superseded by the new ones."""
     kept: list[dict[str, Any]] = []
     for rec in read_jsonl(Path(run_dir) / "metrics.jsonl"):
-        if "kimg" not in rec or "Loss/G" not in rec:
+        if "kimg" not in rec or rec.get("kind", "train") != kind:
             continue
         while kept and kept[-1]["kimg"] >= rec["kimg"]:
             kept.pop()
@@ -86,6 +87,7 @@ def write_gan_report(run_dir: str | Path, extra_sections: list[Section] | None =
                 images=[ReportImage("loss_curves.png", "losses and logits")],
             )
         )
+    sections.extend(_metric_sections(run_dir))
     sections.extend(extra_sections or [])
     if cfg:
         sections.append(
@@ -98,3 +100,43 @@ def write_gan_report(run_dir: str | Path, extra_sections: list[Section] | None =
             )
         )
     return write_report(run_dir / "index.html", f"deepfake-lab run {run_dir.name}", sections)
+
+
+def _metric_sections(run_dir: Path) -> list[Section]:
+    """A table and a curve of the generator metrics measured during training, if any."""
+    evals = training_records(run_dir, "eval")
+    if not evals:
+        return []
+    keys = [k for k in evals[-1] if k.startswith("Metrics/")]
+    rows = [
+        [r["kimg"], *(f"{r.get(k):.4g}" if r.get(k) is not None else "" for k in keys)]
+        for r in evals
+    ]
+    last = evals[-1]
+    paragraphs = [
+        f"Feature space {last['feature_space']}: {last['num_fake']} generated vs "
+        f"{last['num_real']} reference images. A Frechet distance is called FID only in the "
+        "Inception-v3 space; elsewhere it carries its space's label and is not comparable "
+        "with published FIDs."
+    ]
+    best = run_dir / "checkpoints" / "best.json"
+    if best.exists():
+        import json
+
+        b = json.loads(best.read_text(encoding="utf-8"))
+        paragraphs.append(
+            f"Best {b['name']} {b['value']:.4g} at kimg {b['kimg']}: checkpoints/best.pt."
+        )
+    images = []
+    if len(evals) > 1:
+        plot_loss_curves(evals, run_dir / "metric_curves.png", keys=keys)
+        images.append(ReportImage("metric_curves.png", "metrics over training"))
+    header = ["kimg", *(k.removeprefix("Metrics/") for k in keys)]
+    return [
+        Section(
+            heading="Generator metrics",
+            paragraphs=paragraphs,
+            tables=[Table(header=header, rows=rows)],
+            images=images,
+        )
+    ]

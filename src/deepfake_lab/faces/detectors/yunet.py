@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import urllib.request
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from deepfake_lab.cache import cache_dir as shared_cache_dir
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.detectors import FACE_DETECTORS
 from deepfake_lab.faces.detectors.base import Face, FaceDetector
@@ -31,12 +31,8 @@ _MAX_DOWNLOAD_BYTES = 16 << 20  # the model is 230 kB; anything far larger is no
 
 
 def cache_dir() -> Path:
-    """Folder for downloaded models: ``$DEEPFAKE_LAB_CACHE/models`` or the XDG cache."""
-    root = os.environ.get("DEEPFAKE_LAB_CACHE")
-    if root:
-        return Path(root).expanduser() / "models"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg).expanduser() / "deepfake-lab" / "models"
+    """Folder for downloaded models (see :func:`deepfake_lab.cache.cache_dir`)."""
+    return shared_cache_dir("models")
 
 
 def resolve_model(face_model: Path | str | None = None, download: bool = True) -> Path:

@@ -10,6 +10,14 @@ Every extractor is an ``nn.Module`` registered in ``FEATURE_EXTRACTORS`` and exp
 - ``dim``: the feature width;
 - ``features(x)``: float (B, 3, H, W) in [-1, 1] -> float32 (B, dim).
 
+Registered spaces:
+
+- ``inception-v3-fid`` (label FID, 2048-d, 1008-class logits): the FID Inception network,
+  the same numbers as torch-fidelity / pytorch-fid given the same weights;
+- ``resnet56-cifar`` / ``resnet20-cifar`` (FD-R56 / FD-R20, 64-d): small offline spaces;
+- ``torchscript`` (FD-<file stem>): any network saved with ``torch.jit.save`` or
+  ``torch.export.save`` (e.g. DINOv2 or CLIP exported where they are available).
+
 Example:
     >>> fx = FEATURE_EXTRACTORS.build("resnet56-cifar", weights=Path("resnet56-4bfd9763.th"))
     >>> fx.features(images).shape
@@ -65,6 +73,8 @@ class FeatureExtractor(nn.Module):
 FEATURE_EXTRACTORS: Registry[FeatureExtractor] = Registry("feature extractor")
 
 # Registration happens on import of the modules that define extractors.
+from deepfake_lab.metrics.features import inception as _inception  # noqa: E402, F401
 from deepfake_lab.metrics.features import resnet_cifar as _resnet_cifar  # noqa: E402, F401
+from deepfake_lab.metrics.features import torchscript as _torchscript  # noqa: E402, F401
 
 __all__ = ["FEATURE_EXTRACTORS", "FeatureExtractor"]
