@@ -15,8 +15,11 @@ $(VENV)/.installed-base: pyproject.toml
 	$(PIP) install --quiet -e .
 	touch $@
 
+# torch-fidelity is the FID parity reference of the tests; --no-deps because it declares
+# torchvision, which we do not install (the tests shim the imports it does not use).
 $(VENV)/.installed-test: $(VENV)/.installed-base
 	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet --no-deps "torch-fidelity==0.4.0"
 	touch $@
 
 venv: $(VENV)/.installed-base

@@ -29,40 +29,45 @@ import torch
 from deepfake_lab.metrics.features.inception import InceptionV3FID
 from deepfake_lab.metrics.features.inception_net import random_fid_state_dict
 
-# What torch_fidelity's package import touches in torchvision: modules, and three names
-# imported from torchvision.datasets. Nothing of it runs for the Inception extractor.
-_TORCHVISION_MODULES = (
-    "torchvision",
-    "torchvision.datasets",
-    "torchvision.models",
-    "torchvision.transforms",
-    "torchvision.transforms.functional",
-)
+# What torch_fidelity's package import touches in its undeclared-here dependencies:
+# torchvision's modules (plus three dataset classes it subclasses) and tqdm's progress bar.
+# Nothing of them runs for the Inception extractor.
+_STANDINS = {
+    "torchvision": {},
+    "torchvision.datasets": {c: type(c, (), {}) for c in ("CIFAR10", "CIFAR100", "STL10")},
+    "torchvision.models": {},
+    "torchvision.transforms": {},
+    "torchvision.transforms.functional": {},
+    "tqdm": {"tqdm": lambda iterable=None, *args, **kwargs: iterable},
+}
 
 
 def torch_fidelity_inception() -> type:
     """torch-fidelity's ``FeatureExtractorInceptionV3`` class, importable without torchvision.
 
     ``torch_fidelity/__init__`` imports every extractor, and the CLIP, DINOv2 and VGG ones
-    import torchvision at module level. When torchvision is absent, empty stand-in modules
-    are put in ``sys.modules`` for the import only and removed afterwards, so no other code
-    sees a fake torchvision.
+    import torchvision at module level; its metrics import tqdm. For each of these packages
+    that is absent, an empty stand-in module is put in ``sys.modules`` for the import only
+    and removed afterwards, so no other code sees a fake torchvision.
 
     Raises:
         ImportError: torch-fidelity is not installed.
     """
     if importlib.util.find_spec("torch_fidelity") is None:
-        raise ImportError("torch-fidelity is not installed (pip install --no-deps torch-fidelity)")
+        raise ImportError(
+            "torch-fidelity is not installed (pip install --no-deps torch-fidelity==0.4.0)"
+        )
     fakes: dict[str, types.ModuleType] = {}
-    if "torch_fidelity" not in sys.modules and importlib.util.find_spec("torchvision") is None:
-        fakes = {name: types.ModuleType(name) for name in _TORCHVISION_MODULES}
+    if "torch_fidelity" not in sys.modules:
+        for name, attrs in _STANDINS.items():
+            top = name.partition(".")[0]
+            if top in fakes or importlib.util.find_spec(top) is None:
+                fakes[name] = types.ModuleType(name)
+                fakes[name].__dict__.update(attrs)
         for name, module in fakes.items():
             parent, _, child = name.rpartition(".")
             if parent:
                 setattr(fakes[parent], child, module)
-        for cls in ("CIFAR10", "CIFAR100", "STL10"):
-            # torch_fidelity.datasets subclasses these: give it empty classes.
-            setattr(fakes["torchvision.datasets"], cls, type(cls, (), {}))
         sys.modules.update(fakes)
     try:
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
@@ -99,7 +104,7 @@ def run(
     images = pixels.float() / 127.5 - 1  # our API's input; quantises back to ``pixels``
 
     def theirs_features() -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.no_grad():  # as ours runs
             return theirs(pixels)[0]
 
     fns = {"ours": lambda: ours.features(images), "theirs": theirs_features}

@@ -24,29 +24,32 @@ the fc bias by default, as the original Inception Score code (and torch-fidelity
 ``logits_unbiased``) uses them.
 
 Weights: pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` and torch-fidelity's
-``weights-inception-2015-12-05-6726825d.pth`` are the same bytes (sha256 ``6726825d0af5...``,
-95,628,359 bytes), a state dict in torchvision ``Inception3`` naming (``Conv2d_1a_3x3.conv
-.weight``, ``Mixed_5b.branch1x1.bn.running_mean``, ..., ``fc.weight``), which this module uses
-too. We also accept that layout with a ``module.`` prefix, wrapped in ``{"state_dict": ...}``,
-and with or without BatchNorm's ``num_batches_tracked``.
+``weights-inception-2015-12-05-6726825d.pth`` are published as the same bytes (95,628,359
+bytes, sha256 ``WEIGHTS_SHA256`` below; the names' suffix is the hash's start, torch hub's
+convention; the full hash is as independent public records give it for both names, not
+re-downloaded here): a state dict in torchvision ``Inception3`` naming
+(``Conv2d_1a_3x3.conv.weight``, ``Mixed_5b.branch1x1.bn.running_mean``, ..., ``fc.weight``),
+which this module uses too. We also accept that layout with a ``module.`` prefix, wrapped in
+``{"state_dict": ...}``, and with or without BatchNorm's ``num_batches_tracked``.
 
-Speed: the network is frozen, so at load time each BatchNorm is folded into its conv
-(computed in float64) and the 1x1 convs that read the same input are merged into one.
-Both change float32 rounding only (about 1e-6 relative); pass ``fuse=False`` for the
-literal layer-by-layer network.
+Speed: the network is frozen, so at load time each BatchNorm is folded into its conv, the
+1x1 convs that read the same input are merged into one, and the layout is channels_last
+(see ``inception_net``). This changes float32 rounding only (features within 4e-7
+relative of torch-fidelity's in the parity test); ``fuse=False`` runs the literal
+layer-by-layer network, which matches torch-fidelity bit for bit on CPU.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import pickle
 import urllib.request
 from pathlib import Path
 
 import torch
 
+from deepfake_lab.cache import cache_dir
 from deepfake_lab.errors import UserError
 from deepfake_lab.io import atomic_write
 from deepfake_lab.metrics.features import FEATURE_EXTRACTORS, FeatureExtractor
@@ -65,11 +68,7 @@ RESIZE = "tf1-bilinear-299"
 
 def model_cache_dir() -> Path:
     """Our download folder: ``$DEEPFAKE_LAB_CACHE/models`` or ``~/.cache/deepfake-lab/models``."""
-    root = os.environ.get("DEEPFAKE_LAB_CACHE")
-    if root:
-        return Path(root).expanduser() / "models"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg).expanduser() / "deepfake-lab" / "models"
+    return cache_dir("models")
 
 
 def candidate_paths() -> list[Path]:
@@ -167,8 +166,9 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise UserError(f"{path} does not hold a state dict of tensors; use {WEIGHTS_NAME}")
     # DataParallel prefixes; num_batches_tracked is training bookkeeping that some saves lack.
+    # float32: the network runs in float32 whatever precision the file was saved in.
     return {
-        k.removeprefix("module."): v
+        k.removeprefix("module."): v.float() if v.is_floating_point() else v
         for k, v in obj.items()
         if not k.endswith("num_batches_tracked")
     }
@@ -264,11 +264,19 @@ class InceptionV3FID(FeatureExtractor):
             self.label = f"FD-Incv3-{digest[:8]}"  # type: ignore[misc]
         self.weights_path = path
         self.weights_sha256 = digest
-        self.net = FIDInceptionV3(self.num_classes)
+        # Built on the meta device and filled by assignment: no random init to overwrite.
+        with torch.device("meta"):
+            self.net = FIDInceptionV3(self.num_classes)
         state = load_state_dict_file(path)
-        # strict (num_batches_tracked aside): a partial file must fail, not give random layers.
-        missing, unexpected = self.net.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+        for key in self.net.state_dict():
+            if key.endswith("num_batches_tracked"):
+                state[key] = torch.zeros((), dtype=torch.long)
+        try:
+            missing, unexpected = self.net.load_state_dict(state, strict=False, assign=True)
+        except RuntimeError as exc:  # shape mismatches
+            detail = " ".join(str(exc).split())[:200]
+            raise UserError(f"{path} does not fit the FID Inception network: {detail}") from None
+        # strict: a partial file must fail, not leave layers without weights.
         if missing or unexpected:
             raise UserError(
                 f"{path} does not match the FID Inception layout "
@@ -291,7 +299,7 @@ class InceptionV3FID(FeatureExtractor):
             p = resize_like_tf1(p)
         return (p - 128) / 128
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def features_and_logits(
         self, x: torch.Tensor, bias: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -299,12 +307,12 @@ class InceptionV3FID(FeatureExtractor):
         feats = self.net.pool3(self.preprocess(x))
         return feats, self.net.classify(feats, bias)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, 3, H, W), uint8 or float in [-1, 1] -> float32 (B, 2048) pool3 features."""
         return self.net.pool3(self.preprocess(x))
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def logits(self, x: torch.Tensor, bias: bool = False) -> torch.Tensor:
         """Images -> float32 (B, 1008) class logits, without the fc bias unless ``bias``.
 

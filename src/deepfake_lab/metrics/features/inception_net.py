@@ -7,11 +7,11 @@ BatchNorm eps 0.001, average pools that ignore the zero padding (``count_include
 False``), and a max pool (not an average pool) in the pool branch of the last block.
 
 ``FIDInceptionV3.fuse()`` rewrites the frozen network for speed: each conv absorbs its
-BatchNorm (folded in float64), and the 1x1 convs of a block that read the block input are
-merged into one wider conv. A pool branch "3x3 average pool, then 1x1 conv" is merged too,
-reordered as "1x1 conv, then pool": both are linear and the pool's weights sum to one, so
-the result is the same up to float rounding, and the pool then runs on 32-192 channels
-instead of 192-2048.
+BatchNorm, the 1x1 convs of a block that read the block input are merged into one wider
+conv, and tensors are kept channels_last (faster convs and pools on CPU). A pool branch
+"3x3 average pool, then 1x1 conv" joins the merged conv too, reordered as "1x1 conv, then
+pool": both are linear and the pool's weights sum to one, so the result is the same up to
+float rounding, and the pool then runs on 32-192 channels instead of 192-2048.
 """
 
 from __future__ import annotations
@@ -43,23 +43,20 @@ class BasicConv2d(nn.Module):
 
     @torch.no_grad()
     def fuse(self) -> None:
-        """Fold the (eval-mode) BatchNorm into the conv: w' = w * g / s, b' = beta - mu * g / s."""
+        """Fold the eval-mode BatchNorm into the conv: w' = w * g / s, b' = beta - mu * g / s,
+        with s = sqrt(var + eps)."""
         bn = self.bn
         if not isinstance(bn, nn.BatchNorm2d):
             return
         conv = self.conv
+        # The per-channel factors in float64; the weight product then rounds once in float32
+        # (a float64 copy of all 24M weights would only add load time).
         scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-        fused = nn.Conv2d(
-            conv.in_channels,
-            conv.out_channels,
-            conv.kernel_size,
-            stride=conv.stride,
-            padding=conv.padding,
-            bias=True,
-        ).to(conv.weight.device)
-        fused.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
-        fused.bias.copy_(bn.bias.double() - bn.running_mean.double() * scale)
-        self.conv, self.bn = fused, nn.Identity()
+        shift = bn.bias.double() - bn.running_mean.double() * scale
+        # Reuse the conv: a new nn.Conv2d would spend time on a random init we overwrite.
+        conv.weight = nn.Parameter(conv.weight * scale.float().view(-1, 1, 1, 1))
+        conv.bias = nn.Parameter(shift.float())
+        self.bn = nn.Identity()
 
 
 class _Block(nn.Module):
@@ -91,6 +88,8 @@ class _Block(nn.Module):
     @torch.no_grad()
     def fuse(self) -> None:
         """Fold BatchNorms, then merge the head convs into one (see the module docstring)."""
+        if self.merged is not None:  # already fused
+            return
         for m in list(self.modules()):
             if isinstance(m, BasicConv2d):
                 m.fuse()
@@ -98,10 +97,11 @@ class _Block(nn.Module):
         if len(names) < 2:
             return
         convs = [getattr(self, n).conv for n in names]
-        merged = nn.Conv2d(convs[0].in_channels, sum(c.out_channels for c in convs), 1)
-        merged.to(convs[0].weight.device)
-        merged.weight.copy_(torch.cat([c.weight for c in convs]))
-        merged.bias.copy_(torch.cat([c.bias for c in convs]))
+        merged = nn.Conv2d(
+            convs[0].in_channels, sum(c.out_channels for c in convs), 1, device="meta"
+        )
+        merged.weight = nn.Parameter(torch.cat([c.weight for c in convs]))
+        merged.bias = nn.Parameter(torch.cat([c.bias for c in convs]))
         self.merged, self.sizes = merged, [c.out_channels for c in convs]
         for n in names:
             delattr(self, n)
@@ -299,7 +299,10 @@ def random_fid_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     """
     g = torch.Generator().manual_seed(seed)
     state = {}
-    for k, v in FIDInceptionV3().state_dict().items():
+    with torch.device("meta"):  # names and shapes only
+        shapes = {k: v.shape for k, v in FIDInceptionV3().state_dict().items()}
+    for k, shape in shapes.items():
+        v = torch.zeros(shape, dtype=torch.long if k.endswith("num_batches_tracked") else None)
         if k.endswith("conv.weight"):
             v = torch.randn(v.shape, generator=g) * (2.0 / v[0].numel()) ** 0.5
         elif k.endswith(("bn.weight", "running_var")):

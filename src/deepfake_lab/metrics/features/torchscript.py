@@ -130,7 +130,7 @@ class TorchScriptFeatures(FeatureExtractor):
             return t.device
         return torch.device("cpu")
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 3 or not x.is_floating_point():
             raise ValueError(f"expected float images (B, 3, H, W), got {x.dtype} {tuple(x.shape)}")
