@@ -54,12 +54,31 @@ def test_demo_metrics_section_with_the_resnet56_weights(tmp_path):
     from conftest import shared_path
 
     weights = shared_path("models", "resnet56-4bfd9763.th")
-    res = runner.invoke(app, [
-        "demo", "--out", str(tmp_path), "--num-images", "48", "--no-progress",
-        "--metrics-weights", str(weights),
-        "--set", "model.size=16", "--set", "model.g_channels=8", "--set", "model.d_channels=8",
-        "--set", "model.z_dim=16", "--set", "train.kimg=0.032", "--set", "train.batch=8",
-    ])
+    res = runner.invoke(
+        app,
+        [
+            "demo",
+            "--out",
+            str(tmp_path),
+            "--num-images",
+            "48",
+            "--no-progress",
+            "--metrics-weights",
+            str(weights),
+            "--set",
+            "model.size=16",
+            "--set",
+            "model.g_channels=8",
+            "--set",
+            "model.d_channels=8",
+            "--set",
+            "model.z_dim=16",
+            "--set",
+            "train.kimg=0.032",
+            "--set",
+            "train.batch=8",
+        ],
+    )
     assert res.exit_code == 0, res.output
     html = (tmp_path / "00000-demo" / "index.html").read_text()
     assert "FD-R56" in html and "held-out real faces" in html and ">FID<" not in html

@@ -230,14 +230,23 @@ def test_metrics_during_training_log_and_keep_the_best(tmp_path, tiny_faces, mon
     from fakes import TinyFeatures
 
     monkeypatch.setitem(FEATURE_EXTRACTORS._entries, "tiny-test", TinyFeatures)
-    extra = ["metrics.every_kimg=0.008", "metrics.features=tiny-test", "metrics.num=8",
-             "metrics.metrics=fid,kid,pr", f"metrics.cache_dir={tmp_path / 'cache'}"]
+    extra = [
+        "metrics.every_kimg=0.008",
+        "metrics.features=tiny-test",
+        "metrics.num=8",
+        "metrics.metrics=fid,kid,pr",
+        f"metrics.cache_dir={tmp_path / 'cache'}",
+    ]
     with_metrics = _train(tmp_path, tiny_faces, "m", 0.024, extra=extra)
-    evals = [r for r in map(_json.loads, (with_metrics.run_dir / "metrics.jsonl").open())
-             if r.get("kind") == "eval"]
+    evals = [
+        r
+        for r in map(_json.loads, (with_metrics.run_dir / "metrics.jsonl").open())
+        if r.get("kind") == "eval"
+    ]
     assert [r["kimg"] for r in evals] == [0.008, 0.016, 0.024]
-    assert all(r["label"] == "FD-TINY" and "Metrics/FD-TINY" in r and "Metrics/FID" not in r
-               for r in evals)
+    assert all(
+        r["label"] == "FD-TINY" and "Metrics/FD-TINY" in r and "Metrics/FID" not in r for r in evals
+    )
     best = _json.loads((with_metrics.run_dir / "checkpoints" / "best.json").read_text())
     values = [r["Metrics/FD-TINY"] for r in evals]
     assert best["value"] == min(values) and best["name"] == "FD-TINY"
@@ -251,6 +260,11 @@ def test_metrics_during_training_log_and_keep_the_best(tmp_path, tiny_faces, mon
 
 def test_metrics_without_a_reference_fail_before_any_folder(tmp_path, tiny_faces):
     with pytest.raises(UserError, match="metrics reference folder not found"):
-        _train(tmp_path, tiny_faces, "noref", 0.008,
-               extra=["metrics.every_kimg=0.008", f"metrics.ref={tmp_path / 'nope'}"])
+        _train(
+            tmp_path,
+            tiny_faces,
+            "noref",
+            0.008,
+            extra=["metrics.every_kimg=0.008", f"metrics.ref={tmp_path / 'nope'}"],
+        )
     assert not (tmp_path / "runs").exists()
