@@ -113,6 +113,9 @@ def main() -> None:
     ref = Reference(images, args.batch)
     runners = {"reference": ref.step, "ours": ours.train_step, "ours (defaults)": full.train_step}
     flops = {k: step_flops(f) for k, f in runners.items()}
+    # The default step adds lazy R1 every r1_interval steps: count the mean over a cycle.
+    k = full.cfg.loss.r1_interval
+    flops["ours (defaults)"] = step_flops(lambda: [full.train_step() for _ in range(k)]) // k
     for f in runners.values():  # warm-up
         for _ in range(3):
             f()
