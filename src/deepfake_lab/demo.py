@@ -101,10 +101,10 @@ def run_demo(
         heading="Demo",
         paragraphs=[
             f"Trained {cfg.model.arch} at {cfg.model.size}px for {result.nimg / 1000:.1f} kimg "
-            f"({result.status}) on {source}; {result.images_per_sec:.0f} images/s; whole demo "
-            f"{elapsed:.0f} s.",
-            "Every face below is generated: it shows nobody. Metrics, a detector and "
-            "watermark checks join this report in later versions.",
+            f"({result.status}) on {source}; {result.images_per_sec:.0f} images/s; data, "
+            f"training and sampling took {elapsed:.0f} s.",
+            "Every face below is generated: it shows nobody. A detector and watermark checks "
+            "join this report in later versions.",
         ],
         tables=[
             Table(
@@ -133,7 +133,7 @@ def run_demo(
             )
         )
     report = write_gan_report(run_dir, extra_sections=sections)
-    say(f"demo done in {elapsed:.0f} s: {report}")
+    say(f"demo done in {time.perf_counter() - t0:.0f} s: {report}")
     return run_dir
 
 

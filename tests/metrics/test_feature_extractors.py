@@ -116,3 +116,12 @@ def test_fd_r56_separates_real_halves_from_degraded_images(r56, ffhq):
     fd_halves = frechet_distance(*stats[0], *stats[1])
     fd_degraded = frechet_distance(*stats[0], *stats[2])
     assert 0 < fd_halves < 0.5 * fd_degraded
+
+
+@needs_weights
+@pytest.mark.parametrize("name", sorted(WEIGHTS))
+def test_features_and_logits_share_one_pass(name):
+    fx = FEATURE_EXTRACTORS.build(name, weights=MODELS / WEIGHTS[name])
+    x = torch.rand(3, 3, 40, 40) * 2 - 1
+    f, logits = fx.features_and_logits(x)
+    assert torch.allclose(f, fx.features(x)) and torch.allclose(logits, fx.logits(x))

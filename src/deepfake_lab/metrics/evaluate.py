@@ -122,12 +122,15 @@ class _FeaturePass:
     def update(self, images: torch.Tensor) -> None:
         """Add images, float (B, 3, H, W) in [-1, 1]."""
         x = images.to(self.device)
-        f = self.fx.features(x).float().cpu().numpy()
+        if self.logits is not None:
+            feats, logits = self.fx.features_and_logits(x)
+            self.logits.append(logits.float().cpu().numpy())
+        else:
+            feats = self.fx.features(x)
+        f = feats.float().cpu().numpy()
         self.acc.update(f)
         if self.features is not None:
             self.features[self.count : self.count + len(f)] = f
-        if self.logits is not None:
-            self.logits.append(self.fx.logits(x).float().cpu().numpy())
         self.count += len(f)
 
     def result(self, skipped: int = 0) -> FeatureSet:

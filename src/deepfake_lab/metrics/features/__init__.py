@@ -58,6 +58,10 @@ class FeatureExtractor(nn.Module):
         """Class logits (B, num_classes) for classifier extractors (``is_classifier``)."""
         raise NotImplementedError(f"{self.name} is not a classifier")
 
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(features(x), logits(x))``; classifiers override it to share one pass."""
+        return self.features(x), self.logits(x)
+
     def cache_key(self) -> dict[str, object]:
         """What identifies this feature space, for caching statistics: the name plus whatever
         changes the numbers (weights fingerprint, input resolution and resize method).

@@ -199,6 +199,12 @@ class ResNetCifarFeatures(FeatureExtractor):
         """Images (B, 3, H, W) in [-1, 1] -> float32 (B, 10) CIFAR-10 class logits."""
         return self.net(self.preprocess(x))
 
+    @torch.no_grad()
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pass: float32 (B, 64) features and (B, 10) logits."""
+        pooled = self.net.pooled(self.preprocess(x))
+        return pooled, self.net.linear(pooled)
+
     def cache_key(self) -> dict[str, object]:
         # The weights are sha256-checked on load, so the expected hash identifies them.
         return {
