@@ -168,3 +168,15 @@ def test_default_location_honours_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("DEEPFAKE_LAB_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert default_cache_dir() == tmp_path / "x" / "deepfake-lab" / "stats"
+
+
+def test_relative_and_absolute_paths_mix(tmp_path, monkeypatch):
+    from deepfake_lab.metrics.stats_cache import StatsCache
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.png").write_bytes(b"a")
+    monkeypatch.chdir(tmp_path)
+    rel = StatsCache(tmp_path / "c").file_hashes("data", [(data / "a.png").resolve()])
+    assert rel == StatsCache(tmp_path / "c").file_hashes(data, [data / "a.png"])
+    assert rel[0][0] == "a.png"

@@ -105,7 +105,7 @@ class StatsCache:
             root: the dataset folder the relative paths are taken from.
             paths: the image files, inside ``root``.
         """
-        root = Path(root)
+        root = Path(root).resolve()  # callers may mix relative and resolved paths
         index_path = self._hash_index_path(root)
         try:
             index = json.loads(index_path.read_text(encoding="utf-8"))
@@ -116,7 +116,7 @@ class StatsCache:
             known = {}
         fresh: dict[str, list[Any]] = {}
         for path in paths:
-            rel = Path(path).relative_to(root).as_posix()
+            rel = Path(path).resolve().relative_to(root).as_posix()
             st = os.stat(path)
             entry = known.get(rel)
             if (
