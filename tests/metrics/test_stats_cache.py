@@ -180,3 +180,14 @@ def test_relative_and_absolute_paths_mix(tmp_path, monkeypatch):
     rel = StatsCache(tmp_path / "c").file_hashes("data", [(data / "a.png").resolve()])
     assert rel == StatsCache(tmp_path / "c").file_hashes(data, [data / "a.png"])
     assert rel[0][0] == "a.png"
+
+
+def test_a_folder_of_symlinks_keeps_its_own_names(tmp_path):
+    from deepfake_lab.metrics.stats_cache import StatsCache
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "x.png").write_bytes(b"x")
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "y.png").symlink_to(tmp_path / "real" / "x.png")
+    assert StatsCache(tmp_path / "c").file_hashes(links, [links / "y.png"])[0][0] == "y.png"

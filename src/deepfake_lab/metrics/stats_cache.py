@@ -82,6 +82,19 @@ def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to ``root``, whether either was given relative, absolute or with its
+    folder resolved (layouts resolve the root; files may be symlinks, which are not
+    followed, so a folder of links keeps its own names)."""
+    p = Path(os.path.abspath(path))
+    for base in (Path(os.path.abspath(root)), root.resolve()):
+        try:
+            return p.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    raise ValueError(f"{path} is not inside {root}")
+
+
 class StatsCache:
     """Reference statistics on disk (see the module docstring for the key).
 
@@ -105,7 +118,7 @@ class StatsCache:
             root: the dataset folder the relative paths are taken from.
             paths: the image files, inside ``root``.
         """
-        root = Path(root).resolve()  # callers may mix relative and resolved paths
+        root = Path(root)
         index_path = self._hash_index_path(root)
         try:
             index = json.loads(index_path.read_text(encoding="utf-8"))
@@ -116,7 +129,7 @@ class StatsCache:
             known = {}
         fresh: dict[str, list[Any]] = {}
         for path in paths:
-            rel = Path(path).resolve().relative_to(root).as_posix()
+            rel = _relative(Path(path), root)
             st = os.stat(path)
             entry = known.get(rel)
             if (
