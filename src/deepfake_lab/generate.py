@@ -17,7 +17,7 @@ from deepfake_lab.errors import UserError
 from deepfake_lab.export import load_generator
 from deepfake_lab.io import atomic_write_json, write_png
 from deepfake_lab.report.grid import save_grid, to_uint8
-from deepfake_lab.training.gan import resolve_device
+from deepfake_lab.training.common import resolve_device
 
 
 def latents_for_seeds(seeds: list[int], z_dim: int, truncation: float = 1.0) -> torch.Tensor:

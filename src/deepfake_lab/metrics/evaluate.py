@@ -287,7 +287,7 @@ def evaluate_gan(
     Raises:
         UserError: unknown metric, IS on a non-classifier, missing files, too few images.
     """
-    from deepfake_lab.training.gan import resolve_device
+    from deepfake_lab.training.common import resolve_device
 
     names = parse_metrics(metrics)
     if num < 1:

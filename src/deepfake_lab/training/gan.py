@@ -24,6 +24,7 @@ from deepfake_lab.training.checkpoint import (
     capture_rng,
     restore_rng,
 )
+from deepfake_lab.training.common import grad_norm
 from deepfake_lab.training.ema import ema_beta, update_ema
 from deepfake_lab.training.gan_config import GanConfig
 from deepfake_lab.training.sampler import InfiniteSampler
@@ -31,22 +32,6 @@ from deepfake_lab.training.sampler import InfiniteSampler
 
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite; the run stops without writing a checkpoint."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; asking for CUDA without one is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA device is available")
-    return torch.device(name)
-
-
-def _grad_norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
 def build_models(cfg: GanConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -193,7 +178,7 @@ class GanTrainer:
         self._check_finite(d_total, "D loss")
         self.opt_D.zero_grad(set_to_none=True)
         d_total.backward()
-        stats["Grad/D"] = _grad_norm(list(self.D.parameters()))
+        stats["Grad/D"] = grad_norm(list(self.D.parameters()))
         self._check_finite(stats["Grad/D"], "D gradient norm")
         self.opt_D.step()
 
@@ -204,7 +189,7 @@ class GanTrainer:
         self._check_finite(g_loss, "G loss")
         self.opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
-        stats["Grad/G"] = _grad_norm(list(self.G.parameters()))
+        stats["Grad/G"] = grad_norm(list(self.G.parameters()))
         self._check_finite(stats["Grad/G"], "G gradient norm")
         self.opt_G.step()
         stats["Loss/G"] = g_loss.detach()

@@ -7,18 +7,13 @@ a time budget, or the end of the schedule.
 
 from __future__ import annotations
 
-import os
-import random
 import signal
-import threading
 import time
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from rich.console import Console
 
@@ -26,7 +21,14 @@ from deepfake_lab.config import save_config
 from deepfake_lab.data.dataset import FaceDataset
 from deepfake_lab.report.grid import make_grid, save_grid
 from deepfake_lab.training.checkpoint import checkpoint_name, prune_checkpoints, save_checkpoint
-from deepfake_lab.training.gan import GanTrainer, TrainingDiverged, resolve_device
+from deepfake_lab.training.common import (
+    crossed,
+    determinism,
+    resolve_device,
+    seed_everything,
+    stop_on_signals,
+)
+from deepfake_lab.training.gan import GanTrainer, TrainingDiverged
 from deepfake_lab.training.gan_config import GanConfig
 from deepfake_lab.training.gan_metrics import MetricTracker
 from deepfake_lab.training.logger import RunLogger, make_progress
@@ -42,38 +44,6 @@ class TrainResult:
     status: str  # "done" | "interrupted" | "time limit"
     images_per_sec: float
     signal: int | None = None  # the signal that interrupted the run
-
-
-def _crossed(prev_nimg: int, cur_nimg: int, every_kimg: float) -> bool:
-    """True when an interval boundary of ``every_kimg`` lies in (prev_nimg, cur_nimg]."""
-    every = max(1, round(every_kimg * 1000))
-    return prev_nimg // every != cur_nimg // every
-
-
-@contextmanager
-def _stop_on_signals():
-    """Turn SIGINT/SIGTERM into a flag the loop checks, so it can checkpoint and exit."""
-    flag = {"signal": None}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum, _frame):
-        flag["signal"] = signum
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield flag
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed the global RNGs (models are initialised from torch's global generator)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def run_training(
@@ -100,34 +70,12 @@ def run_training(
     save_config(cfg, run_dir / "config.yaml")
     logger = RunLogger(run_dir, tensorboard=tensorboard, console=console)
     try:
-        with _determinism(cfg.train.deterministic):
+        with determinism(cfg.train.deterministic):
             return _train(
                 cfg, run_dir, dataset, device, resume_state, logger, console, progress, tracker
             )
     finally:
         logger.close()
-
-
-@contextmanager
-def _determinism(on: bool):
-    """Deterministic kernels while training, restoring the process's settings afterwards."""
-    before = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-        torch.backends.cudnn.deterministic,
-        torch.backends.cudnn.benchmark,
-    )
-    if on:
-        # cuBLAS needs this before its first use to be deterministic; harmless on CPU.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(on, warn_only=True)
-    torch.backends.cudnn.deterministic = on
-    torch.backends.cudnn.benchmark = not on
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2:]
 
 
 def _train(cfg, run_dir, dataset, device, resume_state, logger, console, progress, tracker):
@@ -184,7 +132,7 @@ def _loop(
         t_tick, n_tick = now, cur
 
     bar = make_progress(console, disable=not progress)
-    with _stop_on_signals() as stop, bar:
+    with stop_on_signals() as stop, bar:
         task = bar.add_task(cfg.run.name, total=total / 1000, completed=n0 / 1000, stats="")
         while trainer.nimg < total:
             prev = trainer.nimg
@@ -217,12 +165,12 @@ def _loop(
             elif budget is not None and time.perf_counter() - t0 >= budget:
                 status = "time limit"
             last = cur >= total or status != "done"
-            if last or _crossed(prev, cur, sched.log_kimg):
+            if last or crossed(prev, cur, sched.log_kimg):
                 log_interval()
-            if last or _crossed(prev, cur, sched.sample_kimg):
+            if last or crossed(prev, cur, sched.sample_kimg):
                 _write_samples(trainer, run_dir, logger)
-            evaluate = tracker is not None and (last or _crossed(prev, cur, cfg.metrics.every_kimg))
-            if evaluate or last or _crossed(prev, cur, sched.checkpoint_kimg):
+            evaluate = tracker is not None and (last or crossed(prev, cur, cfg.metrics.every_kimg))
+            if evaluate or last or crossed(prev, cur, sched.checkpoint_kimg):
                 last_ckpt = _write_checkpoint(trainer, run_dir, sched.keep_checkpoints)
             if evaluate:
                 tracker.evaluate(last_ckpt, cur, logger)
