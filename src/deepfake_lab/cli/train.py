@@ -56,3 +56,50 @@ def train_gan_cmd(
     console.print(f"run folder: {result.run_dir}\nreport: {report}")
     if result.signal is not None:  # the shell convention: 128 + signal number
         raise typer.Exit(128 + result.signal)
+
+
+@train_app.command("detector")
+@handle_errors
+def train_detector_cmd(
+    real: list[Path] = typer.Option([], "--real", help="Folder of real faces (repeatable)."),
+    fake: list[Path] = typer.Option([], "--fake", help="Folder of fakes, one source each."),
+    manifest: Path = typer.Option(None, "--manifest", help="JSONL of path, label, source."),
+    model: str = typer.Option(None, "--model", help="resnet, npr, spectrum, gan-d, resnet-cifar."),
+    size: int = typer.Option(None, "--size", help="Input size in px (data.size)."),
+    epochs: int = typer.Option(None, "--epochs", help="Training epochs."),
+    out: Path = typer.Option(None, "--out", help="Parent folder of run folders (default runs/)."),
+    name: str = typer.Option(None, "--name", help="Run name."),
+    init: Path = typer.Option(None, "--init", help="Detector or GAN checkpoint to start from."),
+    freeze: str = typer.Option(None, "--freeze", help="none | backbone."),
+    config: Path = typer.Option(None, "--config", help="YAML config file."),
+    overrides: list[str] = typer.Option([], "--set", help="Config override key=value."),
+    seed: int = typer.Option(None, "--seed", help="Seed of everything random."),
+    device: str = typer.Option(None, "--device", help="auto | cpu | cuda."),
+    resume: str = typer.Option(None, "--resume", help="A detector run folder or checkpoint."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+) -> None:
+    """Train a real-vs-fake detector, calibrated on a validation split."""
+    from deepfake_lab.training.detector_launch import train_detector
+
+    result = train_detector(
+        real,
+        fake,
+        manifest,
+        config,
+        overrides,
+        model=model,
+        size=size,
+        epochs=epochs,
+        out=out,
+        name=name,
+        init=init,
+        freeze=freeze,
+        seed=seed,
+        device=device,
+        resume=resume,
+        console=console,
+        progress=not no_progress,
+    )
+    console.print(f"run folder: {result.run_dir}\nbest checkpoint: {result.best} ({result.status})")
+    if result.signal is not None:
+        raise typer.Exit(128 + result.signal)

@@ -1,0 +1,292 @@
+"""Training deepfake detectors: BCE, AdamW, cosine schedule, robustness augmentation,
+validation ROC-AUC with early stopping, calibration, exact resume.
+
+The machinery is the GAN trainer's (``training.common``, ``training.checkpoint``,
+``training.run_dir``, ``training.logger``, ``training.sampler``); only the step and the
+schedule are the detector's own. Progress is counted in steps; an epoch is
+``ceil(n_train / batch)`` steps over a reshuffled training split.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from deepfake_lab.augment.robustness import RobustAugment
+from deepfake_lab.data.detection import DetectionDataset
+from deepfake_lab.errors import UserError
+from deepfake_lab.io import atomic_write_json
+from deepfake_lab.metrics.calibration import calibrate
+from deepfake_lab.metrics.detection import detection_metrics
+from deepfake_lab.models.detectors import build_detector
+from deepfake_lab.training.checkpoint import (
+    capture_rng,
+    checkpoint_name,
+    load_checkpoint,
+    prune_checkpoints,
+    restore_rng,
+    save_checkpoint,
+)
+from deepfake_lab.training.common import grad_norm, stop_on_signals
+from deepfake_lab.training.detector_config import DetectorConfig
+from deepfake_lab.training.logger import RunLogger, make_progress
+from deepfake_lab.training.sampler import InfiniteSampler
+
+KIND = "detector"
+
+
+@dataclass
+class DetectorResult:
+    """What a detector run left behind."""
+
+    run_dir: Path
+    best: Path | None
+    status: str  # "done" | "early stop" | "interrupted" | "time limit"
+    step: int
+    val: dict[str, Any]
+    signal: int | None = None
+
+
+def build_model(cfg: DetectorConfig) -> torch.nn.Module:
+    """The detector the config names (``size`` defaults to ``data.size``)."""
+    kwargs = {"size": cfg.data.size, **cfg.model.kwargs}
+    try:
+        return build_detector(cfg.model.name, **kwargs)
+    except TypeError as exc:
+        raise UserError(f"model.kwargs do not fit detector {cfg.model.name!r}: {exc}") from None
+
+
+def init_weights(model: torch.nn.Module, source: str | Path) -> str:
+    """Load matching weights from a detector checkpoint, a GAN checkpoint (its D) or an
+    export; returns a one-line report."""
+    ckpt = load_checkpoint(source)
+    state = ckpt["model"] if ckpt.get("kind") == KIND else ckpt.get("D")
+    if state is None:
+        raise UserError(f"{source} holds neither a detector nor a GAN discriminator")
+    return str(model.init_from(state))
+
+
+class DetectorTrainer:
+    """Model, optimiser, schedule, sampler and augmentation generator of one run."""
+
+    def __init__(
+        self,
+        cfg: DetectorConfig,
+        train: DetectionDataset,
+        val: DetectionDataset,
+        device: torch.device,
+    ) -> None:
+        self.cfg, self.train_set, self.val_set, self.device = cfg, train, val, device
+        self.model = build_model(cfg).to(device)
+        self.model.freeze(cfg.model.freeze)
+        o, t = cfg.optim, cfg.train
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        self.steps_per_epoch = max(1, math.ceil(len(train) / t.batch))
+        self.total_steps = t.epochs * self.steps_per_epoch
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
+        self.sampler = InfiniteSampler(len(train), seed=t.seed)
+        self.aug = RobustAugment(strength=cfg.augment.strength) if cfg.augment.enabled else None
+        self.aug_rng = np.random.default_rng(t.seed + 2)
+        self.step = 0
+        self.best_auc = -1.0
+        self.bad_epochs = 0
+
+    def _lr_factor(self, step: int) -> float:
+        warm = self.cfg.optim.warmup_steps
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(1, self.total_steps - warm)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "kind": KIND,
+            "config": self.cfg.model_dump(mode="json"),
+            "model": self.model.state_dict(),
+            "arch": {"name": self.model.registry_name, "kwargs": self.model.rebuild_kwargs()},
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "aug_rng": self.aug_rng.bit_generator.state,
+            "rng": capture_rng(),
+            "step": self.step,
+            "nimg": self.step * self.cfg.train.batch,
+            "best_auc": self.best_auc,
+            "bad_epochs": self.bad_epochs,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.aug_rng.bit_generator.state = state["aug_rng"]
+        restore_rng(state["rng"])
+        self.step, self.best_auc = int(state["step"]), float(state["best_auc"])
+        self.bad_epochs = int(state["bad_epochs"])
+
+    def train_step(self) -> dict[str, float]:
+        """One AdamW step on a batch of augmented training images."""
+        self.model.train()
+        idx = self.sampler.next_batch(self.cfg.train.batch)
+        x, y = self.train_set.batch(idx, self.device, augment=self.aug, rng=self.aug_rng)
+        logits = self.model(x)
+        loss = self.model.loss(logits, y)
+        if not torch.isfinite(loss).item():
+            raise UserError(
+                f"the detector loss became {loss.item()} at step {self.step}; "
+                "lower optim.lr and --resume from a checkpoint"
+            )
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = grad_norm([p for p in self.model.parameters() if p.requires_grad])
+        self.opt.step()
+        self.sched.step()
+        self.step += 1
+        acc = ((logits.detach() > 0).float() == y).float().mean()
+        return {
+            "Loss/train": loss.item(),
+            "Acc/train": acc.item(),
+            "Grad/norm": gnorm.item(),
+            "LR": self.opt.param_groups[0]["lr"],
+        }
+
+
+@torch.no_grad()
+def predict_logits(
+    model: torch.nn.Module, data: DetectionDataset, device: torch.device, batch: int = 128
+) -> np.ndarray:
+    """Logits (N,) float64 of every image in ``data``, in eval mode, without augmentation."""
+    model.eval()
+    out = []
+    for idx in torch.arange(len(data)).split(batch):
+        x, _ = data.batch(idx, device)
+        out.append(model(x).float().cpu().numpy())
+    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+
+def validate(trainer: DetectorTrainer) -> dict[str, Any]:
+    """Validation metrics at the (uncalibrated) logit threshold 0."""
+    logits = predict_logits(trainer.model, trainer.val_set, trainer.device)
+    labels = trainer.val_set.labels.numpy()
+    probs = 1 / (1 + np.exp(-logits))
+    return detection_metrics(labels, probs, 0.5)
+
+
+def run_detector_training(
+    cfg: DetectorConfig,
+    run_dir: Path,
+    train: DetectionDataset,
+    val: DetectionDataset,
+    device: torch.device,
+    logger: RunLogger,
+    resume_state: dict[str, Any] | None = None,
+    console: Console | None = None,
+    progress: bool = True,
+) -> DetectorResult:
+    """Train until the epochs run out, validation stops improving, a signal or the budget."""
+    trainer = DetectorTrainer(cfg, train, val, device)
+    if resume_state is not None:
+        trainer.load_state_dict(resume_state)
+        logger.info(f"resumed at step {trainer.step}")
+    elif cfg.model.init:
+        logger.info(
+            f"initialised from {cfg.model.init}: {init_weights(trainer.model, cfg.model.init)}"
+        )
+    ckpt_dir = run_dir / "checkpoints"
+    t0, status, signum = time.perf_counter(), "done", None
+    val_metrics: dict[str, Any] = {}
+    budget = cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
+    spe = trainer.steps_per_epoch
+    bar = make_progress(console, disable=not progress)
+    with stop_on_signals() as stop, bar:
+        task = bar.add_task(
+            cfg.run.name, total=trainer.total_steps / 1000, completed=trainer.step / 1000, stats=""
+        )
+        sums: dict[str, float] = {}
+        while trainer.step < trainer.total_steps:
+            stats = trainer.train_step()
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.update(
+                task,
+                completed=trainer.step / 1000,
+                stats=f"epoch {trainer.step / spe:.2f} loss {stats['Loss/train']:.3f}",
+            )
+            if stop["signal"] is not None:
+                status, signum = "interrupted", stop["signal"]
+            elif budget is not None and time.perf_counter() - t0 >= budget:
+                status = "time limit"
+            if trainer.step % spe == 0:  # end of an epoch: validate, keep the best
+                n = spe
+                val_metrics = validate(trainer)
+                auc = val_metrics["roc_auc"] if val_metrics["roc_auc"] is not None else 0.5
+                logger.scalars(
+                    trainer.step * cfg.train.batch,
+                    {
+                        **{k: v / n for k, v in sums.items()},
+                        "Val/roc_auc": auc,
+                        "Val/ap": val_metrics["ap"] or 0.0,
+                        "Val/eer": val_metrics["eer"] or 0.0,
+                        "Val/accuracy": val_metrics["accuracy"],
+                    },
+                    epoch=trainer.step // spe,
+                    step=trainer.step,
+                )
+                sums = {}
+                logger.info(
+                    f"epoch {trainer.step // spe}: val ROC-AUC {auc:.4f}, "
+                    f"EER {val_metrics['eer']}, acc {val_metrics['accuracy']:.4f}"
+                )
+                if auc > trainer.best_auc:
+                    trainer.best_auc, trainer.bad_epochs = auc, 0
+                    save_checkpoint(ckpt_dir / "best.pt", trainer.state_dict())
+                else:
+                    trainer.bad_epochs += 1
+                    if trainer.bad_epochs >= cfg.train.patience:
+                        status = "early stop"
+            last = trainer.step >= trainer.total_steps or status != "done"
+            if last or trainer.step % spe == 0:
+                save_checkpoint(
+                    ckpt_dir / checkpoint_name(trainer.step * cfg.train.batch), trainer.state_dict()
+                )
+                prune_checkpoints(ckpt_dir, cfg.train.keep_checkpoints)
+            if last:
+                break
+    best = ckpt_dir / "best.pt"
+    if best.exists():
+        _calibrate_best(best, cfg, val, device, logger)
+    logger.info(
+        f"{status} at step {trainer.step} (epoch {trainer.step / spe:.2f}); "
+        f"best val ROC-AUC {trainer.best_auc:.4f}"
+    )
+    return DetectorResult(
+        run_dir, best if best.exists() else None, status, trainer.step, val_metrics, signum
+    )
+
+
+def _calibrate_best(
+    best: Path, cfg: DetectorConfig, val: DetectionDataset, device: torch.device, logger: RunLogger
+) -> None:
+    """Fit temperature and threshold on the validation split, store them in best.pt."""
+    state = load_checkpoint(best)
+    model = build_model(cfg).to(device)
+    model.load_state_dict(state["model"])
+    logits = predict_logits(model, val, device)
+    labels = val.labels.numpy()
+    c = cfg.calibration
+    cal = calibrate(
+        labels, logits, method=c.method, target_fpr=c.target_fpr if c.method == "fpr" else None
+    )
+    state["calibration"] = cal.to_dict()
+    save_checkpoint(best, state)
+    atomic_write_json(best.parent.parent / "calibration.json", cal.to_dict())
+    logger.info(f"calibrated on {len(labels)} validation images: {cal.to_dict()}")

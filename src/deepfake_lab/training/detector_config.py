@@ -1,0 +1,101 @@
+"""The detector training config: every knob of ``deepfake-lab train detector``.
+
+Common choices have flags (``--real``, ``--fake``, ``--model``, ``--size``, ``--epochs``,
+``--out``, ``--init``, ``--freeze``); everything else goes through ``--config``/``--set``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from deepfake_lab.config import StrictModel
+
+
+class DetectorDataConfig(StrictModel):
+    """Real and fake images, and how they are split."""
+
+    real: list[str] = Field(default_factory=list, description="Folders of real faces.")
+    fake: list[str] = Field(default_factory=list, description="Folders of fakes (one source each).")
+    manifest: str | None = Field(None, description="JSONL of path, label, source (instead).")
+    size: int = Field(64, ge=8, description="Images are decoded and resized to this.")
+    val: float = Field(0.15, gt=0, lt=1, description="Share held out for validation.")
+    max_images: int | None = Field(None, ge=2, description="Use at most N images in all.")
+    reencode: str | None = Field(
+        None, description="Re-encode both classes the same way after decoding, e.g. jpeg95."
+    )
+
+
+class DetectorModelConfig(StrictModel):
+    """Which detector, its constructor arguments, and where its weights start."""
+
+    name: str = "resnet"
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Constructor arguments.")
+    init: str | None = Field(None, description="Detector or GAN checkpoint to start from.")
+    freeze: Literal["none", "backbone"] = "none"
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from deepfake_lab.models.detectors import DETECTORS
+
+        if v not in DETECTORS:
+            raise ValueError(
+                f"unknown detector {v!r}; choose one of: {', '.join(DETECTORS.names())}"
+            )
+        return v
+
+
+class DetectorOptimConfig(StrictModel):
+    """AdamW with a cosine learning-rate schedule over the whole run."""
+
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = Field(0, ge=0)
+
+
+class DetectorAugmentConfig(StrictModel):
+    """Robustness augmentation of training images (blur, JPEG, resize, flip, colour)."""
+
+    enabled: bool = True
+    strength: float = Field(1.0, ge=0, description="Scales every probability and range.")
+
+
+class DetectorTrainConfig(StrictModel):
+    """Length, batch, early stopping, device."""
+
+    epochs: int = Field(10, ge=1)
+    batch: int = Field(64, ge=1)
+    patience: int = Field(3, ge=1, description="Stop after N epochs without a better val AUC.")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    deterministic: bool = True
+    threads: int | None = Field(None, ge=1)
+    max_minutes: float | None = Field(None, gt=0)
+    keep_checkpoints: int = Field(2, ge=1)
+
+
+class DetectorCalibrationConfig(StrictModel):
+    """How the decision threshold is set on the validation split."""
+
+    method: Literal["eer", "fpr"] = "eer"
+    target_fpr: float = Field(0.01, gt=0, lt=1, description="With method=fpr.")
+
+
+class DetectorRunConfig(StrictModel):
+    out: str = "runs"
+    name: str = "detector"
+
+
+class DetectorConfig(StrictModel):
+    """Everything that defines a detector training run."""
+
+    data: DetectorDataConfig = DetectorDataConfig()
+    model: DetectorModelConfig = DetectorModelConfig()
+    optim: DetectorOptimConfig = DetectorOptimConfig()
+    augment: DetectorAugmentConfig = DetectorAugmentConfig()
+    train: DetectorTrainConfig = DetectorTrainConfig()
+    calibration: DetectorCalibrationConfig = DetectorCalibrationConfig()
+    run: DetectorRunConfig = DetectorRunConfig()

@@ -1,0 +1,170 @@
+"""``train_detector``: the Python API behind ``deepfake-lab train detector``.
+
+Resolves the config (defaults <- checkpoint when resuming <- YAML <- flags <- ``--set``),
+collects and splits the data (no file in two splits), warns when real and fake differ in
+storage format, and runs :func:`run_detector_training` in a run folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+
+from deepfake_lab.config import build_config, flatten, save_config
+from deepfake_lab.data.detection import DetectionDataset, collect_samples, split_samples
+from deepfake_lab.data.format_check import check_formats
+from deepfake_lab.errors import UserError
+from deepfake_lab.training.checkpoint import load_checkpoint
+from deepfake_lab.training.common import determinism, resolve_device, seed_everything
+from deepfake_lab.training.detector import KIND, DetectorResult, build_model, run_detector_training
+from deepfake_lab.training.detector_config import DetectorConfig
+from deepfake_lab.training.logger import RunLogger
+from deepfake_lab.training.run_dir import create_run_dir, resolve_checkpoint, run_dir_of
+
+# May differ when resuming. Note: a new train.epochs re-stretches the cosine schedule, so
+# only an unchanged config continues bit-exactly.
+RESUMABLE = (
+    "train.epochs",
+    "train.max_minutes",
+    "train.threads",
+    "train.keep_checkpoints",
+    "train.patience",
+    "run.",
+    "data.real",
+    "data.fake",
+    "data.manifest",
+    "calibration.",
+)
+
+
+def _flag_overrides(flags: dict[str, Any]) -> list[str]:
+    # JSON is valid YAML, so lists and paths survive the --set parser unchanged.
+    return [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
+
+
+def load_detector_data(
+    cfg: DetectorConfig, console: Console | None = None
+) -> tuple[DetectionDataset, DetectionDataset, list[str]]:
+    """Train and validation sets for ``cfg`` plus the storage-format warnings."""
+    d = cfg.data
+    samples = collect_samples(
+        [Path(p) for p in d.real],
+        [Path(p) for p in d.fake],
+        Path(d.manifest) if d.manifest else None,
+    )
+    if d.max_images is not None and len(samples) > d.max_images:
+        keep = np.random.default_rng(cfg.train.seed).permutation(len(samples))[: d.max_images]
+        samples = [samples[i] for i in sorted(keep)]
+    warnings = check_formats(samples)
+    splits = split_samples(samples, val=d.val, seed=cfg.train.seed)
+    if not splits["val"]:
+        raise UserError(
+            f"the validation split is empty ({len(samples)} images); add images or raise data.val"
+        )
+    train = DetectionDataset.from_samples(splits["train"], d.size, reencode=d.reencode)
+    val = DetectionDataset.from_samples(splits["val"], d.size, reencode=d.reencode)
+    return train, val, warnings
+
+
+def train_detector(
+    real: list[str | Path] | None = None,
+    fake: list[str | Path] | None = None,
+    manifest: str | Path | None = None,
+    config: str | Path | None = None,
+    overrides: list[str] | None = None,
+    *,
+    model: str | None = None,
+    size: int | None = None,
+    epochs: int | None = None,
+    out: str | Path | None = None,
+    name: str | None = None,
+    init: str | Path | None = None,
+    freeze: str | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    resume: str | Path | None = None,
+    console: Console | None = None,
+    progress: bool = True,
+    tensorboard: bool = True,
+) -> DetectorResult:
+    """Train a real-vs-fake detector; returns the run folder and its best checkpoint.
+
+    Args:
+        real, fake: folders of real images and of fakes (each fake folder is one source).
+        manifest: JSONL of ``path``, ``label`` (real/fake), optional ``source``/``group``.
+        config, overrides: YAML file and ``section.key=value`` strings.
+        model, size, epochs, out, name, init, freeze, seed, device: shortcuts for
+            ``model.name``, ``data.size``, ``train.epochs``, ``run.out``, ``run.name``,
+            ``model.init``, ``model.freeze``, ``train.seed``, ``train.device``.
+        resume: a detector run folder or checkpoint to continue exactly.
+    """
+    flags = {
+        "data.real": [str(p) for p in real] if real else None,
+        "data.fake": [str(p) for p in fake] if fake else None,
+        "data.manifest": str(manifest) if manifest else None,
+        "model.name": model,
+        "data.size": size,
+        "train.epochs": epochs,
+        "run.out": str(out) if out is not None else None,
+        "run.name": name,
+        "model.init": str(init) if init else None,
+        "model.freeze": freeze,
+        "train.seed": seed,
+        "train.device": device,
+    }
+    all_overrides = _flag_overrides(flags) + list(overrides or [])
+    state, run_dir = None, None
+    if resume:
+        ckpt = resolve_checkpoint(resume)
+        state = load_checkpoint(ckpt)
+        if state.get("kind") != KIND:
+            raise UserError(f"{ckpt} is not a detector checkpoint")
+        old = build_config(DetectorConfig, base=state["config"])
+        cfg = build_config(DetectorConfig, config, all_overrides, base=state["config"])
+        a, b = flatten(old.model_dump(mode="json")), flatten(cfg.model_dump(mode="json"))
+        bad = [k for k in a if a[k] != b.get(k) and not k.startswith(RESUMABLE)]
+        if bad:
+            raise UserError(f"cannot change {', '.join(bad)} when resuming; start a new run")
+        run_dir = run_dir_of(ckpt)
+    else:
+        cfg = build_config(DetectorConfig, config, all_overrides)
+    build_model(cfg)  # a bad model name or kwargs fails before anything is written
+    dev = resolve_device(cfg.train.device)
+    train, val, warnings = load_detector_data(cfg, console)
+    for w in warnings:
+        if console:
+            console.print(f"[bold yellow]warning:[/] {w}", highlight=False)
+    if run_dir is None:
+        run_dir = create_run_dir(cfg.run.out, cfg.run.name)
+    save_config(cfg, run_dir / "config.yaml")
+    logger = RunLogger(run_dir, tensorboard=tensorboard, console=console)
+    try:
+        for w in warnings:
+            logger.info(f"warning: {w}")
+        logger.info(
+            f"detector {cfg.model.name} at {cfg.data.size}px: train {train.counts()}, "
+            f"val {val.counts()}"
+        )
+        if cfg.train.threads:
+            import torch
+
+            torch.set_num_threads(cfg.train.threads)
+        seed_everything(cfg.train.seed)
+        with determinism(cfg.train.deterministic):
+            return run_detector_training(
+                cfg,
+                run_dir,
+                train,
+                val,
+                dev,
+                logger,
+                resume_state=state,
+                console=console,
+                progress=progress,
+            )
+    finally:
+        logger.close()
