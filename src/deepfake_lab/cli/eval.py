@@ -103,3 +103,60 @@ def eval_gan_cmd(
     if json_out is not None:
         atomic_write_json(json_out, result)
         console.print(f"wrote {json_out}", highlight=False)
+
+
+@eval_app.command("detector")
+@handle_errors
+def eval_detector_cmd(
+    source: Path = typer.Argument(..., help="Detector run folder, checkpoint or export."),
+    real: list[Path] = typer.Option([], "--real", help="Folder of real images (repeatable)."),
+    fake: list[Path] = typer.Option([], "--fake", help="Folder of fakes, one source each."),
+    manifest: Path = typer.Option(None, "--manifest", help="JSONL of path, label, source."),
+    json_path: Path = typer.Option(None, "--json", help="Write the results as JSON here."),
+    out: Path = typer.Option(None, "--out", help="Folder for ROC/PR/reliability PNGs."),
+    no_robustness: bool = typer.Option(False, "--no-robustness", help="Skip the sweep."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Resamples for 95% intervals."),
+    batch: int = typer.Option(128, "--batch", help="Images per forward pass."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+) -> None:
+    """Measure a detector: ROC-AUC, AP, EER, accuracy/precision/recall/F1, ECE, robustness."""
+    from rich.table import Table
+
+    from deepfake_lab.metrics.detector_eval import POINT_KEYS, evaluate_detector
+
+    r = evaluate_detector(
+        source,
+        real,
+        fake,
+        manifest,
+        json_path,
+        out,
+        robustness=not no_robustness,
+        n_boot=bootstrap,
+        batch=batch,
+        device=device,
+    )
+    table = Table(
+        title=f"{r['model']['name']} on {r['n_real']} real + {r['n_fake']} fake "
+        f"(threshold {r['threshold']:.3f}{'' if r['calibrated'] else ', uncalibrated'})"
+    )
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("95% interval", justify="right")
+    for k in POINT_KEYS:
+        v = r.get(k)
+        lo, hi = r.get("intervals", {}).get(k, (None, None))
+        ci = f"{lo:.4f} - {hi:.4f}" if lo is not None else ""
+        table.add_row(k, "n/a" if v is None else f"{v:.4f}", ci)
+    console.print(table)
+    if r.get("robustness"):
+        rob = Table(title="robustness (ROC-AUC / detection rate)")
+        rob.add_column("perturbation")
+        rob.add_column("ROC-AUC", justify="right")
+        rob.add_column("recall", justify="right")
+        for name, m in r["robustness"].items():
+            auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
+            rob.add_row(name, auc, f"{m['recall']:.4f}")
+        console.print(rob)
+    if json_path:
+        console.print(f"wrote {json_path}")

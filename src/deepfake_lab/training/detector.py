@@ -23,7 +23,7 @@ from deepfake_lab.augment.robustness import RobustAugment
 from deepfake_lab.data.detection import DetectionDataset
 from deepfake_lab.errors import UserError
 from deepfake_lab.io import atomic_write_json
-from deepfake_lab.metrics.calibration import calibrate
+from deepfake_lab.metrics.calibration import calibrate, threshold_at_eer, threshold_at_fpr
 from deepfake_lab.metrics.detection import detection_metrics
 from deepfake_lab.models.detectors import build_detector
 from deepfake_lab.training.checkpoint import (
@@ -286,7 +286,17 @@ def _calibrate_best(
     cal = calibrate(
         labels, logits, method=c.method, target_fpr=c.target_fpr if c.method == "fpr" else None
     )
-    state["calibration"] = cal.to_dict()
+    # The decision is taken on the logit scale: thresholds depend only on the order of the
+    # scores, and logits do not saturate the way sigmoid(logit / T) does for small T.
+    if c.method == "fpr":
+        logit_threshold = threshold_at_fpr(labels, logits, c.target_fpr)
+    else:
+        logit_threshold = threshold_at_eer(labels, logits)
+    record = {**cal.to_dict(), "logit_threshold": float(logit_threshold)}
+    state["calibration"] = record
     save_checkpoint(best, state)
-    atomic_write_json(best.parent.parent / "calibration.json", cal.to_dict())
-    logger.info(f"calibrated on {len(labels)} validation images: {cal.to_dict()}")
+    atomic_write_json(best.parent.parent / "calibration.json", record)
+    logger.info(
+        f"calibrated on {len(labels)} validation images: temperature {cal.temperature:.4g}, "
+        f"logit threshold {logit_threshold:.4g} ({c.method})"
+    )

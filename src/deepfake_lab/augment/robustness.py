@@ -1,0 +1,309 @@
+"""Image-space degradations for detector training and the robustness sweep.
+
+Representation: every function takes and returns one **uint8 (H, W, 3) RGB numpy image**
+(C-contiguous), the form images have before they become tensors. Integers are the natural
+form here: JPEG re-compression needs real 8-bit pixels and bytes, and rounding to 8 bits after
+every op is what a real processing chain does. Outputs are new arrays with the input's shape
+and dtype; inputs are never modified. :func:`map_images` applies any of them to a uint8
+(N, 3, H, W) tensor.
+
+Definitions:
+
+* ``gaussian_blur``: OpenCV Gaussian, kernel from sigma (about 6 sigma wide), mirrored edges.
+* ``jpeg``: PIL encode + decode at ``quality`` with PIL's default 4:2:0 chroma subsampling.
+* ``resize``: down by ``scale`` with area averaging (an anti-aliased downscale, as a
+  re-upload at lower resolution would be), then back up to the original size with
+  bilinear interpolation, so detail is lost and the shape kept.
+* ``color_jitter``: brightness, contrast, saturation factors in ``[1 - a, 1 + a]``
+  (torchvision's definitions), applied in that order.
+* ``gaussian_noise``: additive noise with ``sigma`` in 8-bit levels (``noise5`` = 5/255).
+
+:class:`RobustAugment` draws every random number from a ``numpy.random.Generator`` passed in,
+a fixed count per image, so the same generator state gives the same images. To resume, save
+``rng.bit_generator.state`` (a plain dict) in the checkpoint and assign it back.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from functools import cached_property, partial
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from deepfake_lab.errors import UserError
+
+ImageFn = Callable[[np.ndarray], np.ndarray]
+
+# Luma weights of ITU-R BT.601, as PIL and torchvision use for grayscale.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur with standard deviation ``sigma`` px (``<= 0``: a copy)."""
+    if sigma <= 0:
+        return img.copy()
+    return cv2.GaussianBlur(img, (0, 0), sigmaX=float(sigma), sigmaY=float(sigma))
+
+
+def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    """Encode as JPEG at ``quality`` (1-100) with PIL and decode again."""
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=int(round(quality)))
+    buf.seek(0)
+    with Image.open(buf) as decoded:
+        return np.asarray(decoded.convert("RGB"), dtype=np.uint8).copy()
+
+
+def resize(img: np.ndarray, scale: float) -> np.ndarray:
+    """Down by ``scale`` in (0, 1] (area), then up to the original size (bilinear)."""
+    height, width = img.shape[:2]
+    small = (max(1, round(width * scale)), max(1, round(height * scale)))  # cv2 wants (w, h)
+    if small == (width, height):
+        return img.copy()
+    down = cv2.resize(img, small, interpolation=cv2.INTER_AREA)
+    return cv2.resize(down, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def hflip(img: np.ndarray) -> np.ndarray:
+    """Mirror left-right."""
+    return np.ascontiguousarray(img[:, ::-1])
+
+
+def color_jitter(
+    img: np.ndarray,
+    brightness: float,
+    contrast: float,
+    saturation: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Random brightness, contrast and saturation, each factor uniform in ``[1 - a, 1 + a]``.
+
+    Always draws three numbers from ``rng``, whatever the amounts.
+    """
+    fb, fc, fs = (
+        rng.uniform(max(0.0, 1.0 - a), 1.0 + a) for a in (brightness, contrast, saturation)
+    )
+    x = img.astype(np.float32) * fb
+    x = np.clip(x, 0, 255)
+    x = fc * x + (1.0 - fc) * float((x @ _LUMA).mean())
+    x = np.clip(x, 0, 255)
+    x = fs * x + (1.0 - fs) * (x @ _LUMA)[..., None]
+    return _to_uint8(x)
+
+
+def gaussian_noise(img: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Add N(0, sigma^2) noise, ``sigma`` in 8-bit levels, then round and clip."""
+    noise = rng.standard_normal(img.shape, dtype=np.float32) * float(sigma)
+    return _to_uint8(img.astype(np.float32) + noise)
+
+
+def map_images(fn: ImageFn, images: torch.Tensor) -> torch.Tensor:
+    """Apply a per-image function to a uint8 (N, 3, H, W) tensor; returns the same layout."""
+    hwc = images.permute(0, 2, 3, 1).cpu().numpy()
+    if len(hwc) == 0:
+        return images.clone()
+    out = np.stack([fn(np.ascontiguousarray(img)) for img in hwc])
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+@dataclass(frozen=True)
+class OpRange:
+    """One random op: applied with probability ``p``, parameter uniform in [low, high]."""
+
+    p: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class ColorRange:
+    """Colour jitter: applied with probability ``p``, with these jitter amounts."""
+
+    p: float = 0.2
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+
+
+# Each op's "no change" value: ``strength`` pulls ranges toward it (< 1) or away (> 1).
+_IDENTITY = {"blur": 0.0, "jpeg": 100.0, "resize": 1.0, "noise": 0.0}
+# Allowed parameter ranges, also the clip for strength-scaled ones (JPEG below q10 or a 16x
+# downscale is destruction, not a degradation a detector meets in the wild).
+_DOMAIN = {"blur": (0.0, 10.0), "jpeg": (10.0, 100.0), "resize": (1 / 16, 1.0), "noise": (0, 50)}
+
+
+@dataclass(frozen=True)
+class RobustAugment:
+    """Random degradations for detector training, in a fixed order.
+
+    Order: flip, colour jitter, blur, resize, noise, JPEG (compression last, as when an
+    edited image is saved). Defaults follow the issue: blur p=0.1 sigma in [0.1, 3], JPEG
+    p=0.1 quality in [30, 100], resize p=0.1 scale in [0.5, 1], flip p=0.5, colour p=0.2;
+    noise is off (p=0) unless configured.
+
+    ``strength`` scales every probability (capped at 1) and the distance of every range from
+    the op's no-change value (sigma 0, quality 100, scale 1, amount 0); 0 leaves only the
+    flip, which is a symmetry, not a degradation, and is not scaled.
+
+    Call it as ``aug(img, rng)`` with uint8 (H, W, 3) and a ``numpy.random.Generator``; each
+    call draws exactly 13 numbers from ``rng`` (plus none elsewhere), so equal generator
+    states give equal outputs.
+    """
+
+    blur: OpRange = OpRange(0.1, 0.1, 3.0)
+    jpeg: OpRange = OpRange(0.1, 30.0, 100.0)
+    resize: OpRange = OpRange(0.1, 0.5, 1.0)
+    flip: float = 0.5
+    color: ColorRange = ColorRange()
+    noise: OpRange = OpRange(0.0, 0.0, 5.0)
+    strength: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.strength >= 0):
+            raise UserError(f"augmentation strength must be >= 0, got {self.strength}")
+        if not 0.0 <= self.flip <= 1.0:
+            raise UserError(f"augment flip probability must be in [0, 1], got {self.flip}")
+        if not 0.0 <= self.color.p <= 1.0:
+            raise UserError(f"augment color.p must be in [0, 1], got {self.color.p}")
+        for name in _IDENTITY:
+            op: OpRange = getattr(self, name)
+            lo, hi = _DOMAIN[name]
+            if not (0.0 <= op.p <= 1.0 and lo <= op.low <= op.high <= hi):
+                raise UserError(
+                    f"augment {name}: need p in [0, 1] and {lo:g} <= low <= high <= {hi:g}, "
+                    f"got p={op.p}, range [{op.low}, {op.high}]"
+                )
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any]) -> RobustAugment:
+        """Build from a config mapping, e.g.
+        ``{"blur": {"p": 0.2, "range": [0.1, 2]}, "flip": 0.5, "color": {"p": 0.1},
+        "strength": 1.5}``; keys left out keep their defaults.
+
+        Raises:
+            UserError: unknown keys or values out of range.
+        """
+        known = {"blur", "jpeg", "resize", "noise", "flip", "color", "strength"}
+        unknown = set(cfg) - known
+        if unknown:
+            raise UserError(
+                f"unknown augment option(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        base = cls()
+        kwargs: dict[str, Any] = {}
+        for name in _IDENTITY:
+            if name in cfg:
+                op, old = dict(cfg[name]), getattr(base, name)
+                low, high = op.pop("range", (old.low, old.high))
+                kwargs[name] = OpRange(float(op.pop("p", old.p)), float(low), float(high))
+                if op:
+                    raise UserError(f"augment {name}: unknown key(s) {', '.join(sorted(op))}")
+        if "flip" in cfg:
+            flip = cfg["flip"]
+            kwargs["flip"] = float(flip["p"] if isinstance(flip, Mapping) else flip)
+        if "color" in cfg:
+            try:
+                kwargs["color"] = ColorRange(**{k: float(v) for k, v in cfg["color"].items()})
+            except TypeError as exc:
+                raise UserError(f"augment color: {exc}") from None
+        if "strength" in cfg:
+            kwargs["strength"] = float(cfg["strength"])
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain data (for run configs and logs)."""
+        out = asdict(self)
+        for name in _IDENTITY:
+            op = out[name]
+            out[name] = {"p": op["p"], "range": [op["low"], op["high"]]}
+        return out
+
+    @cached_property
+    def effective(self) -> dict[str, tuple[float, float, float]]:
+        """``name -> (p, low, high)`` for blur, jpeg, resize and noise after ``strength``."""
+        s = self.strength
+        out = {}
+        for name, ident in _IDENTITY.items():
+            op: OpRange = getattr(self, name)
+            lo, hi = _DOMAIN[name]
+            a = float(np.clip(ident + (op.low - ident) * s, lo, hi))
+            b = float(np.clip(ident + (op.high - ident) * s, lo, hi))
+            out[name] = (min(1.0, op.p * s), min(a, b), max(a, b))
+        return out
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One augmented copy of a uint8 (H, W, 3) image."""
+        e, s = self.effective, self.strength
+        # A fixed number of draws per image, whatever fires: the stream stays aligned, and
+        # changing one op's probability does not change the others' decisions.
+        fire = rng.random(6)
+        pick = rng.random(4)
+        sub = np.random.default_rng(rng.integers(0, 2**63 - 1, size=3))
+        out = img
+        if fire[0] < self.flip:
+            out = hflip(out)
+        if fire[1] < min(1.0, self.color.p * s):
+            c = self.color
+            out = color_jitter(out, c.brightness * s, c.contrast * s, c.saturation * s, sub)
+        for k, name in enumerate(("blur", "resize", "noise", "jpeg"), start=2):
+            p, lo, hi = e[name]
+            if fire[k] < p:
+                value = lo + (hi - lo) * pick[k - 2]
+                if name == "blur":
+                    out = gaussian_blur(out, value)
+                elif name == "resize":
+                    out = resize(out, value)
+                elif name == "noise":
+                    out = gaussian_noise(out, value, sub)
+                else:
+                    out = jpeg(out, int(round(value)))
+        return out.copy() if out is img else out
+
+    def batch(self, images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """Augment a uint8 (N, 3, H, W) tensor image by image, in order."""
+        return map_images(lambda img: self(img, rng), images)
+
+
+def _seeded_noise(img: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    # Seeded by the image's own bytes: repeatable, yet a different noise field per image
+    # (one shared field would be a fixed pattern a detector could partly learn around).
+    rng = np.random.default_rng([seed, zlib.crc32(img.tobytes())])
+    return gaussian_noise(img, sigma, rng)
+
+
+#: Deterministic perturbations for the robustness sweep, uint8 (H, W, 3) -> same.
+PERTURBATIONS: dict[str, ImageFn] = {
+    "jpeg95": partial(jpeg, quality=95),
+    "jpeg75": partial(jpeg, quality=75),
+    "jpeg50": partial(jpeg, quality=50),
+    "resize0.5": partial(resize, scale=0.5),
+    "resize0.75": partial(resize, scale=0.75),
+    "blur1": partial(gaussian_blur, sigma=1.0),
+    "noise5": partial(_seeded_noise, sigma=5.0),
+}
+
+
+def get_perturbation(name: str) -> ImageFn:
+    """The sweep perturbation called ``name``.
+
+    Raises:
+        UserError: unknown name (the message lists the known ones).
+    """
+    try:
+        return PERTURBATIONS[name]
+    except KeyError:
+        raise UserError(
+            f"unknown perturbation {name!r}; choose from {', '.join(PERTURBATIONS)}"
+        ) from None
