@@ -21,6 +21,7 @@ def demo_cmd(
     num_images: int = typer.Option(2000, "--num-images", help="Procedural faces to draw."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
     no_metrics: bool = typer.Option(False, "--no-metrics", help="Skip the generator metrics."),
+    no_detector: bool = typer.Option(False, "--no-detector", help="Skip the detector section."),
     metrics_weights: Path = typer.Option(
         None, "--metrics-weights", help="resnet56-4bfd9763.th for FD-R56 (default: cache)."
     ),
@@ -37,4 +38,5 @@ def demo_cmd(
         progress=not no_progress,
         metrics=not no_metrics,
         metrics_weights=metrics_weights,
+        detector=not no_detector,
     )
