@@ -32,7 +32,17 @@ def _root(
 
 def _register() -> None:
     # Imported here so that each module can add its commands to ``app``.
-    from deepfake_lab.cli import data, demo, detect, eval, export, generate, train  # noqa: F401
+    from deepfake_lab.cli import (  # noqa: F401
+        data,
+        demo,
+        detect,
+        eval,
+        eval_resistance,
+        export,
+        generate,
+        train,
+        tune,
+    )
 
 
 _register()

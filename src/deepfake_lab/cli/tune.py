@@ -1,0 +1,99 @@
+"""``deepfake-lab tune ...``: hyper-parameter searches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from deepfake_lab.cli.app import app
+from deepfake_lab.cli.common import console, handle_errors
+
+tune_app = typer.Typer(help="Search hyper-parameters.", no_args_is_help=True)
+app.add_typer(tune_app, name="tune")
+
+
+def print_ranked(results: list[dict[str, Any]], title: str) -> None:
+    """The ranked trials as a rich table."""
+    from rich.table import Table
+
+    from deepfake_lab.training.tune import TABLE_HEADER, results_table
+
+    table = Table(title=title)
+    for col in TABLE_HEADER:
+        right = col in ("rank", "trial", "val ROC-AUC", "val EER", "epoch")
+        table.add_column(col, justify="right" if right else "left", overflow="fold")
+    for row in results_table(results):
+        table.add_row(*row)
+    console.print(table)
+
+
+@tune_app.command("detector")
+@handle_errors
+def tune_detector_cmd(
+    real: list[Path] = typer.Option([], "--real", help="Folder of real faces (repeatable)."),
+    fake: list[Path] = typer.Option([], "--fake", help="Folder of fakes, one source each."),
+    manifest: Path = typer.Option(None, "--manifest", help="JSONL of path, label, source."),
+    model: str = typer.Option(None, "--model", help="resnet, npr, spectrum, gan-d, resnet-cifar."),
+    method: str = typer.Option("grid", "--method", help="grid (every combination) | random."),
+    trials: int = typer.Option(8, "--trials", help="Random mode: distinct combinations drawn."),
+    space: Path = typer.Option(
+        None,
+        "--space",
+        help="YAML of dotted key -> list of values (default: optim.lr x augment.strength).",
+    ),
+    size: int = typer.Option(None, "--size", help="Input size in px (data.size)."),
+    epochs: int = typer.Option(None, "--epochs", help="Training epochs of each trial."),
+    config: Path = typer.Option(None, "--config", help="YAML config shared by every trial."),
+    overrides: list[str] = typer.Option([], "--set", help="Override for every trial: key=value."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random draw."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Parent folder of the tune folder."),
+    name: str = typer.Option("tune", "--name", help="Tune folder name (NNNNN-NAME)."),
+    resume: Path = typer.Option(None, "--resume", help="A tune folder to continue."),
+    device: str = typer.Option(None, "--device", help="auto | cpu | cuda."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+) -> None:
+    """Grid or random search over detector hyper-parameters; prints the ranked trials."""
+    from deepfake_lab.training.tune import SearchInterrupted, load_space, tune_detector
+
+    try:
+        results = tune_detector(
+            real,
+            fake,
+            manifest,
+            load_space(space) if space else None,
+            method,
+            trials,
+            seed,
+            overrides,
+            out,
+            name,
+            config=config,
+            model=model,
+            size=size,
+            epochs=epochs,
+            device=device,
+            resume=resume,
+            console=console,
+            progress=not no_progress,
+        )
+    except SearchInterrupted as stop:
+        if stop.results:
+            print_ranked(stop.results, f"finished trials in {stop.tune_dir}")
+        console.print(
+            f"interrupted; continue with --resume {stop.tune_dir}", highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(128 + stop.signal if stop.signal else 130) from None
+    if not results:
+        console.print("no trial finished")
+        return
+    tune_dir = Path(results[0]["tune_dir"])
+    print_ranked(results, f"{tune_dir.name}: ranked by validation ROC-AUC (ties: EER)")
+    console.print(
+        f"tune folder: {tune_dir}\nresults: {tune_dir / 'results.md'}\n"
+        "note: the best validation score of several trials is optimistic; "
+        "evaluate the winner on held-out data.",
+        highlight=False,
+        soft_wrap=True,
+    )
