@@ -23,12 +23,33 @@ def trained(tmp_path_factory):
         Image.fromarray(im).save(root / "real" / f"{i:03d}.png")
     for i, im in enumerate(render_faces(40, 16, seed=7)):
         small = im[::2, ::2]
-        Image.fromarray(np.repeat(np.repeat(small, 2, 0), 2, 1)).save(root / "fake" / f"{i:03d}.png")
-    res = runner.invoke(app, [
-        "train", "detector", "--real", str(root / "real"), "--fake", str(root / "fake"),
-        "--model", "npr", "--size", "16", "--epochs", "4", "--out", str(root / "runs"),
-        "--no-progress", "--set", "train.batch=16", "--set", "model.kwargs={width: 8}",
-    ])
+        Image.fromarray(np.repeat(np.repeat(small, 2, 0), 2, 1)).save(
+            root / "fake" / f"{i:03d}.png"
+        )
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "detector",
+            "--real",
+            str(root / "real"),
+            "--fake",
+            str(root / "fake"),
+            "--model",
+            "npr",
+            "--size",
+            "16",
+            "--epochs",
+            "4",
+            "--out",
+            str(root / "runs"),
+            "--no-progress",
+            "--set",
+            "train.batch=16",
+            "--set",
+            "model.kwargs={width: 8}",
+        ],
+    )
     assert res.exit_code == 0, res.output
     return root, root / "runs" / "00000-detector"
 
@@ -36,13 +57,37 @@ def trained(tmp_path_factory):
 def test_eval_detector_writes_json_and_curves(trained):
     root, run = trained
     out = root / "eval"
-    res = runner.invoke(app, ["eval", "detector", str(run), "--real", str(root / "real"),
-                              "--fake", str(root / "fake"), "--json", str(out / "r.json"),
-                              "--out", str(out), "--bootstrap", "100"])
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "detector",
+            str(run),
+            "--real",
+            str(root / "real"),
+            "--fake",
+            str(root / "fake"),
+            "--json",
+            str(out / "r.json"),
+            "--out",
+            str(out),
+            "--bootstrap",
+            "100",
+        ],
+    )
     assert res.exit_code == 0, res.output
     r = json.loads((out / "r.json").read_text())
-    for key in ("roc_auc", "ap", "eer", "accuracy", "precision", "recall", "f1", "ece",
-                "threshold"):
+    for key in (
+        "roc_auc",
+        "ap",
+        "eer",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "ece",
+        "threshold",
+    ):
         assert key in r
     assert r["n_real"] == r["n_fake"] == 40 and r["calibrated"] is True
     assert r["roc_auc"] >= 0.9
@@ -57,8 +102,19 @@ def test_eval_detector_writes_json_and_curves(trained):
 def test_detect_scans_files_and_folders(trained, tmp_path):
     root, run = trained
     (tmp_path / "broken.png").write_bytes(b"not an image")
-    res = runner.invoke(app, ["detect", str(run), str(root / "fake"), str(tmp_path / "broken.png"),
-                              "--csv", str(tmp_path / "d.csv"), "--json", str(tmp_path / "d.json")])
+    res = runner.invoke(
+        app,
+        [
+            "detect",
+            str(run),
+            str(root / "fake"),
+            str(tmp_path / "broken.png"),
+            "--csv",
+            str(tmp_path / "d.csv"),
+            "--json",
+            str(tmp_path / "d.json"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(open(tmp_path / "d.csv")))
     assert len(rows) == 41
