@@ -115,11 +115,15 @@ def eval_detector_cmd(
     json_path: Path = typer.Option(None, "--json", help="Write the results as JSON here."),
     out: Path = typer.Option(None, "--out", help="Folder for ROC/PR/reliability PNGs."),
     no_robustness: bool = typer.Option(False, "--no-robustness", help="Skip the sweep."),
+    attacks: bool = typer.Option(
+        False, "--attacks", help="Also white-box FGSM and PGD at epsilon 1, 2, 4 / 255."
+    ),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Resamples for 95% intervals."),
     batch: int = typer.Option(128, "--batch", help="Images per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
 ) -> None:
-    """Measure a detector: ROC-AUC, AP, EER, accuracy/precision/recall/F1, ECE, robustness."""
+    """Measure a detector: ROC-AUC, AP, EER, accuracy/precision/recall/F1, ECE, robustness
+    (and white-box attacks with --attacks)."""
     from rich.table import Table
 
     from deepfake_lab.metrics.detector_eval import POINT_KEYS, evaluate_detector
@@ -132,6 +136,7 @@ def eval_detector_cmd(
         json_path,
         out,
         robustness=not no_robustness,
+        attacks=attacks,
         n_boot=bootstrap,
         batch=batch,
         device=device,
@@ -158,5 +163,19 @@ def eval_detector_cmd(
             auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
             rob.add_row(name, auc, f"{m['recall']:.4f}")
         console.print(rob)
+    if r.get("attacks"):
+        a = r["attacks"]
+        adv = Table(title=f"white-box attacks (PGD {a['pgd_steps']} steps; epsilon in /255)")
+        adv.add_column("attack")
+        adv.add_column("ROC-AUC", justify="right")
+        adv.add_column("accuracy", justify="right")
+        adv.add_column("detection rate", justify="right")
+        rows = [("clean", a["clean"])]
+        names = ("fgsm", "pgd", "noise")  # noise: the random-sign control, same budget
+        rows += [(f"{name} {k}/255", m) for name in names for k, m in a[name].items()]
+        for name, m in rows:
+            auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
+            adv.add_row(name, auc, f"{m['accuracy']:.4f}", f"{m['detection_rate']:.4f}")
+        console.print(adv)
     if json_path:
         console.print(f"wrote {json_path}")

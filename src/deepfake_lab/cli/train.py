@@ -76,6 +76,11 @@ def train_detector_cmd(
     seed: int = typer.Option(None, "--seed", help="Seed of everything random."),
     device: str = typer.Option(None, "--device", help="auto | cpu | cuda."),
     resume: str = typer.Option(None, "--resume", help="A detector run folder or checkpoint."),
+    adv_train: bool = typer.Option(
+        False,
+        "--adv-train",
+        help="Harden with PGD examples (adv.enabled=true; adv.eps, adv.steps, adv.ratio).",
+    ),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
     """Train a real-vs-fake detector, calibrated on a validation split."""
@@ -97,6 +102,7 @@ def train_detector_cmd(
         seed=seed,
         device=device,
         resume=resume,
+        adv_train=adv_train,
         console=console,
         progress=not no_progress,
     )

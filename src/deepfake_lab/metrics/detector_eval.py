@@ -52,6 +52,7 @@ def evaluate_detector(
     json_path: str | Path | None = None,
     out: str | Path | None = None,
     robustness: bool = True,
+    attacks: bool = False,
     n_boot: int = 1000,
     batch: int = 128,
     device: str = "auto",
@@ -64,11 +65,14 @@ def evaluate_detector(
         json_path: write the result here (atomically).
         out: folder for the curve PNGs (ROC, PR, reliability, confusion, score histogram).
         robustness: also measure after each perturbation of the sweep.
+        attacks: also measure under white-box FGSM and PGD at epsilon 1, 2 and 4 / 255
+            (:func:`deepfake_lab.adversarial.attack_report`; needs gradients, so slower).
         n_boot: bootstrap resamples for the 95% intervals (0: none).
 
     Returns:
         ``roc_auc``, ``ap``, ``eer``, ``accuracy``, ``precision``, ``recall``, ``f1``, ``ece``,
-        ``threshold``, counts, ``intervals``, ``per_source``, ``robustness``, ``model``.
+        ``threshold``, counts, ``intervals``, ``per_source``, ``robustness``, ``attacks``
+        (with ``attacks=True``), ``model``.
     """
     dev = resolve_device(device)
     det = load_detector(source, dev)
@@ -96,6 +100,10 @@ def evaluate_detector(
             m = _metrics(det, labels, score(det, data.map(fn), dev, batch))
             rows[name] = {k: m[k] for k in ("roc_auc", "ap", "eer", "accuracy", "recall")}
         result["robustness"] = rows
+    if attacks:
+        from deepfake_lab.adversarial import attack_report
+
+        result["attacks"] = attack_report(det, data, dev, batch=min(batch, 64))
     result.update(
         {
             "model": det.identity,

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from deepfake_lab.adversarial import eps_on_model_scale, pgd
 from deepfake_lab.augment.robustness import RobustAugment
 from deepfake_lab.data.detection import DetectionDataset
 from deepfake_lab.errors import UserError
@@ -95,6 +96,9 @@ class DetectorTrainer:
         self.sampler = InfiniteSampler(len(train), seed=t.seed)
         self.aug = RobustAugment(strength=cfg.augment.strength) if cfg.augment.enabled else None
         self.aug_rng = np.random.default_rng(t.seed + 2)
+        # PGD random starts draw from their own generator, checkpointed, so adversarial
+        # training resumes exactly and does not shift the other random streams.
+        self.adv_gen = torch.Generator().manual_seed(t.seed + 3)
         self.step = 0
         self.best_auc = -1.0
         self.bad_epochs = 0
@@ -116,6 +120,7 @@ class DetectorTrainer:
             "sched": self.sched.state_dict(),
             "sampler": self.sampler.state_dict(),
             "aug_rng": self.aug_rng.bit_generator.state,
+            "adv_gen": self.adv_gen.get_state(),
             "rng": capture_rng(),
             "step": self.step,
             "nimg": self.step * self.cfg.train.batch,
@@ -129,15 +134,19 @@ class DetectorTrainer:
         self.sched.load_state_dict(state["sched"])
         self.sampler.load_state_dict(state["sampler"])
         self.aug_rng.bit_generator.state = state["aug_rng"]
+        if "adv_gen" in state:  # checkpoints from before adversarial training lack it
+            self.adv_gen.set_state(state["adv_gen"])
         restore_rng(state["rng"])
         self.step, self.best_auc = int(state["step"]), float(state["best_auc"])
         self.bad_epochs = int(state["bad_epochs"])
 
     def train_step(self) -> dict[str, float]:
-        """One AdamW step on a batch of augmented training images."""
+        """One AdamW step on a batch of augmented training images (with ``adv.enabled``,
+        part of the batch replaced by PGD examples: see ``_adversarial_``)."""
         self.model.train()
         idx = self.sampler.next_batch(self.cfg.train.batch)
         x, y = self.train_set.batch(idx, self.device, augment=self.aug, rng=self.aug_rng)
+        n_adv = self._adversarial_(x, y) if self.cfg.adv.enabled else 0
         logits = self.model(x)
         loss = self.model.loss(logits, y)
         if not torch.isfinite(loss).item():
@@ -151,13 +160,40 @@ class DetectorTrainer:
         self.opt.step()
         self.sched.step()
         self.step += 1
-        acc = ((logits.detach() > 0).float() == y).float().mean()
-        return {
+        correct = ((logits.detach() > 0).float() == y).float()
+        stats = {
             "Loss/train": loss.item(),
-            "Acc/train": acc.item(),
+            "Acc/train": correct.mean().item(),
             "Grad/norm": gnorm.item(),
             "LR": self.opt.param_groups[0]["lr"],
         }
+        if n_adv:
+            stats["Acc/adv"] = correct[:n_adv].mean().item()  # before this step's update
+        return stats
+
+    def _adversarial_(self, x: torch.Tensor, y: torch.Tensor) -> int:
+        """Replace the first ``ceil(adv.ratio * B)`` images of ``x`` in place by PGD examples
+        against the current model; returns how many.
+
+        The sampler shuffles, so the first images are a random subset. PGD runs the model in
+        eval mode (BatchNorm neither normalises with nor updates batch statistics of the
+        crafted images) and takes gradients only w.r.t. the input, so the step's own
+        ``zero_grad``/``backward`` see no trace of it; the model is back in train mode after.
+
+        Args:
+            x: (B, 3, H, W) augmented training images in [-1, 1], modified in place.
+            y: (B,) labels, 1 = fake.
+        """
+        a = self.cfg.adv
+        n = min(len(x), math.ceil(a.ratio * len(x)))
+        eps = eps_on_model_scale(a.eps)  # config budgets are on the [0, 1] pixel scale
+        step = None if a.step_size is None else eps_on_model_scale(a.step_size)
+        self.model.eval()
+        x[:n] = pgd(
+            self.model, x[:n], y[:n], eps, steps=a.steps, step_size=step, generator=self.adv_gen
+        )
+        self.model.train()
+        return n
 
 
 @torch.no_grad()

@@ -63,6 +63,37 @@ class DetectorAugmentConfig(StrictModel):
     strength: float = Field(1.0, ge=0, description="Scales every probability and range.")
 
 
+class DetectorAdvConfig(StrictModel):
+    """Adversarial training (``--adv-train``): part of each batch replaced by PGD examples.
+
+    Budgets are on the [0, 1] pixel scale: ``eps=4/255`` lets each channel of each pixel move
+    by up to 4 grey levels (on the model's [-1, 1] inputs that is 8/255). YAML and ``--set``
+    accept a fraction written as ``4/255``.
+    """
+
+    enabled: bool = False
+    eps: float = Field(4 / 255, gt=0, le=1, description="L-inf budget, [0, 1] pixel scale.")
+    steps: int = Field(3, ge=1, description="PGD steps per crafted batch.")
+    step_size: float | None = Field(
+        None, gt=0, description="PGD step on the [0, 1] pixel scale; None: 2.5 * eps / steps."
+    )
+    ratio: float = Field(
+        0.5, gt=0, le=1, description="Share of each batch replaced by PGD examples (rounded up)."
+    )
+
+    @field_validator("eps", "step_size", mode="before")
+    @classmethod
+    def _fraction(cls, v: Any) -> Any:
+        # "4/255" reads better than 0.01568627 and is how budgets are quoted in papers.
+        if isinstance(v, str) and "/" in v:
+            num, _, den = v.partition("/")
+            try:
+                return float(num) / float(den)
+            except (ValueError, ZeroDivisionError):
+                raise ValueError(f"not a number or a fraction like 4/255: {v!r}") from None
+        return v
+
+
 class DetectorTrainConfig(StrictModel):
     """Length, batch, early stopping, device."""
 
@@ -96,6 +127,7 @@ class DetectorConfig(StrictModel):
     model: DetectorModelConfig = DetectorModelConfig()
     optim: DetectorOptimConfig = DetectorOptimConfig()
     augment: DetectorAugmentConfig = DetectorAugmentConfig()
+    adv: DetectorAdvConfig = DetectorAdvConfig()
     train: DetectorTrainConfig = DetectorTrainConfig()
     calibration: DetectorCalibrationConfig = DetectorCalibrationConfig()
     run: DetectorRunConfig = DetectorRunConfig()

@@ -87,6 +87,7 @@ def train_detector(
     seed: int | None = None,
     device: str | None = None,
     resume: str | Path | None = None,
+    adv_train: bool = False,
     console: Console | None = None,
     progress: bool = True,
     tensorboard: bool = True,
@@ -101,6 +102,8 @@ def train_detector(
             ``model.name``, ``data.size``, ``train.epochs``, ``run.out``, ``run.name``,
             ``model.init``, ``model.freeze``, ``train.seed``, ``train.device``.
         resume: a detector run folder or checkpoint to continue exactly.
+        adv_train: harden the detector with PGD examples (``adv.enabled=true``; budget and
+            share in the ``adv`` config section). False leaves the config's value alone.
     """
     flags = {
         "data.real": [str(p) for p in real] if real else None,
@@ -115,6 +118,7 @@ def train_detector(
         "model.freeze": freeze,
         "train.seed": seed,
         "train.device": device,
+        "adv.enabled": True if adv_train else None,
     }
     all_overrides = _flag_overrides(flags) + list(overrides or [])
     state, run_dir = None, None
