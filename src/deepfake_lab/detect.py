@@ -4,12 +4,17 @@ A detector comes from a run folder (its calibrated ``best.pt``), a detector chec
 an export folder (``model.safetensors`` + ``config.json``). Its calibration (temperature and
 threshold, fitted on the validation split) travels with it; uncalibrated models use T = 1
 and a 0.5 threshold, and say so.
+
+Scanning decodes each image, optionally finds, aligns and crops its most confident face with
+the same detector and alignment as ``data prepare`` (``faces=True``), re-encodes it as in
+training, scores it, and optionally writes a Grad-CAM overlay (``explain_dir``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,14 +23,19 @@ import numpy as np
 import torch
 
 from deepfake_lab.data.dataset import load_rgb
-from deepfake_lab.data.decode import IMAGE_SUFFIXES, DecodeError
+from deepfake_lab.data.decode import IMAGE_SUFFIXES, DecodeError, decode_image
 from deepfake_lab.data.detection import parse_reencode
 from deepfake_lab.errors import UserError
-from deepfake_lab.io import atomic_write_json, atomic_write_text
+from deepfake_lab.faces.align import align_face
+from deepfake_lab.faces.detectors import Face, FaceDetector
+from deepfake_lab.io import atomic_write_json, atomic_write_text, write_png
 from deepfake_lab.metrics.calibration import Calibration
 from deepfake_lab.models.detectors import DETECTORS, build_detector
 from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.common import resolve_device
+
+#: Labels of scan records.
+LABELS = ("fake", "real", "no_face", "error")
 
 
 @dataclass
@@ -40,6 +50,7 @@ class LoadedDetector:
         calibrated: whether temperature/threshold were fitted on validation data.
         identity: name, kwargs, source path, weights fingerprint.
         reencode: images are re-encoded this way before scoring, as in training.
+        calibration: the full calibration record (with ``logit_threshold``), or None.
     """
 
     model: torch.nn.Module
@@ -48,6 +59,7 @@ class LoadedDetector:
     calibrated: bool = False
     identity: dict[str, Any] = field(default_factory=dict)
     reencode: str | None = None  # the re-encoding the detector was trained with (data.reencode)
+    calibration: dict[str, Any] | None = None
 
     @property
     def size(self) -> int:
@@ -68,6 +80,41 @@ class LoadedDetector:
         return 1 / (1 + np.exp(-np.asarray(logits, np.float64) / self.temperature))
 
 
+def detector_from_parts(
+    model: torch.nn.Module,
+    calibration: Any,
+    identity: dict[str, Any],
+    reencode: str | None,
+    where: str,
+) -> LoadedDetector:
+    """A ``LoadedDetector`` from a built model and its saved calibration record.
+
+    Args:
+        model: the detector with its weights loaded (put in eval mode without grads here).
+        calibration: the record saved by training (``Calibration.to_dict()`` plus
+            ``logit_threshold``), or None for an uncalibrated model.
+        identity: name, kwargs, source, weights_sha256.
+        reencode: the training re-encoding (``data.reencode``), or None.
+        where: the file named in error messages.
+
+    Raises:
+        UserError: the calibration record is invalid.
+    """
+    model.eval().requires_grad_(False)
+    if not calibration:
+        return LoadedDetector(model, identity=identity, reencode=reencode)
+    try:
+        cal = Calibration.from_dict(calibration)
+        logit_threshold = float(calibration["logit_threshold"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UserError(f"{where}: invalid calibration record ({exc}); recalibrate") from None
+    if math.isnan(logit_threshold):
+        raise UserError(f"{where}: the calibration's logit_threshold is NaN; recalibrate")
+    return LoadedDetector(
+        model, cal.temperature, logit_threshold, True, identity, reencode, dict(calibration)
+    )
+
+
 def _detector_checkpoint(source: Path) -> Path:
     if source.is_file():
         return source
@@ -85,14 +132,12 @@ def _detector_checkpoint(source: Path) -> Path:
 
 def load_detector(source: str | Path, device: str | torch.device = "cpu") -> LoadedDetector:
     """Load a detector from a run folder, a checkpoint or an export folder."""
-    from deepfake_lab.export import weights_sha256
+    from deepfake_lab.export import is_export_folder, load_detector_export, weights_sha256
 
     src = Path(source)
     if not src.exists():
         raise UserError(f"detector not found: {src}")
-    if (src / "config.json").is_file() and (src / "model.safetensors").is_file():
-        from deepfake_lab.export import load_detector_export
-
+    if src.is_dir() and is_export_folder(src):
         return load_detector_export(src, device)
     ckpt_path = _detector_checkpoint(src)
     state = load_checkpoint(ckpt_path)
@@ -106,8 +151,7 @@ def load_detector(source: str | Path, device: str | torch.device = "cpu") -> Loa
         raise UserError(f"unknown detector {arch['name']!r} in {ckpt_path}")
     model = build_detector(arch["name"], **arch["kwargs"])
     model.load_state_dict(state["model"])
-    model.eval().requires_grad_(False).to(device)
-    cal = state.get("calibration")
+    model.to(device)
     identity = {
         "name": arch["name"],
         "kwargs": arch["kwargs"],
@@ -115,11 +159,7 @@ def load_detector(source: str | Path, device: str | torch.device = "cpu") -> Loa
         "weights_sha256": weights_sha256(state["model"]),
     }
     reencode = state.get("config", {}).get("data", {}).get("reencode")
-    if cal:
-        c = Calibration.from_dict(cal)
-        lt = float(cal["logit_threshold"])
-        return LoadedDetector(model, c.temperature, lt, True, identity, reencode)
-    return LoadedDetector(model, identity=identity, reencode=reencode)
+    return detector_from_parts(model, state.get("calibration"), identity, reencode, str(ckpt_path))
 
 
 def list_image_paths(paths: list[str | Path]) -> list[Path]:
@@ -139,6 +179,33 @@ def list_image_paths(paths: list[str | Path]) -> list[Path]:
     return out
 
 
+class _NoFace(Exception):
+    """The face detector found no usable face."""
+
+
+def _model_input(
+    path: Path, size: int, finder: FaceDetector | None
+) -> tuple[np.ndarray, Face | None]:
+    """``(size, size, 3)`` uint8 RGB as the detector sees it (before re-encoding), and the face.
+
+    Without ``finder``: the centre crop of training (``load_rgb``). With it: the most
+    confident face, aligned as ``data prepare`` aligns it.
+
+    Raises:
+        DecodeError: unreadable image. _NoFace: no face, or degenerate landmarks.
+    """
+    if finder is None:
+        return load_rgb(path, size), None
+    pixels = decode_image(path).pixels
+    found = finder.detect(pixels)  # most confident first
+    if not found:
+        raise _NoFace("the face detector found no face")
+    try:
+        return align_face(pixels, found[0].landmarks, size)[0], found[0]
+    except ValueError as exc:  # degenerate landmarks
+        raise _NoFace(str(exc)) from None
+
+
 def detect_images(
     model: str | Path,
     paths: list[str | Path],
@@ -146,65 +213,150 @@ def detect_images(
     csv_path: str | Path | None = None,
     batch: int = 64,
     device: str = "auto",
+    *,
+    faces: bool = False,
+    face_detector: str = "yunet",
+    face_model: str | Path | None = None,
+    explain_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Score images with a detector; one record per file.
 
+    Args:
+        model: detector run folder, checkpoint or export folder.
+        paths: image files and folders (walked recursively).
+        json_path, csv_path: where to write the records (optional).
+        batch: images per forward pass.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        faces: score the most confident face, detected and aligned as ``data prepare`` does,
+            instead of the centre crop.
+        face_detector: ``yunet`` or ``haar`` (``FACE_DETECTORS``).
+        face_model: YuNet's ONNX file (default: the cache, downloaded when missing).
+        explain_dir: write one Grad-CAM overlay PNG per scored image here (files already
+            under it are not scanned).
+
     Returns:
-        Records with ``path``, ``probability`` (calibrated P(fake)), ``label`` ("fake" |
-        "real" | "error"), ``threshold``, ``model`` (a short id), and ``error`` for files that
-        could not be read (they are reported, never fatal).
+        Records sorted by path, with ``path``, ``probability`` (calibrated P(fake), None
+        unless scored), ``label`` ("fake" | "real" | "no_face" | "error"), ``threshold``,
+        ``model`` (a short id), ``error`` for files that could not be read (reported, never
+        fatal); with ``faces`` also ``face_box`` ``[x, y, w, h]`` in source pixels and
+        ``face_score``; with ``explain_dir`` also ``explain`` (the overlay path, or None).
+
+    Raises:
+        UserError: missing paths, no images, a bad detector or face model, or ``explain_dir``
+            with a detector that has no spatial layer (before anything is scanned).
     """
+    from deepfake_lab.data.prepare import _build_detector
+    from deepfake_lab.explain import gradcam_layer_of, gradcam_with_logits, overlay_for_viewing
+    from deepfake_lab.explain import overlay_names as make_names
+
+    if batch < 1:
+        raise UserError(f"--batch must be 1 or more, got {batch}")
+    files = list_image_paths(paths)
+    explain = Path(explain_dir) if explain_dir is not None else None
+    if explain is not None:
+        root = explain.resolve()
+        files = [f for f in files if root not in f.resolve().parents]
+        if not files:
+            raise UserError(f"no images found outside the --explain folder {explain}")
+        if explain.exists() and not explain.is_dir():
+            raise UserError(f"--explain {explain} is a file; give a folder")
     dev = resolve_device(device)
     det = load_detector(model, dev)
-    files = list_image_paths(paths)
+    if explain is not None:
+        gradcam_layer_of(det.model)  # no spatial layer: say so before scanning anything
+    finder = _build_detector(face_detector, face_model) if faces else None
+    names = dict(zip(files, make_names(files), strict=True)) if explain is not None else {}
     reencode = parse_reencode(det.reencode)
     model_id = f"{det.identity['name']}:{det.identity['weights_sha256'][:12]}"
+
+    def record(f: Path, label: str, **extra: Any) -> dict[str, Any]:
+        r: dict[str, Any] = {
+            "path": str(f),
+            "probability": None,
+            "label": label,
+            "threshold": det.threshold,
+            "model": model_id,
+        }
+        if faces:
+            r |= {"face_box": None, "face_score": None}
+        if explain is not None:
+            r["explain"] = None
+        return r | extra
+
     records: list[dict[str, Any]] = []
     for start in range(0, len(files), batch):
-        chunk, images = files[start : start + batch], []
-        ok: list[Path] = []
-        for f in chunk:
+        ok: list[tuple[Path, np.ndarray, Face | None]] = []
+        for f in files[start : start + batch]:
             try:
-                img = load_rgb(f, det.size)
-                images.append(reencode(img) if reencode else img)
-                ok.append(f)
+                img, face = _model_input(f, det.size, finder)
+                ok.append((f, reencode(img) if reencode else img, face))
             except DecodeError as exc:
-                records.append(
-                    {
-                        "path": str(f),
-                        "probability": None,
-                        "label": "error",
-                        "threshold": det.threshold,
-                        "model": model_id,
-                        "error": str(exc),
-                    }
-                )
-        if not images:
+                records.append(record(f, "error", error=str(exc)))
+            except _NoFace:
+                records.append(record(f, "no_face"))
+        if not ok:
             continue
-        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1)
-        logits = det.logits(x.to(dev)).cpu().numpy()
+        images = np.stack([img for _, img, _ in ok])
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(dev)
+        if explain is not None:
+            heat_t, logits_t = gradcam_with_logits(det.model, x)
+            heat = heat_t.cpu().numpy()
+        else:
+            logits_t = det.logits(x)
+        logits = logits_t.cpu().numpy()
         probs = det.probabilities_from_logits(logits)
-        for f, z, p in zip(ok, logits, probs, strict=True):
-            records.append(
-                {
-                    "path": str(f),
-                    "probability": float(p),
-                    "label": "fake" if z >= det.logit_threshold else "real",
-                    "threshold": det.threshold,
-                    "model": model_id,
-                }
-            )
+        for i, ((f, img, face), z, p) in enumerate(zip(ok, logits, probs, strict=True)):
+            extra: dict[str, Any] = {"probability": float(p)}
+            if face is not None:
+                extra["face_box"] = [round(float(v), 1) for v in face.box]
+                extra["face_score"] = round(float(face.score), 4)
+            if explain is not None:
+                extra["explain"] = str(
+                    write_png(explain / names[f], overlay_for_viewing(img, heat[i]))
+                )
+            records.append(record(f, "fake" if z >= det.logit_threshold else "real", **extra))
     records.sort(key=lambda r: r["path"])
+    _write_outputs(records, det, json_path, csv_path, faces, explain, face_detector, finder)
+    return records
+
+
+def _write_outputs(
+    records: list[dict[str, Any]],
+    det: LoadedDetector,
+    json_path: str | Path | None,
+    csv_path: str | Path | None,
+    faces: bool,
+    explain: Path | None,
+    face_detector: str,
+    finder: FaceDetector | None,
+) -> None:
+    counts = {label: sum(r["label"] == label for r in records) for label in LABELS}
     if json_path:
+        face_info = None
+        if faces:
+            face_model = getattr(finder, "model_path", None)
+            face_info = {"detector": face_detector, "model": face_model and str(face_model)}
         atomic_write_json(
             Path(json_path),
-            {"model": det.identity, "calibrated": det.calibrated, "results": records},
+            {
+                "model": det.identity,
+                "calibrated": det.calibrated,
+                "faces": face_info,
+                "explain_dir": None if explain is None else str(explain),
+                "counts": counts,
+                "results": records,
+            },
         )
     if csv_path:
+        fields = ["path", "probability", "label", "threshold", "model", "error"]
+        fields += ["face_box", "face_score"] if faces else []
+        fields += ["explain"] if explain is not None else []
         buf = io.StringIO()
-        w = csv.DictWriter(buf, ["path", "probability", "label", "threshold", "model", "error"])
+        w = csv.DictWriter(buf, fields)
         w.writeheader()
         for r in records:
-            w.writerow(r)
+            row = dict(r)
+            if row.get("face_box") is not None:
+                row["face_box"] = " ".join(f"{v:g}" for v in row["face_box"])
+            w.writerow(row)
         atomic_write_text(Path(csv_path), buf.getvalue())
-    return records

@@ -1,4 +1,4 @@
-"""``deepfake-lab export``: safetensors + config.json from a training checkpoint."""
+"""``deepfake-lab export``: safetensors + config.json (+ ONNX for detectors) from a run."""
 
 from __future__ import annotations
 
@@ -13,11 +13,30 @@ from deepfake_lab.cli.common import console, handle_errors
 @app.command("export")
 @handle_errors
 def export_cmd(
-    checkpoint: Path = typer.Argument(..., help="Run folder or checkpoint file."),
-    out: Path = typer.Option(..., "--out", help="Export folder."),
+    checkpoint: Path = typer.Argument(
+        ..., help="GAN or detector run folder, checkpoint file, or a detector export folder."
+    ),
+    out: Path = typer.Option(..., "--out", help="Export folder (new or empty)."),
+    onnx: bool = typer.Option(
+        False,
+        "--onnx",
+        help="Detectors: also write model.onnx (dynamic batch), checked against PyTorch "
+        "(needs pip install 'deepfake-lab[onnx]').",
+    ),
 ) -> None:
-    """Export the generator (G_ema) as model.safetensors + config.json."""
-    from deepfake_lab.export import export_generator
+    """Export a GAN's generator (G_ema) or a detector as model.safetensors + config.json."""
+    from deepfake_lab.export import export_model
 
-    folder = export_generator(checkpoint, out)
-    console.print(f"exported to {folder} (load with deepfake_lab.export.load_generator)")
+    result = export_model(checkpoint, out, onnx=onnx)
+    if result.kind == "generator":
+        console.print(
+            f"exported the {result.name} generator to {result.folder} "
+            "(load with deepfake_lab.export.load_generator)"
+        )
+        return
+    console.print(
+        f"exported the {result.name} detector to {result.folder} (scan with "
+        "`deepfake-lab detect DIR ...`; load with deepfake_lab.detect.load_detector)"
+    )
+    if result.onnx is not None:
+        console.print(result.onnx.summary(), highlight=False)
