@@ -48,6 +48,8 @@ def test_demo_writes_the_whole_loop(tmp_path, monkeypatch):
         assert ref in html and (run / ref).is_file()
     assert "procedural faces" in html
     assert "Skipped: no resnet56-4bfd9763.th" in html  # no weights in the test's cache
+    assert "Detector (npr) against this GAN" in html and "detector/eval/roc.png" in html
+    assert html.count(".gradcam.png") == 8 and (run / "detector" / "eval" / "roc.png").is_file()
 
 
 def test_demo_metrics_section_with_the_resnet56_weights(tmp_path):

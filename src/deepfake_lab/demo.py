@@ -195,6 +195,7 @@ def _metrics_section(
 
 def _detector_section(run_dir: Path, ref: Path, size: int, num_images: int, say) -> Section:
     """Train ``npr`` on real faces vs this GAN's samples; measure it on held-out ones."""
+    from deepfake_lab.detect import detect_images
     from deepfake_lab.metrics.detector_eval import POINT_KEYS, evaluate_detector
     from deepfake_lab.training.detector_launch import train_detector
 
@@ -234,7 +235,19 @@ def _detector_section(run_dir: Path, ref: Path, size: int, num_images: int, say)
         [name, "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"]
         for name, m in r["robustness"].items()
     ]
+    # A few Grad-CAM overlays: where the detector looks, on held-out fakes and reals.
+    picks = sorted((folder / "fakes-heldout").glob("seed*.png"))[:4]
+    picks += sorted((heldout_real / "images").glob("*.png"))[:4]
+    scanned = detect_images(res.run_dir, picks, explain_dir=folder / "gradcam")
     rel = folder.relative_to(run_dir)
+    cams = [
+        ReportImage(
+            Path(r["explain"]).relative_to(run_dir),
+            f"{'generated' if 'fakes' in r['path'] else 'real'}: P(fake) {r['probability']:.2f}",
+        )
+        for r in scanned
+        if r.get("explain")
+    ]
     return Section(
         heading="Detector (npr) against this GAN",
         paragraphs=[
@@ -250,5 +263,6 @@ def _detector_section(run_dir: Path, ref: Path, size: int, num_images: int, say)
         images=[
             ReportImage(f"{rel}/eval/roc.png", "ROC curve (held-out)"),
             ReportImage(f"{rel}/eval/scores.png", "score histogram"),
+            *cams,
         ],
     )
