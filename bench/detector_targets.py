@@ -74,8 +74,8 @@ def throughput(models: list[str], size: int = 128, batch: int = 64, repeats: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--real", required=True)
-    ap.add_argument("--gan", action="append", required=True, help="name=RUN (two for cross)")
+    ap.add_argument("--real")
+    ap.add_argument("--gan", action="append", default=[], help="name=RUN (two for cross)")
     ap.add_argument("--num", type=int, default=400)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--models", default="npr,resnet,spectrum")
@@ -83,7 +83,11 @@ def main() -> None:
     ap.add_argument("--out", default="runs/detector-targets")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--only-throughput", action="store_true")
     args = ap.parse_args()
+    if args.only_throughput:
+        throughput(args.models.split(","))
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     gans = dict(g.split("=", 1) for g in args.gan)

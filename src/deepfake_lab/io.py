@@ -101,3 +101,33 @@ def write_png(path: Path, image: np.ndarray, text: dict[str, str] | None = None)
     """Write a uint8 (H, W, 3) RGB image to ``path`` as PNG, atomically."""
     atomic_write_bytes(Path(path), encode_png(image, text))
     return Path(path)
+
+
+def download_checked(
+    url: str, dest: Path, sha256: str, max_bytes: int, timeout: float = 60.0
+) -> None:
+    """Fetch ``url`` to ``dest`` atomically, checking its sha256 before it gets that name.
+
+    The bytes stream into a temp file beside ``dest`` (:func:`atomic_write`), removed when
+    anything fails, so ``dest`` is either the checked file or absent.
+
+    Raises:
+        ValueError: wrong sha256, or a download larger than ``max_bytes``.
+        OSError, http.client.HTTPException: the download failed.
+    """
+    import hashlib
+    import urllib.request
+
+    def fetch(fh: IO[bytes]) -> None:
+        digest, size = hashlib.sha256(), 0
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            while chunk := response.read(1 << 20):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ValueError(f"the download is over {max_bytes >> 20} MB")
+                digest.update(chunk)
+                fh.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise ValueError(f"sha256 of the download is {digest.hexdigest()}, expected {sha256}")
+
+    atomic_write(dest, fetch)

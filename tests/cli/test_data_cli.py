@@ -11,7 +11,6 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from deepfake_lab.cli.app import app
-from deepfake_lab.faces.detectors import yunet as yunet_mod
 
 runner = CliRunner()
 
@@ -55,7 +54,7 @@ def test_missing_yunet_model_offline(tmp_path: Path, monkeypatch) -> None:
     def offline(*args, **kwargs) -> None:
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(yunet_mod.urllib.request, "urlopen", offline)
+    monkeypatch.setattr("urllib.request.urlopen", offline)
     src = _images(tmp_path / "src", 1)
     result = runner.invoke(app, ["data", "prepare", str(src), str(tmp_path / "out")])
     assert result.exit_code == 2

@@ -3,29 +3,18 @@
 import csv
 import json
 
-import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from deepfake_lab.cli.app import app
-from deepfake_lab.data.procedural import render_faces
+from detector_toys import make_toy_sets
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("det")
-    (root / "real").mkdir()
-    (root / "fake").mkdir()
-    for i, im in enumerate(render_faces(40, 16, seed=0)):
-        Image.fromarray(im).save(root / "real" / f"{i:03d}.png")
-    for i, im in enumerate(render_faces(40, 16, seed=7)):
-        small = im[::2, ::2]
-        Image.fromarray(np.repeat(np.repeat(small, 2, 0), 2, 1)).save(
-            root / "fake" / f"{i:03d}.png"
-        )
+    root = make_toy_sets(tmp_path_factory.mktemp("det"), n=40)
     res = runner.invoke(
         app,
         [

@@ -143,7 +143,7 @@ def _serve(monkeypatch, body: bytes | Exception, fetched: list[str] | None = Non
             raise body
         return _FakeResponse(body)
 
-    monkeypatch.setattr(yunet_mod.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr("urllib.request.urlopen", urlopen)
 
 
 def _cache(tmp_path: Path, monkeypatch) -> Path:
@@ -191,7 +191,7 @@ def test_download_cut_off_midway_leaves_nothing(tmp_path: Path, monkeypatch) -> 
                 raise ConnectionResetError("connection reset by peer")
             return super().read(size)
 
-    monkeypatch.setattr(yunet_mod.urllib.request, "urlopen", lambda *a, **k: CutOff(b"x" * 200_000))
+    monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: CutOff(b"x" * 200_000))
     with pytest.raises(UserError, match="connection reset by peer"):
         yunet_mod.resolve_model()
     assert _files(models) == []

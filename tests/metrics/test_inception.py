@@ -210,7 +210,7 @@ def test_missing_weights_offline_is_one_line(empty_caches, monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(inc.urllib.request, "urlopen", offline)
+    monkeypatch.setattr("urllib.request.urlopen", offline)
     with pytest.raises(UserError) as err:
         FEATURE_EXTRACTORS.build("inception-v3-fid")
     msg = str(err.value)
@@ -222,7 +222,7 @@ def test_missing_weights_offline_is_one_line(empty_caches, monkeypatch):
 
 
 def test_wrong_download_is_refused_and_leaves_no_file(empty_caches, monkeypatch):
-    monkeypatch.setattr(inc.urllib.request, "urlopen", lambda *a, **k: io.BytesIO(b"<html>"))
+    monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: io.BytesIO(b"<html>"))
     with pytest.raises(UserError, match="sha256 of the download is"):
         inc.InceptionV3FID()
     assert not empty_caches.exists() or not any(empty_caches.iterdir())
@@ -231,7 +231,7 @@ def test_wrong_download_is_refused_and_leaves_no_file(empty_caches, monkeypatch)
 def test_checked_download_then_cache(random_weights, empty_caches, monkeypatch):
     data = random_weights.read_bytes()
     monkeypatch.setattr(inc, "WEIGHTS_SHA256", inc.sha256_file(random_weights))
-    monkeypatch.setattr(inc.urllib.request, "urlopen", lambda *a, **k: io.BytesIO(data))
+    monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: io.BytesIO(data))
     fx = inc.InceptionV3FID()
     assert fx.weights_path == empty_caches / inc.WEIGHTS_NAME
     assert fx.weights_path.read_bytes() == data and fx.label == "FID"
@@ -239,5 +239,5 @@ def test_checked_download_then_cache(random_weights, empty_caches, monkeypatch):
     hub = Path(torch.hub.get_dir()) / "checkpoints" / "weights-inception-2015-12-05-6726825d.pth"
     hub.parent.mkdir(parents=True)
     hub.write_bytes(data)
-    monkeypatch.setattr(inc.urllib.request, "urlopen", None)
+    monkeypatch.setattr("urllib.request.urlopen", None)
     assert inc.InceptionV3FID().weights_path == hub

@@ -2,32 +2,19 @@
 
 import json
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from deepfake_lab.data.procedural import render_faces
 from deepfake_lab.errors import UserError
 from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.detector_launch import train_detector
+from detector_toys import make_toy_sets
 
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    """40 real 16 px faces vs 40 fakes made by nearest-neighbour 2x up-sampling (the
-    up-sampling artefact detectors are meant to find)."""
-    root = tmp_path_factory.mktemp("toy")
-    (root / "real").mkdir()
-    (root / "fake").mkdir()
-    for i, im in enumerate(render_faces(40, 16, seed=0)):
-        Image.fromarray(im).save(root / "real" / f"{i:03d}.png")
-    for i, im in enumerate(render_faces(40, 16, seed=7)):
-        small = im[::2, ::2]  # drop every other pixel, then blow back up: blocky 2x2 pixels
-        Image.fromarray(np.repeat(np.repeat(small, 2, 0), 2, 1)).save(
-            root / "fake" / f"{i:03d}.png"
-        )
-    return root
+    """40 real 16 px faces vs 40 fakes made blocky by 2x nearest-neighbour up-sampling."""
+    return make_toy_sets(tmp_path_factory.mktemp("toy"), n=40)
 
 
 def _train(toy, tmp_path, name, epochs, model="npr", resume=None, extra=()):

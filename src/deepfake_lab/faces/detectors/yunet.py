@@ -8,19 +8,17 @@ cache and checked against its sha256. Offline and missing is one clear error lin
 
 from __future__ import annotations
 
-import hashlib
 import http.client
-import urllib.request
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from deepfake_lab import io as _io
 from deepfake_lab.cache import cache_dir as shared_cache_dir
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.detectors import FACE_DETECTORS
 from deepfake_lab.faces.detectors.base import Face, FaceDetector
-from deepfake_lab.io import atomic_write
 
 MODEL_NAME = "face_detection_yunet_2023mar.onnx"
 MODEL_URL = (
@@ -68,30 +66,8 @@ def resolve_model(face_model: Path | str | None = None, download: bool = True) -
 
 
 def _download(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> None:
-    """Fetch ``url`` to ``dest`` atomically, checking its sha256 before it gets that name.
-
-    The bytes stream into a temp file beside ``dest`` (:func:`deepfake_lab.io.atomic_write`),
-    which is removed when anything fails, so ``dest`` is either the checked file or absent.
-
-    Raises:
-        ValueError: the sha256 differs, or the download is larger than any model should be.
-        OSError, http.client.HTTPException: the download failed.
-    """
-
-    def fetch(fh) -> None:
-        digest = hashlib.sha256()
-        size = 0
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            while chunk := response.read(1 << 16):
-                size += len(chunk)
-                if size > _MAX_DOWNLOAD_BYTES:
-                    raise ValueError(f"the download is over {_MAX_DOWNLOAD_BYTES >> 20} MB")
-                digest.update(chunk)
-                fh.write(chunk)
-        if digest.hexdigest() != sha256:
-            raise ValueError(f"sha256 of the download is {digest.hexdigest()}, expected {sha256}")
-
-    atomic_write(dest, fetch)
+    """Fetch ``url`` to ``dest``, sha256-checked and atomic (see :func:`download_checked`)."""
+    _io.download_checked(url, dest, sha256, _MAX_DOWNLOAD_BYTES, timeout)
 
 
 @FACE_DETECTORS.register("yunet")

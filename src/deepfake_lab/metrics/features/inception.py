@@ -44,14 +44,13 @@ from __future__ import annotations
 import hashlib
 import http.client
 import pickle
-import urllib.request
 from pathlib import Path
 
 import torch
 
+from deepfake_lab import io as _io
 from deepfake_lab.cache import cache_dir
 from deepfake_lab.errors import UserError
-from deepfake_lab.io import atomic_write
 from deepfake_lab.metrics.features import FEATURE_EXTRACTORS, FeatureExtractor
 from deepfake_lab.metrics.features.inception_net import FIDInceptionV3
 
@@ -88,29 +87,8 @@ def sha256_file(path: Path) -> str:
 
 
 def download_checked(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> None:
-    """Fetch ``url`` to ``dest`` atomically, checking its sha256 before it gets that name.
-
-    The bytes stream into a temp file beside ``dest`` that is removed when anything fails,
-    so ``dest`` is either the checked file or absent.
-
-    Raises:
-        ValueError: wrong sha256, or a download larger than the file can be.
-        OSError, http.client.HTTPException: the download failed.
-    """
-
-    def fetch(fh) -> None:
-        digest, size = hashlib.sha256(), 0
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            while chunk := response.read(1 << 20):
-                size += len(chunk)
-                if size > _MAX_DOWNLOAD_BYTES:
-                    raise ValueError(f"the download is over {_MAX_DOWNLOAD_BYTES >> 20} MB")
-                digest.update(chunk)
-                fh.write(chunk)
-        if digest.hexdigest() != sha256:
-            raise ValueError(f"sha256 of the download is {digest.hexdigest()}, expected {sha256}")
-
-    atomic_write(dest, fetch)
+    """Fetch ``url`` to ``dest``, sha256-checked and atomic (see :func:`download_checked`)."""
+    _io.download_checked(url, dest, sha256, _MAX_DOWNLOAD_BYTES, timeout)
 
 
 def resolve_weights(weights: Path | str | None = None, download: bool = True) -> Path:
