@@ -106,8 +106,8 @@ def run_demo(
             f"Trained {cfg.model.arch} at {cfg.model.size}px for {result.nimg / 1000:.1f} kimg "
             f"({result.status}) on {source}; {result.images_per_sec:.0f} images/s; data, "
             f"training and sampling took {elapsed:.0f} s.",
-            "Every face below is generated: it shows nobody. A detector and watermark checks "
-            "join this report in later versions.",
+            "Every face below is generated: it shows nobody. Watermark checks join this "
+            "report in a later version.",
         ],
         tables=[
             Table(
