@@ -82,3 +82,49 @@ def test_heatmap_draws_undefined_cells(tmp_path):
     path = plot_matrix([[0.9, None], [0.4, 1.0]], ["a", "b"], tmp_path / "m.png")
     with Image.open(path) as im:
         assert im.size[0] > 100 and im.size[1] > 100
+
+
+def test_cli_prints_the_matrix_and_writes_json(sources, tmp_path):
+    from typer.testing import CliRunner
+
+    from deepfake_lab.cli.app import app
+
+    args = [
+        "eval",
+        "cross-source",
+        "--real",
+        str(sources / "real"),
+        "--fake",
+        str(sources / "blocky"),
+        "--fake",
+        str(sources / "checker"),
+        "--model",
+        "npr",
+        "--size",
+        "16",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "runs"),
+        "--json",
+        str(tmp_path / "m.json"),
+        "--no-progress",
+    ]
+    for o in TINY:
+        args += ["--set", o]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "trained on" in res.output and "blocky" in res.output
+    assert len(json.loads((tmp_path / "m.json").read_text())["matrix"]) == 2
+    one = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "cross-source",
+            "--real",
+            str(sources / "real"),
+            "--fake",
+            str(sources / "blocky"),
+        ],
+    )
+    assert one.exit_code == 2 and "at least two --fake" in one.output

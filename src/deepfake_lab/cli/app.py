@@ -37,6 +37,7 @@ def _register() -> None:
         demo,
         detect,
         eval,
+        eval_cross,
         eval_resistance,
         export,
         generate,

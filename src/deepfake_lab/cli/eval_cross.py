@@ -1,0 +1,59 @@
+"""``deepfake-lab eval cross-source``: train on fake source A, test on fake source B."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from deepfake_lab.cli.common import console, handle_errors
+from deepfake_lab.cli.eval import eval_app
+
+
+@eval_app.command("cross-source")
+@handle_errors
+def eval_cross_source_cmd(
+    real: list[Path] = typer.Option(..., "--real", help="Folder of real faces (repeatable)."),
+    fake: list[Path] = typer.Option(..., "--fake", help="Folder of one fake source (2+)."),
+    model: str = typer.Option("npr", "--model", help="Detector architecture."),
+    size: int = typer.Option(None, "--size", help="Input size in px."),
+    epochs: int = typer.Option(None, "--epochs", help="Training epochs per detector."),
+    overrides: list[str] = typer.Option([], "--set", help="Config override key=value."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Parent folder of the run folder."),
+    test: float = typer.Option(0.3, "--test", help="Share of every source held out for tests."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split."),
+    json_path: Path = typer.Option(None, "--json", help="Write the matrix as JSON here."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+) -> None:
+    """ROC-AUC of a detector trained on each fake source, tested on every source."""
+    from rich.table import Table
+
+    from deepfake_lab.data.detection import _source_names
+    from deepfake_lab.errors import UserError
+    from deepfake_lab.metrics.cross_source import cross_source_matrix
+
+    if len(fake) < 2:
+        raise UserError("give at least two --fake folders (one per source) to cross them")
+    fakes = dict(zip(_source_names(fake), fake, strict=True))
+    r = cross_source_matrix(
+        real,
+        fakes,
+        model=model,
+        size=size,
+        overrides=overrides,
+        out=out,
+        epochs=epochs,
+        test=test,
+        seed=seed,
+        json_path=json_path,
+        console=console,
+        progress=not no_progress,
+    )
+    table = Table(title=f"{model}: ROC-AUC, rows = trained on, columns = tested on")
+    table.add_column("trained on")
+    for s in r["sources"]:
+        table.add_column(s, justify="right")
+    for s, row in zip(r["sources"], r["matrix"], strict=True):
+        table.add_row(s, *("n/a" if v is None else f"{v:.4f}" for v in row))
+    console.print(table)
+    console.print(f"run folder: {r['run_dir']}  heatmap: {r['plot']}")
