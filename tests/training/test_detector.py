@@ -9,6 +9,7 @@ from deepfake_lab.errors import UserError
 from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.detector_launch import train_detector
 from detector_toys import make_toy_sets
+from interrupts import signal_at_step
 
 
 @pytest.fixture(scope="module")
@@ -46,23 +47,11 @@ def test_learns_calibrates_and_writes_the_run(toy, tmp_path):
 
 
 def test_interrupted_run_resumes_exactly(toy, tmp_path, monkeypatch):
-    import os
-    import signal
-
     from deepfake_lab.training.detector import DetectorTrainer
 
     straight = _train(toy, tmp_path, "a", 2)
-    real_step = DetectorTrainer.train_step
-
-    def step_then_signal(self):
-        out = real_step(self)
-        if self.step == 3:  # mid-epoch (an epoch is 5 steps here)
-            os.kill(os.getpid(), signal.SIGTERM)
-        return out
-
-    monkeypatch.setattr(DetectorTrainer, "train_step", step_then_signal)
-    stopped = _train(toy, tmp_path, "b", 2)
-    monkeypatch.setattr(DetectorTrainer, "train_step", real_step)
+    with signal_at_step(monkeypatch, DetectorTrainer, 3):  # mid-epoch (5 steps/epoch)
+        stopped = _train(toy, tmp_path, "b", 2)
     assert stopped.status == "interrupted" and stopped.step == 3
     resumed = _train(toy, tmp_path, "b", 2, resume=stopped.run_dir)
     assert resumed.status == "done" and resumed.run_dir == stopped.run_dir

@@ -2,38 +2,25 @@
 and exact resume with PGD examples in every batch."""
 
 import json
-import os
-import signal
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from typer.testing import CliRunner
 
-from deepfake_lab.data.procedural import render_faces
 from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.detector import DetectorTrainer
 from deepfake_lab.training.detector_config import DetectorConfig
 from deepfake_lab.training.detector_launch import train_detector
+from detector_toys import make_toy_sets
+from interrupts import signal_at_step
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    """40 real 16 px faces vs 40 nearest-neighbour 2x up-sampled fakes (as test_detector.py)."""
-    root = tmp_path_factory.mktemp("toy")
-    (root / "real").mkdir()
-    (root / "fake").mkdir()
-    for i, im in enumerate(render_faces(40, 16, seed=0)):
-        Image.fromarray(im).save(root / "real" / f"{i:03d}.png")
-    for i, im in enumerate(render_faces(40, 16, seed=7)):
-        small = im[::2, ::2]
-        Image.fromarray(np.repeat(np.repeat(small, 2, 0), 2, 1)).save(
-            root / "fake" / f"{i:03d}.png"
-        )
-    return root
+    """40 real 16 px faces vs 40 nearest-neighbour 2x up-sampled fakes."""
+    return make_toy_sets(tmp_path_factory.mktemp("toy"), n=40)
 
 
 def _train(toy, tmp_path, name, epochs, resume=None):
@@ -65,17 +52,8 @@ def test_adv_config_defaults_and_fractions():
 
 def test_adv_training_resumes_exactly(toy, tmp_path, monkeypatch):
     straight = _train(toy, tmp_path, "a", 2)
-    real_step = DetectorTrainer.train_step
-
-    def step_then_signal(self):
-        out = real_step(self)
-        if self.step == 3:  # mid-epoch (an epoch is 5 steps here)
-            os.kill(os.getpid(), signal.SIGTERM)
-        return out
-
-    monkeypatch.setattr(DetectorTrainer, "train_step", step_then_signal)
-    stopped = _train(toy, tmp_path, "b", 2)
-    monkeypatch.setattr(DetectorTrainer, "train_step", real_step)
+    with signal_at_step(monkeypatch, DetectorTrainer, 3):  # mid-epoch (5 steps/epoch)
+        stopped = _train(toy, tmp_path, "b", 2)
     assert stopped.status == "interrupted" and stopped.step == 3
     resumed = _train(toy, tmp_path, "b", 2, resume=stopped.run_dir)
     assert resumed.status == "done"

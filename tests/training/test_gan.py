@@ -68,23 +68,14 @@ def _assert_same_training_state(a, b):
 
 
 def test_sigint_checkpoints_mid_run_and_resume_matches(tmp_path, tiny_faces, monkeypatch):
-    import os
     import signal
 
     from deepfake_lab.training.gan import GanTrainer
+    from interrupts import signal_at_step
 
     straight = _train(tmp_path, tiny_faces, "straight", 0.024, "fastgan")
-    real_step = GanTrainer.train_step
-
-    def step_then_signal(self):
-        out = real_step(self)
-        if self.step == 2:
-            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C here
-        return out
-
-    monkeypatch.setattr(GanTrainer, "train_step", step_then_signal)
-    stopped = _train(tmp_path, tiny_faces, "sig", 0.024, "fastgan")
-    monkeypatch.setattr(GanTrainer, "train_step", real_step)
+    with signal_at_step(monkeypatch, GanTrainer, 2, signal.SIGINT):  # Ctrl-C after step 2
+        stopped = _train(tmp_path, tiny_faces, "sig", 0.024, "fastgan")
     assert stopped.status == "interrupted" and stopped.signal == signal.SIGINT
     assert stopped.nimg == 8 and load_checkpoint(stopped.checkpoint)["nimg"] == 8
     assert "SIGINT received" in (stopped.run_dir / "log.txt").read_text()
