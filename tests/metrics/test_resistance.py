@@ -14,18 +14,8 @@ from deepfake_lab.metrics.resistance import (
     resistance_from_auc,
     wilson_interval,
 )
+from tiny_configs import GAN_TINY
 
-GAN_TINY = [
-    "model.size=16",
-    "model.z_dim=16",
-    "model.g_channels=8",
-    "model.d_channels=8",
-    "model.max_channels=32",
-    "train.batch=4",
-    "schedule.log_kimg=0.008",
-    "schedule.sample_kimg=0.016",
-    "schedule.grid=2",
-]
 DET_TINY = ["train.batch=16", "model.kwargs={width: 4}"]
 
 

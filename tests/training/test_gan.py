@@ -10,19 +10,9 @@ from deepfake_lab.errors import UserError
 from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.gan import TrainingDiverged
 from deepfake_lab.training.launch import train_gan
+from tiny_configs import GAN_TINY
 
-TINY = [
-    "model.size=16",
-    "model.z_dim=16",
-    "model.g_channels=8",
-    "model.d_channels=8",
-    "model.max_channels=32",
-    "train.batch=4",
-    "schedule.log_kimg=0.008",
-    "schedule.sample_kimg=0.016",
-    "schedule.grid=2",
-    "loss.r1_interval=2",
-]
+TINY = [*GAN_TINY, "loss.r1_interval=2"]
 
 
 def _train(tmp_path, data, name, kimg, arch="dcgan", resume=None, extra=()):
