@@ -31,6 +31,7 @@ from deepfake_lab.faces.detectors import Face, FaceDetector
 from deepfake_lab.io import atomic_write_json, atomic_write_text, write_png
 from deepfake_lab.metrics.calibration import Calibration
 from deepfake_lab.models.detectors import DETECTORS, build_detector
+from deepfake_lab.models.detectors.inference import InferenceCopy, inference_copy
 from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.common import resolve_device
 
@@ -51,6 +52,8 @@ class LoadedDetector:
         identity: name, kwargs, source path, weights fingerprint.
         reencode: images are re-encoded this way before scoring, as in training.
         calibration: the full calibration record (with ``logit_threshold``), or None.
+        fast: score through the fused, channels-last inference copy (the path calibration
+            was fitted on); False scores with ``model`` itself.
     """
 
     model: torch.nn.Module
@@ -60,6 +63,18 @@ class LoadedDetector:
     identity: dict[str, Any] = field(default_factory=dict)
     reencode: str | None = None  # the re-encoding the detector was trained with (data.reencode)
     calibration: dict[str, Any] | None = None
+    fast: bool = True
+    _scorer: InferenceCopy | None = field(default=None, init=False, repr=False)
+
+    @property
+    def scorer(self) -> InferenceCopy:
+        """The module ``logits`` runs (built on first use from the current weights)."""
+        if self._scorer is None:
+            if self.fast:
+                self._scorer = inference_copy(self.model)
+            else:
+                self._scorer = InferenceCopy(self.model.eval(), note="fast=False")
+        return self._scorer
 
     @property
     def size(self) -> int:
@@ -73,7 +88,7 @@ class LoadedDetector:
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Raw logits (B,) for float images (B, 3, H, W) in [-1, 1]; fake if >= threshold."""
-        return self.model(x).float()
+        return self.scorer.module(x).float()
 
     def probabilities_from_logits(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated P(fake): sigmoid(logit / T)."""
@@ -299,10 +314,8 @@ def detect_images(
         images = np.stack([img for _, img, _ in ok])
         x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(dev)
         if explain is not None:
-            heat_t, logits_t = gradcam_with_logits(det.model, x)
-            heat = heat_t.cpu().numpy()
-        else:
-            logits_t = det.logits(x)
+            heat = gradcam_with_logits(det.model, x)[0].cpu().numpy()
+        logits_t = det.logits(x)  # the calibrated path, also when explaining
         logits = logits_t.cpu().numpy()
         probs = det.probabilities_from_logits(logits)
         for i, ((f, img, face), z, p) in enumerate(zip(ok, logits, probs, strict=True)):

@@ -27,6 +27,7 @@ from deepfake_lab.io import atomic_write_json
 from deepfake_lab.metrics.calibration import calibrate, threshold_at_eer, threshold_at_fpr
 from deepfake_lab.metrics.detection import detection_metrics
 from deepfake_lab.models.detectors import build_detector
+from deepfake_lab.models.detectors.inference import inference_copy
 from deepfake_lab.training.checkpoint import (
     capture_rng,
     checkpoint_name,
@@ -200,12 +201,13 @@ class DetectorTrainer:
 def predict_logits(
     model: torch.nn.Module, data: DetectionDataset, device: torch.device, batch: int = 128
 ) -> np.ndarray:
-    """Logits (N,) float64 of every image in ``data``, in eval mode, without augmentation."""
-    model.eval()
+    """Logits (N,) float64 of every image in ``data``, without augmentation, through the
+    same fused inference copy that ``detect`` and ``eval detector`` score with."""
+    scorer = inference_copy(model).module
     out = []
     for idx in torch.arange(len(data)).split(batch):
         x, _ = data.batch(idx, device)
-        out.append(model(x).float().cpu().numpy())
+        out.append(scorer(x).float().cpu().numpy())
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
 
