@@ -8,8 +8,14 @@ For each GAN: `--num` samples are generated; the reals are split once (seeded, b
 train and a held-out test part that no detector ever sees in training; every detector in
 `--models` is trained on train-reals vs train-fakes of one GAN, then measured on held-out
 reals vs held-out fakes of the same GAN, after JPEG q75 and a 0.5x resize, and against the
-other GAN's held-out fakes (cross-architecture). Throughput: images/s at 128 px, batch 64,
-of our inference path against a plain eager forward of the same network, in this process.
+other GAN's held-out fakes (cross-architecture). ``--mix`` also trains on the union of
+every GAN's training fakes. ``--unseen-real``/``--unseen-fake`` add faces from generators
+this project does not have (``bench/unseen_faces.py`` makes them from the shared
+FaceForensics++ and SadTalker clips): ROC-AUC of unseen real vs each unseen fake set, and
+the share of each called fake / real at the detector's calibrated threshold.
+Throughput: images/s at 128 px, batch 64, of our inference path (the fused channels-last
+copy that ``detect`` and ``eval detector`` use) against a plain eager forward of the same
+network, in this process.
 """
 
 from __future__ import annotations
@@ -38,6 +44,12 @@ def write_manifest(path: Path, samples: list[DetectionSample]) -> Path:
                 + "\n"
             )
     return path
+
+
+def images(folder: str | Path) -> list[Path]:
+    """The images of a folder made by ``data prepare`` (its ``images/``) or a plain one."""
+    root = Path(folder) / "images" if (Path(folder) / "images").is_dir() else Path(folder)
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
 
 
 def throughput(models: list[str], size: int = 128, batch: int = 64, repeats: int = 7) -> None:
@@ -84,6 +96,9 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--only-throughput", action="store_true")
+    ap.add_argument("--mix", action="store_true", help="also train on all GANs' fakes")
+    ap.add_argument("--unseen-real", help="real faces matching the unseen fakes")
+    ap.add_argument("--unseen-fake", action="append", default=[], help="name=DIR")
     args = ap.parse_args()
     if args.only_throughput:
         throughput(args.models.split(","))
@@ -102,11 +117,19 @@ def main() -> None:
         fs = [DetectionSample(p, 1, name) for p in sorted(folder.glob("seed*.png"))]
         split = split_samples(fs, val=0.25, seed=0)
         fakes[name] = {"train": split["train"], "test": split["val"]}
+    unseen: dict[str, Path] = {}
+    if args.unseen_real:
+        u_real = [DetectionSample(p, 0, "unseen-real") for p in images(args.unseen_real)]
+        for item in args.unseen_fake:
+            name, folder = item.split("=", 1)
+            u_fake = [DetectionSample(p, 1, name) for p in images(folder)]
+            unseen[name] = write_manifest(out / f"unseen-{name}.jsonl", u_real + u_fake)
+    train_sets = {g: fakes[g]["train"] for g in gans}
+    if args.mix:
+        train_sets["mix"] = [s for g in gans for s in fakes[g]["train"]]
     results = []
-    for gan in gans:
-        train_m = write_manifest(
-            out / f"train-{gan}.jsonl", real_split["train"] + fakes[gan]["train"]
-        )
+    for gan, train_fakes in train_sets.items():
+        train_m = write_manifest(out / f"train-{gan}.jsonl", real_split["train"] + train_fakes)
         tests = {
             other: write_manifest(
                 out / f"test-{other}.jsonl", real_split["val"] + fakes[other]["test"]
@@ -137,6 +160,15 @@ def main() -> None:
                     row["accuracy"] = round(r["accuracy"], 4)
                     row["auc_jpeg75"] = round(r["robustness"]["jpeg75"]["roc_auc"], 4)
                     row["auc_resize0.5"] = round(r["robustness"]["resize0.5"]["roc_auc"], 4)
+            for name, manifest in unseen.items():
+                r = evaluate_detector(res.run_dir, manifest=manifest, n_boot=500, robustness=False)
+                c = r["confusion"]
+                row[f"unseen_{name}"] = {
+                    "auc": round(r["roc_auc"], 4),
+                    "auc_ci": [round(v, 4) for v in r["intervals"]["roc_auc"]],
+                    "called_fake": round(c["tp"] / max(1, c["tp"] + c["fn"]), 4),
+                    "real_called_fake": round(c["fp"] / max(1, c["fp"] + c["tn"]), 4),
+                }
             results.append(row)
             print(json.dumps(row), flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))

@@ -22,16 +22,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from deepfake_lab.data.dataset import load_rgb
 from deepfake_lab.data.decode import IMAGE_SUFFIXES, DecodeError, decode_image
 from deepfake_lab.data.detection import parse_reencode
 from deepfake_lab.errors import UserError
-from deepfake_lab.faces.align import align_face
+from deepfake_lab.faces.align import align_face, center_crop
 from deepfake_lab.faces.detectors import Face, FaceDetector
 from deepfake_lab.io import atomic_write_json, atomic_write_text, write_png
 from deepfake_lab.metrics.calibration import Calibration
 from deepfake_lab.models.detectors import DETECTORS, build_detector
 from deepfake_lab.models.detectors.inference import InferenceCopy, inference_copy
+from deepfake_lab.provenance.watermark import extract as extract_watermark
 from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.common import resolve_device
 
@@ -199,7 +199,7 @@ class _NoFace(Exception):
 
 
 def _model_input(
-    path: Path, size: int, finder: FaceDetector | None
+    pixels: np.ndarray, size: int, finder: FaceDetector | None
 ) -> tuple[np.ndarray, Face | None]:
     """``(size, size, 3)`` uint8 RGB as the detector sees it (before re-encoding), and the face.
 
@@ -207,11 +207,10 @@ def _model_input(
     confident face, aligned as ``data prepare`` aligns it.
 
     Raises:
-        DecodeError: unreadable image. _NoFace: no face, or degenerate landmarks.
+        _NoFace: no face, or degenerate landmarks.
     """
     if finder is None:
-        return load_rgb(path, size), None
-    pixels = decode_image(path).pixels
+        return center_crop(pixels, size)[0], None
     found = finder.detect(pixels)  # most confident first
     if not found:
         raise _NoFace("the face detector found no face")
@@ -253,8 +252,11 @@ def detect_images(
         Records sorted by path, with ``path``, ``probability`` (calibrated P(fake), None
         unless scored), ``label`` ("fake" | "real" | "no_face" | "error"), ``threshold``,
         ``model`` (a short id), ``error`` for files that could not be read (reported, never
-        fatal); with ``faces`` also ``face_box`` ``[x, y, w, h]`` in source pixels and
-        ``face_score``; with ``explain_dir`` also ``explain`` (the overlay path, or None).
+        fatal), ``watermark`` (this tool's invisible mark read from the file: the
+        strongest evidence that it was generated here; None for unreadable files),
+        ``watermark_fingerprint`` (the generator fingerprint it carries); with ``faces``
+        also ``face_box`` ``[x, y, w, h]`` in source pixels and ``face_score``; with
+        ``explain_dir`` also ``explain`` (the overlay path, or None).
 
     Raises:
         UserError: missing paths, no images, a bad detector or face model, or ``explain_dir``
@@ -291,6 +293,8 @@ def detect_images(
             "label": label,
             "threshold": det.threshold,
             "model": model_id,
+            "watermark": None,
+            "watermark_fingerprint": None,
         }
         if faces:
             r |= {"face_box": None, "face_score": None}
@@ -299,16 +303,27 @@ def detect_images(
         return r | extra
 
     records: list[dict[str, Any]] = []
+    marks: dict[Path, dict[str, Any]] = {}
     for start in range(0, len(files), batch):
         ok: list[tuple[Path, np.ndarray, Face | None]] = []
         for f in files[start : start + batch]:
             try:
-                img, face = _model_input(f, det.size, finder)
-                ok.append((f, reencode(img) if reencode else img, face))
+                pixels = decode_image(f).pixels
             except DecodeError as exc:
                 records.append(record(f, "error", error=str(exc)))
+                continue
+            # The direct read only (~1 ms): untouched, re-encoded, resized or re-toned files.
+            # `verify` also searches crops.
+            mark = extract_watermark(pixels, search=False)
+            marks[f] = {
+                "watermark": mark.found,
+                "watermark_fingerprint": mark.payload.fingerprint if mark.payload else None,
+            }
+            try:
+                img, face = _model_input(pixels, det.size, finder)
+                ok.append((f, reencode(img) if reencode else img, face))
             except _NoFace:
-                records.append(record(f, "no_face"))
+                records.append(record(f, "no_face", **marks[f]))
         if not ok:
             continue
         images = np.stack([img for _, img, _ in ok])
@@ -319,7 +334,7 @@ def detect_images(
         logits = logits_t.cpu().numpy()
         probs = det.probabilities_from_logits(logits)
         for i, ((f, img, face), z, p) in enumerate(zip(ok, logits, probs, strict=True)):
-            extra: dict[str, Any] = {"probability": float(p)}
+            extra: dict[str, Any] = {"probability": float(p), **marks[f]}
             if face is not None:
                 extra["face_box"] = [round(float(v), 1) for v in face.box]
                 extra["face_score"] = round(float(face.score), 4)
@@ -361,7 +376,8 @@ def _write_outputs(
             },
         )
     if csv_path:
-        fields = ["path", "probability", "label", "threshold", "model", "error"]
+        fields = ["path", "probability", "label", "threshold", "model", "watermark"]
+        fields += ["watermark_fingerprint", "error"]
         fields += ["face_box", "face_score"] if faces else []
         fields += ["explain"] if explain is not None else []
         buf = io.StringIO()

@@ -2,6 +2,9 @@
 
 Image ``i`` is drawn from its own seed ``seed + i``, so any single image can be reproduced on
 its own, and a larger ``--num`` extends a smaller one with the same first images.
+
+Every image (and the grid) is written through ``provenance.Marker``: invisible watermark,
+AI-generated metadata, and a C2PA manifest when signing is configured.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import torch
 from deepfake_lab import __version__
 from deepfake_lab.errors import UserError
 from deepfake_lab.export import load_generator
-from deepfake_lab.io import atomic_write_json, write_png
-from deepfake_lab.report.grid import save_grid, to_uint8
+from deepfake_lab.io import atomic_write_json
+from deepfake_lab.provenance.marking import NOT_SIGNED_NOTE, Marker, ProvenanceOptions
+from deepfake_lab.report.grid import make_grid, to_uint8
 from deepfake_lab.training.common import resolve_device
 
 
@@ -42,6 +46,8 @@ def generate_images(
     grid: bool = False,
     batch: int = 64,
     device: str = "auto",
+    provenance: ProvenanceOptions | None = None,
+    log: Any = None,
 ) -> dict[str, Any]:
     """Write ``num`` PNG images and ``generate.json`` to ``out``.
 
@@ -54,6 +60,9 @@ def generate_images(
         grid: also write ``grid.png`` of all images.
         batch: images per forward pass.
         device: auto | cpu | cuda.
+        provenance: watermark / secret / signing options (default: watermark and tags on,
+            no signature).
+        log: called once with a note about signing (e.g. ``print``), or None.
 
     Returns:
         The manifest written to ``out/generate.json``.
@@ -67,9 +76,15 @@ def generate_images(
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out} already exists and is not empty; choose a new output folder")
+    provenance = provenance or ProvenanceOptions()
+    provenance.validate()  # before the model loads or the folder exists
     dev = resolve_device(device)
     loaded = load_generator(source, device=dev)
     G = loaded.model
+    name = f"{loaded.identity['arch']}:{Path(source).resolve().name}"
+    marker = Marker(name, loaded.identity["weights_sha256"], provenance)
+    if marker.signer is None and log is not None:
+        log(NOT_SIGNED_NOTE)
     seeds = [seed + i for i in range(num)]
     out.mkdir(parents=True, exist_ok=True)
     records, all_images = [], []
@@ -81,9 +96,9 @@ def generate_images(
             if grid:
                 all_images.append(images)
             for s, img in zip(chunk, to_uint8(images), strict=True):
-                name = f"seed{s:08d}.png"
-                write_png(out / name, img)
-                records.append({"file": name, "seed": s})
+                file = f"seed{s:08d}.png"
+                marker.write(out / file, img, seed=s, truncation=truncation)
+                records.append({"file": file, "seed": s})
     manifest = {
         "tool": "deepfake-lab",
         "version": __version__,
@@ -91,10 +106,11 @@ def generate_images(
         "model": loaded.identity,
         "truncation": truncation,
         "num": num,
+        "provenance": marker.summary(),
         "images": records,
     }
     if grid:
-        save_grid(torch.cat(all_images), out / "grid.png")
+        marker.write(out / "grid.png", make_grid(torch.cat(all_images)), grid_of=num)
         manifest["grid"] = "grid.png"
     atomic_write_json(out / "generate.json", manifest)
     return manifest

@@ -89,7 +89,11 @@ def test_a_generator_gives_what_its_generated_pngs_give(export, tiny_faces, tmp_
     assert direct["num_fake"] == 20 and direct["model"]["arch"] == "dcgan"
     assert direct["settings"]["size"] == 16 and direct["fid"] > 0
     assert direct["ref_cache"]["hit"] is False
-    pngs = generate_images(export, 20, tmp_path / "pngs", seed=3)["images"]
+    from deepfake_lab.provenance.marking import ProvenanceOptions
+
+    # The generator is measured unmarked; marked files are measured in bench/watermark.py.
+    unmarked = ProvenanceOptions(watermark=False)
+    pngs = generate_images(export, 20, tmp_path / "pngs", seed=3, provenance=unmarked)["images"]
     assert len(pngs) == 20
     from_files = evaluate_gan(tmp_path / "pngs", tiny_faces, num=1000, **kw)
     assert from_files["ref_cache"]["hit"] is True

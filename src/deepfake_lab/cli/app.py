@@ -43,6 +43,7 @@ def _register() -> None:
         generate,
         train,
         tune,
+        verify,
     )
 
 

@@ -8,6 +8,7 @@ import typer
 
 from deepfake_lab.cli.app import app
 from deepfake_lab.cli.common import console, handle_errors
+from deepfake_lab.provenance.watermark import DEFAULT_STRENGTH
 
 
 @app.command("generate")
@@ -21,13 +22,53 @@ def generate_cmd(
     grid: bool = typer.Option(False, "--grid", help="Also write grid.png."),
     batch: int = typer.Option(64, "--batch", help="Images per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    no_watermark: bool = typer.Option(
+        False, "--no-watermark", help="Do not embed the invisible watermark (recorded)."
+    ),
+    secret_file: Path | None = typer.Option(
+        None,
+        "--secret-file",
+        help="Owner secret for the watermark's HMAC code (or $DEEPFAKE_LAB_WATERMARK_SECRET).",
+    ),
+    strength: float = typer.Option(
+        DEFAULT_STRENGTH, "--watermark-strength", help="Higher: more robust, more visible."
+    ),
+    sign_key: Path | None = typer.Option(None, "--sign-key", help="C2PA signing key (PEM)."),
+    sign_cert: Path | None = typer.Option(
+        None, "--sign-cert", help="C2PA certificate chain (PEM)."
+    ),
+    sign_alg: str = typer.Option("es256", "--sign-alg", help="C2PA signing algorithm."),
 ) -> None:
-    """Generate PNG images of faces of people who do not exist, with a JSON manifest."""
-    from deepfake_lab.generate import generate_images
+    """Generate PNG images of faces of people who do not exist, with a JSON manifest.
 
-    manifest = generate_images(
-        source, num, out, seed=seed, truncation=truncation, grid=grid, batch=batch, device=device
+    Every image carries an invisible watermark and AI-generated metadata (read them with
+    ``deepfake-lab verify``); with --sign-key/--sign-cert also a signed C2PA manifest.
+    """
+    from deepfake_lab.generate import generate_images
+    from deepfake_lab.provenance.marking import ProvenanceOptions
+
+    options = ProvenanceOptions(
+        watermark=not no_watermark,
+        secret_file=secret_file,
+        strength=strength,
+        sign_key=sign_key,
+        sign_cert=sign_cert,
+        sign_algorithm=sign_alg,
     )
+    manifest = generate_images(
+        source,
+        num,
+        out,
+        seed=seed,
+        truncation=truncation,
+        grid=grid,
+        batch=batch,
+        device=device,
+        provenance=options,
+        log=lambda msg: console.print(f"[yellow]note:[/] {msg}"),
+    )
+    if no_watermark:
+        console.print("[yellow]--no-watermark: images are tagged but not watermarked[/]")
     console.print(
         f"wrote {manifest['num']} images to {out} "
         f"(model {manifest['model']['arch']}, weights "
