@@ -32,6 +32,7 @@ from deepfake_lab.data.detection import DetectionSample, collect_samples, split_
 from deepfake_lab.generate import generate_images
 from deepfake_lab.metrics.detector_eval import evaluate_detector
 from deepfake_lab.models.detectors import build_detector
+from deepfake_lab.provenance.marking import ProvenanceOptions
 from deepfake_lab.training.detector_launch import train_detector
 
 
@@ -113,7 +114,9 @@ def main() -> None:
     for name, run in gans.items():
         folder = out / f"samples-{name}"
         if not (folder / "generate.json").exists():
-            generate_images(run, args.num, folder, seed=10_000)
+            # Unmarked: detectors must learn the generator's artefacts, not our watermark.
+            unmarked = ProvenanceOptions(watermark=False)
+            generate_images(run, args.num, folder, seed=10_000, provenance=unmarked)
         fs = [DetectionSample(p, 1, name) for p in sorted(folder.glob("seed*.png"))]
         split = split_samples(fs, val=0.25, seed=0)
         fakes[name] = {"train": split["train"], "test": split["val"]}

@@ -43,10 +43,18 @@ def test_demo_writes_the_whole_loop(tmp_path, monkeypatch):
     assert "on 48 images" in (run / "log.txt").read_text()
     manifest = json.loads((run / "generated" / "generate.json").read_text())
     assert len(manifest["images"]) == 16 and (run / "generated" / "grid.png").is_file()
+    # Every file the demo writes is tagged; at 16 px only the grid is big enough to carry the
+    # mark (the 32 px default marks every face: tests/provenance), and the report says so.
+    checks = json.loads((run / "generated" / "verify.json").read_text())["results"]
+    assert [r["watermark"] for r in checks] == [True] + [False] * 16  # grid.png sorts first
+    assert all(r["metadata"]["ai_generated"] for r in checks)
+    assert manifest["provenance"]["unmarked_too_small"] == 16
     html = (run / "index.html").read_text()
     for ref in ("generated/grid.png", "loss_curves.png", "samples/reals.png"):
         assert ref in html and (run / ref).is_file()
     assert "procedural faces" in html
+    text = " ".join(html.split())
+    assert "read the mark back from 1 of 17 files" in text and "16 images under 32 px" in text
     assert "Skipped: no resnet56-4bfd9763.th" in html  # no weights in the test's cache
     assert "Detector (npr) against this GAN" in html and "detector/eval/roc.png" in html
     assert html.count(".gradcam.png") == 8 and (run / "detector" / "eval" / "roc.png").is_file()

@@ -128,3 +128,23 @@ def test_corrupt_file_is_reported_and_missing_path_is_an_error(toy_run, tmp_path
     res = runner.invoke(app, ["detect", str(run), str(tmp_path / "missing")])
     assert res.exit_code == 2 and "not found" in res.output
     assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_scan_reports_our_watermark_beside_the_score(toy_run, tmp_path):
+    from deepfake_lab.data.procedural import render_faces
+    from deepfake_lab.provenance.watermark import embed, make_payload
+
+    root, run = toy_run
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    face = render_faces(1, 64, seed=3)[0]
+    Image.fromarray(embed(face, make_payload("ab" * 32))).save(folder / "marked.png")
+    Image.fromarray(face).save(folder / "unmarked.png")
+    res = runner.invoke(app, ["detect", str(run), str(folder), "--csv", str(tmp_path / "d.csv")])
+    assert res.exit_code == 0, res.output
+    assert "1 carry this tool's watermark" in " ".join(res.output.split())
+    rows = {r["path"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(tmp_path / "d.csv"))}
+    assert rows["marked.png"]["watermark"] == "True"
+    assert rows["marked.png"]["watermark_fingerprint"] == "abababab"
+    assert rows["unmarked.png"]["watermark"] == "False"
+    assert rows["marked.png"]["probability"]  # still scored by the detector

@@ -12,3 +12,32 @@ GAN_TINY = [
     "schedule.sample_kimg=0.016",
     "schedule.grid=2",
 ]
+
+
+def tiny_generator_export(out, size: int = 16):
+    """Write a randomly initialised ``size`` px DCGAN generator as an export folder ``out``
+    (``model.safetensors`` + ``config.json``); returns ``out``."""
+    import json
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import save_file
+
+    from deepfake_lab.export import EXPORT_FORMAT, weights_sha256
+    from deepfake_lab.models import build_generator
+
+    torch.manual_seed(0)
+    kwargs = {"size": size, "z_dim": 8, "channels": 8, "max_channels": 16}
+    g = build_generator("dcgan", **kwargs).eval()
+    state = {k: v.contiguous() for k, v in g.state_dict().items()}
+    out = Path(out)
+    out.mkdir(parents=True)
+    save_file(state, str(out / "model.safetensors"))
+    meta = {
+        "format": EXPORT_FORMAT,
+        "arch": "dcgan",
+        "kwargs": kwargs,
+        "weights_sha256": weights_sha256(state),
+    }
+    (out / "config.json").write_text(json.dumps(meta))
+    return out

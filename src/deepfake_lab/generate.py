@@ -20,6 +20,7 @@ from deepfake_lab.errors import UserError
 from deepfake_lab.export import load_generator
 from deepfake_lab.io import atomic_write_json
 from deepfake_lab.provenance.marking import NOT_SIGNED_NOTE, Marker, ProvenanceOptions
+from deepfake_lab.provenance.watermark import MIN_SIDE
 from deepfake_lab.report.grid import make_grid, to_uint8
 from deepfake_lab.training.common import resolve_device
 
@@ -99,6 +100,11 @@ def generate_images(
                 file = f"seed{s:08d}.png"
                 marker.write(out / file, img, seed=s, truncation=truncation)
                 records.append({"file": file, "seed": s})
+    if marker.too_small and log is not None:
+        log(
+            f"{marker.too_small} images under {MIN_SIDE} px were tagged but not watermarked "
+            "(too small to carry the mark)"
+        )
     manifest = {
         "tool": "deepfake-lab",
         "version": __version__,

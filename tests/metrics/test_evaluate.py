@@ -8,15 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from safetensors.torch import save_file
 
 from deepfake_lab.errors import UserError
-from deepfake_lab.export import EXPORT_FORMAT, weights_sha256
 from deepfake_lab.metrics.evaluate import evaluate_gan, metric_rows, parse_metrics
 from deepfake_lab.metrics.features import FEATURE_EXTRACTORS
-from deepfake_lab.models import build_generator
 from fakes import TinyFeatures, TinyNonClassifier
+from tiny_configs import tiny_generator_export
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
@@ -35,21 +32,7 @@ def _tiny_spaces(monkeypatch, tmp_path):
 @pytest.fixture
 def export(tmp_path) -> Path:
     """A randomly initialised 16 px DCGAN generator as an export folder."""
-    torch.manual_seed(0)
-    kwargs = {"size": 16, "z_dim": 8, "channels": 8, "max_channels": 16}
-    g = build_generator("dcgan", **kwargs).eval()
-    state = {k: v.contiguous() for k, v in g.state_dict().items()}
-    out = tmp_path / "export"
-    out.mkdir()
-    save_file(state, str(out / "model.safetensors"))
-    meta = {
-        "format": EXPORT_FORMAT,
-        "arch": "dcgan",
-        "kwargs": kwargs,
-        "weights_sha256": weights_sha256(state),
-    }
-    (out / "config.json").write_text(json.dumps(meta))
-    return out
+    return tiny_generator_export(tmp_path / "export")
 
 
 ALL = "fid,kid,pr,dc,is"

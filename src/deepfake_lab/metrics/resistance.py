@@ -156,6 +156,7 @@ def detection_resistance(
     from PIL import Image
 
     from deepfake_lab.generate import generate_images
+    from deepfake_lab.provenance.marking import ProvenanceOptions
     from deepfake_lab.training.detector import build_model
     from deepfake_lab.training.detector_config import DetectorConfig
     from deepfake_lab.training.detector_launch import train_detector
@@ -176,6 +177,8 @@ def detection_resistance(
 
     run_dir = create_run_dir(out, name)
     (run_dir / "checkpoints").rmdir()  # the detector run inside has its own
+    # Unmarked: a detector trained on marked samples could learn our watermark instead of
+    # the generator's own artefacts, and resistance would measure the mark.
     gen = generate_images(
         generator_source,
         num,
@@ -183,6 +186,7 @@ def detection_resistance(
         seed=seed,
         truncation=truncation,
         device=device,
+        provenance=ProvenanceOptions(watermark=False),
     )
     fakes = folder_samples(run_dir / "samples", FAKE, SOURCE)
     if size is None:

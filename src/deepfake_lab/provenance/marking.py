@@ -21,7 +21,13 @@ import numpy as np
 from deepfake_lab.errors import UserError
 from deepfake_lab.io import atomic_write_bytes
 from deepfake_lab.provenance.metadata import ProvenanceInfo, encode_png_with_provenance
-from deepfake_lab.provenance.watermark import DEFAULT_STRENGTH, Payload, embed, make_payload
+from deepfake_lab.provenance.watermark import (
+    DEFAULT_STRENGTH,
+    MIN_SIDE,
+    Payload,
+    embed,
+    make_payload,
+)
 
 #: Environment variable holding the owner's watermark secret (instead of ``--secret-file``).
 SECRET_ENV = "DEEPFAKE_LAB_WATERMARK_SECRET"
@@ -95,6 +101,7 @@ class Marker:
         self.payload: Payload | None = (
             make_payload(weights_sha256, secret) if self.options.watermark else None
         )
+        self.too_small = 0  # images left unmarked because they are under MIN_SIDE px
         self.signer = None
         if self.options.sign_key is not None:
             from deepfake_lab.provenance.c2pa import SignerConfig
@@ -114,11 +121,19 @@ class Marker:
             "strength": self.options.strength if self.options.watermark else None,
             "metadata": "PNG text + XMP (IPTC DigitalSourceType trainedAlgorithmicMedia)",
             "c2pa_signed": self.signer is not None,
+            "unmarked_too_small": self.too_small,
         }
 
+    def can_mark(self, image: np.ndarray) -> bool:
+        """Whether ``image`` gets the watermark (on, and at least ``MIN_SIDE`` px)."""
+        return self.payload is not None and min(image.shape[:2]) >= MIN_SIDE
+
     def mark(self, image: np.ndarray) -> np.ndarray:
-        """The watermarked image (unchanged with ``watermark=False``)."""
-        if self.payload is None:
+        """The watermarked image; unchanged with ``watermark=False`` or below ``MIN_SIDE``
+        px (``too_small`` counts those, and their metadata says ``watermarked: false``)."""
+        if not self.can_mark(image):
+            if self.payload is not None:
+                self.too_small += 1
             return image
         return embed(image, self.payload, self.options.strength)
 
@@ -131,7 +146,7 @@ class Marker:
             generator=self.generator,
             weights_sha256=self.weights_sha256,
             seed=seed,
-            watermarked=self.payload is not None,
+            watermarked=self.can_mark(image),
             extra=extra,
         )
         atomic_write_bytes(path, encode_png_with_provenance(self.mark(image), info))

@@ -41,12 +41,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import cv2
 import numpy as np
+from scipy import sparse
 from scipy.fft import dctn, idctn
 
 CANON = 64  # canonical grid (px)
@@ -57,6 +58,8 @@ BCH_T, BCH_M = 8, 7
 MAGIC, VERSION = 0xD7, 1
 FLAG_KEYED = 0x1
 DEFAULT_STRENGTH = 0.45  # lattice step / band RMS: ~39 dB PSNR (bench/watermark.py)
+MIN_SIDE = 32  # smallest markable side (px): the band needs 0.3 cycles/px at 32 px
+RMS_FLOOR = 24.0  # band RMS floor (luma DCT units on the canonical grid)
 SEARCH_SCALES = np.round(np.arange(0.80, 0.995, 0.01), 4)
 SEARCH_DECODES = 4  # BCH attempts after the crop search (counted in the FP bound)
 _SEED = int.from_bytes(hashlib.sha256(b"deepfake-lab watermark v1").digest()[:8], "big")
@@ -67,7 +70,7 @@ _LUMA = np.array([0.299, 0.587, 0.114])
 class _Code:
     """The key-seeded projection matrix and dithers (the same in every copy of the tool)."""
 
-    proj: np.ndarray  # (N_BITS, WIN*WIN): unit-norm projections of the flattened DCT
+    proj: sparse.csr_array  # (N_BITS, WIN*WIN): unit-norm projections of the flat DCT
     band: np.ndarray  # flat indices of the band coefficients
     dither: np.ndarray  # (N_BITS,) in [0, 1)
 
@@ -84,7 +87,7 @@ def _code() -> _Code:
     proj = np.zeros((N_BITS, WIN * WIN))
     for k, g in enumerate(groups):
         proj[k, g] = rng.choice([-1.0, 1.0], len(g)) / math.sqrt(len(g))
-    return _Code(proj, band, rng.random(N_BITS))
+    return _Code(sparse.csr_array(proj), band, rng.random(N_BITS))
 
 
 @lru_cache(maxsize=1)
@@ -153,6 +156,12 @@ def code_matches(payload: Payload, secret: bytes) -> bool:
     )
 
 
+def coded_bits(payload: Payload | bytes) -> np.ndarray:
+    """The N_BITS (0/1) a payload is embedded as: its 64 bits and 56 BCH parity bits."""
+    data = payload.to_bytes() if isinstance(payload, Payload) else bytes(payload)
+    return _bits(data).astype(np.uint8)
+
+
 def _bits(payload: bytes) -> np.ndarray:
     raw = payload + bytes(_bch().encode(payload))
     return np.unpackbits(np.frombuffer(raw, np.uint8))[:N_BITS].astype(np.float64)
@@ -180,7 +189,9 @@ def _projections(win: np.ndarray) -> tuple[np.ndarray, float]:
     """Normalised projections (N_BITS,) of a 48x48 window, and the band RMS."""
     c = _code()
     coef = dctn(win, norm="ortho").ravel()
-    rms = float(np.sqrt(np.mean(coef[c.band] ** 2))) + 1e-6
+    # The floor keeps flat images (an untrained generator's grey) markable: real faces have
+    # a band RMS of 50-190 here, so it never touches them.
+    rms = max(float(np.sqrt(np.mean(coef[c.band] ** 2))), RMS_FLOOR)
     return c.proj @ coef / rms, rms
 
 
@@ -190,7 +201,8 @@ def embed(
     """Mark an image.
 
     Args:
-        image: uint8 RGB ``(H, W, 3)``, any size (>= 16 px; faces are 64-256).
+        image: uint8 RGB ``(H, W, 3)``, at least ``MIN_SIDE`` (32) px on each side: below
+            that the band's upper frequencies do not exist in the image.
         payload: what to carry (8 bytes).
         strength: lattice step relative to the band RMS; higher is more robust and more
             visible (0.45 gives ~39 dB PSNR on faces).
@@ -201,8 +213,10 @@ def embed(
     data = payload.to_bytes() if isinstance(payload, Payload) else bytes(payload)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected a uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
-    if min(image.shape[:2]) < 16:
-        raise ValueError(f"image too small to mark: {image.shape[1]}x{image.shape[0]}")
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise ValueError(
+            f"image too small to mark: {image.shape[1]}x{image.shape[0]} (< {MIN_SIDE} px)"
+        )
     c = _code()
     h, w = image.shape[:2]
     bits = _bits(data)
@@ -221,7 +235,9 @@ def embed(
             (c.proj.T @ step).reshape(WIN, WIN), norm="ortho"
         )
         if (h, w) != (CANON, CANON):
-            delta = cv2.resize(delta, (w, h), interpolation=cv2.INTER_CUBIC)
+            # Bicubic up, area down (no aliasing of the pattern into other frequencies).
+            interp = cv2.INTER_CUBIC if h * w > CANON * CANON else cv2.INTER_AREA
+            delta = cv2.resize(delta, (w, h), interpolation=interp)
         out += delta[..., None]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
@@ -238,6 +254,8 @@ class Reading:
         budget: the most bit errors the code corrects.
         decodes: BCH decodes attempted (enters the false-positive bound).
         aligned: "direct" or "search" (found after re-aligning a crop).
+        bits: the raw hard bits (N_BITS,) before error correction, of the decode that
+            succeeded (else of the direct read): for bit-accuracy measurements.
     """
 
     found: bool
@@ -246,6 +264,7 @@ class Reading:
     budget: int = BCH_T
     decodes: int = 0
     aligned: str | None = None
+    bits: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -259,9 +278,12 @@ class Reading:
         }
 
 
-def _decode_window(win: np.ndarray, strength: float) -> tuple[Payload, int] | None:
+def _hard_bits(win: np.ndarray, strength: float) -> np.ndarray:
     f = _projections(win)[0] / strength - _code().dither
-    bits = (np.abs(f - np.round(f)) > 0.25).astype(np.uint8)  # nearer the odd coset: 1
+    return (np.abs(f - np.round(f)) > 0.25).astype(np.uint8)  # nearer the odd coset: 1
+
+
+def _decode_bits(bits: np.ndarray) -> tuple[Payload, int] | None:
     raw = np.packbits(np.concatenate([bits, np.zeros(8 * 15 - N_BITS, np.uint8)])).tobytes()
     data, ecc = bytearray(raw[:8]), bytearray(raw[8:15])
     bch = _bch()
@@ -288,47 +310,85 @@ def _window_at(sub: np.ndarray, cw: float, ch: float, ox: float, oy: float) -> n
     )
 
 
-def _misfit(win: np.ndarray, strength: float) -> float:
-    """Mean distance of the projections to the nearest lattice point (either bit), in
-    steps: ~0 when aligned with a mark, ~0.125 for unrelated content."""
-    f = _projections(win)[0] / strength - _code().dither
-    return float(np.mean(np.abs(f - np.round(2 * f) / 2)))
+def _misfits(wins: np.ndarray, strength: float) -> np.ndarray:
+    """Mean distance of each window's projections to the nearest lattice point (either
+    bit), in steps: ~0 when aligned with a mark, ~0.125 for unrelated content.
+
+    Args:
+        wins: (K, WIN, WIN) luma windows.
+
+    Returns:
+        (K,) distances.
+    """
+    c = _code()
+    coef = dctn(wins, axes=(1, 2), norm="ortho").reshape(len(wins), -1)
+    rms = np.maximum(np.sqrt(np.mean(coef[:, c.band] ** 2, axis=1)), RMS_FLOOR)
+    f = (c.proj @ coef.T).T / rms[:, None] / strength - c.dither
+    return np.mean(np.abs(f - np.round(2 * f) / 2), axis=1)
+
+
+def _half_pixel_windows(sub: np.ndarray, span_x: float, span_y: float) -> tuple:
+    """Every window for crop offsets ``(ox, oy)`` on a 0.5 px grid in ``[0, span]``, with the
+    crop ``sub`` (already at canonical scale) placed at ``(ox, oy)``; missing pixels are
+    reflected. Half-pixel samples are the mean of their neighbours (linear interpolation),
+    so this equals ``_window_at`` at those offsets, in one gather instead of K warps.
+
+    Returns:
+        windows (K, WIN, WIN), ox (K,), oy (K,).
+    """
+    pad = WIN_OFF + 1
+    p = cv2.copyMakeBorder(sub, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    up = np.empty((2 * p.shape[0] - 1, 2 * p.shape[1] - 1))
+    up[::2, ::2] = p
+    up[1::2, ::2] = (p[:-1] + p[1:]) / 2
+    up[:, 1::2] = (up[:, :-1:2] + up[:, 2::2]) / 2
+    ox = np.arange(0, span_x + 1e-6, 0.5)
+    oy = np.arange(0, span_y + 1e-6, 0.5)
+    # window pixel i sits at sub coordinate WIN_OFF + i - o, i.e. index 2 * (pad + ...) in up
+    steps = 2 * np.arange(WIN)
+    rows = (2 * (pad + WIN_OFF - oy)).astype(int)[:, None] + steps
+    cols = (2 * (pad + WIN_OFF - ox)).astype(int)[:, None] + steps
+    wins = up[rows[:, None, :, None], cols[None, :, None, :]]  # (Ky, Kx, WIN, WIN)
+    gy, gx = np.meshgrid(oy, ox, indexing="ij")
+    return wins.reshape(-1, WIN, WIN), gx.ravel(), gy.ravel()
+
+
+def _at_scale(y: np.ndarray, cw: float, ch: float) -> np.ndarray:
+    """``y`` area-resampled so that it spans exactly ``cw x ch`` canonical px: OpenCV maps
+    with the given ``fx``/``fy`` (pixel centres land on canonical centres) and rounds only
+    the output size."""
+    fx, fy = cw / y.shape[1], ch / y.shape[0]
+    return cv2.resize(y, None, fx=fx, fy=fy, interpolation=cv2.INTER_AREA)
 
 
 def _search(y: np.ndarray, strength: float) -> list[np.ndarray]:
-    """Windows for the best crop alignments, best first: a coarse grid over scale and
-    offset, then a local refinement of the ``SEARCH_DECODES`` best."""
+    """Windows for the best crop alignments, best first: a coarse grid over scale (1 %
+    steps) and half-pixel offsets, then a local refinement (0.3 % scale, 0.125 px offset
+    steps) of the ``SEARCH_DECODES`` best."""
     h, w = y.shape
     side = max(h, w)  # originals are square: the crop's longer side is ``s`` of theirs
-    subs: dict[float, tuple[np.ndarray, float, float]] = {}
 
-    def sub_for(s: float) -> tuple[np.ndarray, float, float]:
-        if s not in subs:
-            cw, ch = CANON * s * w / side, CANON * s * h / side
-            size = (max(1, math.ceil(cw)), max(1, math.ceil(ch)))
-            subs[s] = (cv2.resize(y, size, interpolation=cv2.INTER_AREA), cw, ch)
-        return subs[s]
+    def spans(s: float) -> tuple[float, float]:
+        return CANON * s * w / side, CANON * s * h / side
 
-    coarse = []
+    coarse: list[tuple[float, float, float, float]] = []
     for s in SEARCH_SCALES:
-        sub, cw, ch = sub_for(float(s))
-        for oy in np.arange(0, CANON - ch + 1e-6, 0.5):
-            for ox in np.arange(0, CANON - cw + 1e-6, 0.5):
-                coarse.append((_misfit(_window_at(sub, cw, ch, ox, oy), strength), s, ox, oy))
+        cw, ch = spans(float(s))
+        wins, ox, oy = _half_pixel_windows(_at_scale(y, cw, ch), CANON - cw, CANON - ch)
+        d = _misfits(wins, strength)
+        for i in np.argsort(d)[:SEARCH_DECODES]:
+            coarse.append((float(d[i]), float(s), float(ox[i]), float(oy[i])))
     coarse.sort(key=lambda t: t[0])
     out = []
     for _, s0, ox0, oy0 in coarse[:SEARCH_DECODES]:
-        best: tuple[float, np.ndarray] | None = None
-        for s in np.round(s0 + np.arange(-0.006, 0.0061, 0.003), 4):
-            sub, cw, ch = sub_for(float(s))
+        wins = []
+        for s in s0 + np.arange(-0.006, 0.0061, 0.003):
+            sub = _at_scale(y, *spans(float(s)))
             for oy in oy0 + np.arange(-0.375, 0.376, 0.125):
                 for ox in ox0 + np.arange(-0.375, 0.376, 0.125):
-                    win = _window_at(sub, cw, ch, ox, oy)
-                    d = _misfit(win, strength)
-                    if best is None or d < best[0]:
-                        best = (d, win)
-        assert best is not None
-        out.append(best[1])
+                    wins.append(_window_at(sub, sub.shape[1], sub.shape[0], ox, oy))
+        stack = np.stack(wins)
+        out.append(stack[int(np.argmin(_misfits(stack, strength)))])
     return out
 
 
@@ -348,15 +408,17 @@ def extract(image: np.ndarray, search: bool = True, strength: float = DEFAULT_ST
     if min(y.shape) < 8:
         return Reading(False)
     win = _canonical(y)[WIN_OFF : WIN_OFF + WIN, WIN_OFF : WIN_OFF + WIN]
-    hit = _decode_window(win, strength)
+    bits = _hard_bits(win, strength)
+    hit = _decode_bits(bits)
     if hit:
-        return Reading(True, hit[0], hit[1], decodes=1, aligned="direct")
+        return Reading(True, hit[0], hit[1], decodes=1, aligned="direct", bits=bits)
     if not search:
-        return Reading(False, decodes=1)
+        return Reading(False, decodes=1, bits=bits)
     decodes = 1
     for win in _search(y, strength):
         decodes += 1
-        hit = _decode_window(win, strength)
+        found = _hard_bits(win, strength)
+        hit = _decode_bits(found)
         if hit:
-            return Reading(True, hit[0], hit[1], decodes=decodes, aligned="search")
-    return Reading(False, decodes=decodes)
+            return Reading(True, hit[0], hit[1], decodes=decodes, aligned="search", bits=found)
+    return Reading(False, decodes=decodes, bits=bits)
