@@ -56,6 +56,11 @@ def test_train_generate_export_roundtrip(tmp_path, tiny_faces):
     assert res.exit_code == 0, res.output
     run = tmp_path / "runs" / "00000-cli"
     assert (run / "index.html").is_file() and (run / "loss_curves.png").is_file()
+    # Training's sample grids are generated images too: marked and tagged.
+    from deepfake_lab.provenance.verify import verify_images
+
+    grids = verify_images(sorted((run / "samples").glob("grid-*.png")), search=False)
+    assert grids and all(g["watermark"] and g["metadata"]["ai_generated"] for g in grids)
 
     out = tmp_path / "gen"
     res = runner.invoke(

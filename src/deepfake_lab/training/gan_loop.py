@@ -19,6 +19,8 @@ from rich.console import Console
 
 from deepfake_lab.config import save_config
 from deepfake_lab.data.dataset import FaceDataset
+from deepfake_lab.export import weights_sha256
+from deepfake_lab.provenance.marking import Marker
 from deepfake_lab.report.grid import make_grid, save_grid
 from deepfake_lab.training.checkpoint import checkpoint_name, prune_checkpoints, save_checkpoint
 from deepfake_lab.training.common import (
@@ -193,10 +195,14 @@ def _loop(
 
 
 def _write_samples(trainer: GanTrainer, run_dir: Path, logger: RunLogger) -> Path:
-    grid = trainer.sample_grid()
+    """The fixed-latent sample grid of G_ema, written like every generated image: with the
+    watermark (fingerprint of G_ema's weights at this step) and AI-generated metadata."""
+    grid = make_grid(trainer.sample_grid(), nrow=trainer.cfg.schedule.grid)
     path = run_dir / "samples" / f"grid-{trainer.nimg:010d}.png"
-    save_grid(grid, path, nrow=trainer.cfg.schedule.grid)
-    logger.image("samples", make_grid(grid, nrow=trainer.cfg.schedule.grid), trainer.nimg)
+    sha = weights_sha256(trainer.G_ema.state_dict())
+    marker = Marker(f"{trainer.cfg.model.arch}:{run_dir.name}", sha)
+    marker.write(path, grid, kimg=round(trainer.nimg / 1000, 3))
+    logger.image("samples", grid, trainer.nimg)
     return path
 
 
