@@ -48,7 +48,7 @@ from typing import Any
 import cv2
 import numpy as np
 from scipy import sparse
-from scipy.fft import dctn, idctn
+from scipy.fft import idctn
 
 CANON = 64  # canonical grid (px)
 WIN_OFF, WIN = 8, 48  # the marked window inside it
@@ -61,6 +61,7 @@ DEFAULT_STRENGTH = 0.4  # lattice step / band RMS: ~39 dB PSNR (bench/watermark.
 MIN_SIDE = 32  # smallest markable side (px): the band needs 0.3 cycles/px at 32 px
 RMS_FLOOR = 24.0  # band RMS floor (luma DCT units on the canonical grid)
 SEARCH_SCALES = np.round(np.arange(0.80, 0.995, 0.01), 4)
+SEARCH_REFINE = 32  # coarse alignments refined (cost only)
 SEARCH_DECODES = 8  # BCH attempts after the crop search (counted in the FP bound)
 _SEED = int.from_bytes(hashlib.sha256(b"deepfake-lab watermark v1").digest()[:8], "big")
 _LUMA = np.array([0.299, 0.587, 0.114])
@@ -73,6 +74,12 @@ class _Code:
     proj: sparse.csr_array  # (N_BITS, WIN*WIN): unit-norm projections of the flat DCT
     band: np.ndarray  # flat indices of the band coefficients
     dither: np.ndarray  # (N_BITS,) in [0, 1)
+    # Reading needs only the low F x F corner of the DCT (F = max_freq + 1): the same
+    # projections on that corner, and its orthonormal DCT-II rows, so that a batch of
+    # windows costs two small matmuls instead of full 2-D DCTs.
+    basis: np.ndarray  # (F, WIN)
+    proj_low: np.ndarray  # (N_BITS, F*F)
+    band_low: np.ndarray  # flat indices of the band in the F x F corner
 
 
 @lru_cache(maxsize=1)
@@ -87,7 +94,13 @@ def _code() -> _Code:
     proj = np.zeros((N_BITS, WIN * WIN))
     for k, g in enumerate(groups):
         proj[k, g] = rng.choice([-1.0, 1.0], len(g)) / math.sqrt(len(g))
-    return _Code(sparse.csr_array(proj), band, rng.random(N_BITS))
+    f = BAND["max_freq"] + 1
+    n = np.arange(WIN)
+    basis = np.sqrt(2 / WIN) * np.cos(np.pi * (2 * n[None] + 1) * np.arange(f)[:, None] / (2 * WIN))
+    basis[0] /= np.sqrt(2)
+    low = (u[:f, :f] * WIN + v[:f, :f]).ravel()  # full-DCT flat index of each corner entry
+    band_low = np.flatnonzero(mask[:f, :f].ravel())
+    return _Code(sparse.csr_array(proj), band, rng.random(N_BITS), basis, proj[:, low], band_low)
 
 
 @lru_cache(maxsize=1)
@@ -185,14 +198,26 @@ def _canonical(y: np.ndarray) -> np.ndarray:
     return cv2.resize(y, (CANON, CANON), interpolation=cv2.INTER_AREA)
 
 
-def _projections(win: np.ndarray) -> tuple[np.ndarray, float]:
-    """Normalised projections (N_BITS,) of a 48x48 window, and the band RMS."""
+def _band_coefs(wins: np.ndarray) -> np.ndarray:
+    """DCT-II (orthonormal) coefficients of the low ``F x F`` corner, flattened: (K, F*F)
+    for windows (K, WIN, WIN); equal to ``dctn(win, norm="ortho")[:F, :F]``."""
+    a = _code().basis
+    return (a @ wins @ a.T).reshape(len(wins), -1)
+
+
+def _normalised(coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Projections (K, N_BITS) divided by the band RMS, and the RMS (K,)."""
     c = _code()
-    coef = dctn(win, norm="ortho").ravel()
     # The floor keeps flat images (an untrained generator's grey) markable: real faces have
     # a band RMS of 50-190 here, so it never touches them.
-    rms = max(float(np.sqrt(np.mean(coef[c.band] ** 2))), RMS_FLOOR)
-    return c.proj @ coef / rms, rms
+    rms = np.maximum(np.sqrt(np.mean(coef[:, c.band_low] ** 2, axis=1)), RMS_FLOOR)
+    return coef @ c.proj_low.T / rms[:, None], rms
+
+
+def _projections(win: np.ndarray) -> tuple[np.ndarray, float]:
+    """Normalised projections (N_BITS,) of a 48x48 window, and the band RMS."""
+    p, rms = _normalised(_band_coefs(win[None]))
+    return p[0], float(rms[0])
 
 
 def embed(
@@ -320,37 +345,39 @@ def _misfits(wins: np.ndarray, strength: float) -> np.ndarray:
     Returns:
         (K,) distances.
     """
-    c = _code()
-    coef = dctn(wins, axes=(1, 2), norm="ortho").reshape(len(wins), -1)
-    rms = np.maximum(np.sqrt(np.mean(coef[:, c.band] ** 2, axis=1)), RMS_FLOOR)
-    f = (c.proj @ coef.T).T / rms[:, None] / strength - c.dither
+    f = _normalised(_band_coefs(wins))[0] / strength - _code().dither
     return np.mean(np.abs(f - np.round(2 * f) / 2), axis=1)
 
 
-def _half_pixel_windows(sub: np.ndarray, span_x: float, span_y: float) -> tuple:
-    """Every window for crop offsets ``(ox, oy)`` on a 0.5 px grid in ``[0, span]``, with the
-    crop ``sub`` (already at canonical scale) placed at ``(ox, oy)``; missing pixels are
-    reflected. Half-pixel samples are the mean of their neighbours (linear interpolation),
-    so this equals ``_window_at`` at those offsets, in one gather instead of K warps.
-
-    Returns:
-        windows (K, WIN, WIN), ox (K,), oy (K,).
-    """
+def _upsampled(sub: np.ndarray, q: int) -> tuple[np.ndarray, int]:
+    """``sub`` reflect-padded by ``WIN_OFF + 1`` px and linearly up-sampled by ``q`` so that
+    index ``k`` sits at padded coordinate ``k / q`` exactly; returns it and the pad."""
     pad = WIN_OFF + 1
     p = cv2.copyMakeBorder(sub, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
-    up = np.empty((2 * p.shape[0] - 1, 2 * p.shape[1] - 1))
-    up[::2, ::2] = p
-    up[1::2, ::2] = (p[:-1] + p[1:]) / 2
-    up[:, 1::2] = (up[:, :-1:2] + up[:, 2::2]) / 2
-    ox = np.arange(0, span_x + 1e-6, 0.5)
-    oy = np.arange(0, span_y + 1e-6, 0.5)
-    # window pixel i sits at sub coordinate WIN_OFF + i - o, i.e. index 2 * (pad + ...) in up
-    steps = 2 * np.arange(WIN)
-    rows = (2 * (pad + WIN_OFF - oy)).astype(int)[:, None] + steps
-    cols = (2 * (pad + WIN_OFF - ox)).astype(int)[:, None] + steps
-    wins = up[rows[:, None, :, None], cols[None, :, None, :]]  # (Ky, Kx, WIN, WIN)
-    gy, gx = np.meshgrid(oy, ox, indexing="ij")
-    return wins.reshape(-1, WIN, WIN), gx.ravel(), gy.ravel()
+
+    def along(a: np.ndarray, axis: int) -> np.ndarray:
+        n = a.shape[axis]
+        t = np.arange((n - 1) * q + 1) / q
+        i0 = np.minimum(t.astype(int), n - 2)
+        frac = t - i0
+        lo, hi = np.take(a, i0, axis=axis), np.take(a, i0 + 1, axis=axis)
+        shape = [1, 1]
+        shape[axis] = -1
+        return lo + (hi - lo) * frac.reshape(shape)
+
+    return along(along(p, 0), 1), pad
+
+
+def _windows_at_offsets(
+    up: np.ndarray, pad: int, q: int, ox: np.ndarray, oy: np.ndarray
+) -> np.ndarray:
+    """Windows (len(oy) * len(ox), WIN, WIN) for every crop offset pair, the crop placed at
+    ``(ox, oy)`` canonical px (multiples of ``1/q``), gathered from ``_upsampled`` output:
+    linear interpolation, equal to ``_window_at`` at those offsets, in one gather."""
+    steps = q * np.arange(WIN)
+    rows = np.rint(q * (pad + WIN_OFF - oy)).astype(int)[:, None] + steps
+    cols = np.rint(q * (pad + WIN_OFF - ox)).astype(int)[:, None] + steps
+    return up[rows[:, None, :, None], cols[None, :, None, :]].reshape(-1, WIN, WIN)
 
 
 def _at_scale(y: np.ndarray, cw: float, ch: float) -> np.ndarray:
@@ -374,22 +401,32 @@ def _search(y: np.ndarray, strength: float) -> list[np.ndarray]:
     coarse: list[tuple[float, float, float, float]] = []
     for s in SEARCH_SCALES:
         cw, ch = spans(float(s))
-        wins, ox, oy = _half_pixel_windows(_at_scale(y, cw, ch), CANON - cw, CANON - ch)
-        d = _misfits(wins, strength)
-        for i in np.argsort(d)[:SEARCH_DECODES]:
-            coarse.append((float(d[i]), float(s), float(ox[i]), float(oy[i])))
+        up, pad = _upsampled(_at_scale(y, cw, ch), 2)
+        ox = np.arange(0, CANON - cw + 1e-6, 0.5)
+        oy = np.arange(0, CANON - ch + 1e-6, 0.5)
+        d = _misfits(_windows_at_offsets(up, pad, 2, ox, oy), strength)
+        gy, gx = np.meshgrid(oy, ox, indexing="ij")
+        gx, gy = gx.ravel(), gy.ravel()
+        for i in np.argsort(d)[:SEARCH_REFINE]:
+            coarse.append((float(d[i]), float(s), float(gx[i]), float(gy[i])))
     coarse.sort(key=lambda t: t[0])
-    out = []
-    for _, s0, ox0, oy0 in coarse[:SEARCH_DECODES]:
-        wins = []
-        for s in s0 + np.arange(-0.006, 0.0061, 0.003):
-            sub = _at_scale(y, *spans(float(s)))
-            for oy in oy0 + np.arange(-0.375, 0.376, 0.125):
-                for ox in ox0 + np.arange(-0.375, 0.376, 0.125):
-                    wins.append(_window_at(sub, sub.shape[1], sub.shape[0], ox, oy))
-        stack = np.stack(wins)
-        out.append(stack[int(np.argmin(_misfits(stack, strength)))])
-    return out
+    ups: dict[float, tuple[np.ndarray, int]] = {}
+    fine = np.arange(-0.375, 0.376, 0.125)
+    refined: list[tuple[float, np.ndarray]] = []
+    for _, s0, ox0, oy0 in coarse[:SEARCH_REFINE]:
+        best: tuple[float, np.ndarray] | None = None
+        for s in np.round(s0 + np.arange(-0.006, 0.0061, 0.003), 4):
+            if s not in ups:
+                ups[s] = _upsampled(_at_scale(y, *spans(float(s))), 8)
+            wins = _windows_at_offsets(*ups[s], 8, ox0 + fine, oy0 + fine)
+            d = _misfits(wins, strength)
+            k = int(np.argmin(d))
+            if best is None or d[k] < best[0]:
+                best = (float(d[k]), wins[k])
+        assert best is not None
+        refined.append(best)
+    refined.sort(key=lambda t: t[0])
+    return [win for _, win in refined[:SEARCH_DECODES]]
 
 
 def extract(image: np.ndarray, search: bool = True, strength: float = DEFAULT_STRENGTH) -> Reading:
