@@ -402,8 +402,9 @@ def _search(y: np.ndarray, strength: float) -> list[np.ndarray]:
     for s in SEARCH_SCALES:
         cw, ch = spans(float(s))
         up, pad = _upsampled(_at_scale(y, cw, ch), 2)
-        ox = np.arange(0, CANON - cw + 1e-6, 0.5)
-        oy = np.arange(0, CANON - ch + 1e-6, 0.5)
+        # Half a pixel of slack each way: the true crop size lies between grid scales.
+        ox = np.arange(-0.5, CANON - cw + 0.5 + 1e-6, 0.5)
+        oy = np.arange(-0.5, CANON - ch + 0.5 + 1e-6, 0.5)
         d = _misfits(_windows_at_offsets(up, pad, 2, ox, oy), strength)
         gy, gx = np.meshgrid(oy, ox, indexing="ij")
         gx, gy = gx.ravel(), gy.ravel()
