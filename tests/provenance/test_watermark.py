@@ -70,7 +70,7 @@ def test_the_mark_changes_luma_only(faces128):
 
 @pytest.mark.parametrize(
     "edit",
-    ["jpeg75", "jpeg50", "webp", "resize0.5", "resize2", "darker", "crop10"],
+    ["jpeg75", "jpeg50", "webp", "resize0.5", "resize2", "darker", "crop10", "crop10-corner"],
 )
 def test_the_mark_survives_common_edits(faces128, edit):
     p = wm.make_payload(SHA)
@@ -86,11 +86,12 @@ def test_the_mark_survives_common_edits(faces128, edit):
                 ImageEnhance.Brightness(Image.fromarray(a)).enhance(0.8)
             ),
             "crop10": lambda a: a[7:122, 4:119],  # 115 of 128 px, off-centre
+            "crop10-corner": lambda a: a[13:, 13:],  # the largest offset a 10 % crop has
         }[edit](m)
         r = wm.extract(edited)
         assert r.found and r.payload == p, (edit, r)
         assert r.bit_errors <= r.budget
-        if edit == "crop10":
+        if edit.startswith("crop"):
             assert r.aligned == "search"
 
 
