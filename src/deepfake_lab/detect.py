@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from deepfake_lab.data.decode import IMAGE_SUFFIXES, DecodeError, decode_image
 from deepfake_lab.data.detection import parse_reencode
@@ -83,7 +84,7 @@ class LoadedDetector:
     @property
     def threshold(self) -> float:
         """The decision threshold on the calibrated probability scale (for display)."""
-        return float(1 / (1 + np.exp(-self.logit_threshold / self.temperature)))
+        return float(expit(self.logit_threshold / self.temperature))
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,7 +93,7 @@ class LoadedDetector:
 
     def probabilities_from_logits(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated P(fake): sigmoid(logit / T)."""
-        return 1 / (1 + np.exp(-np.asarray(logits, np.float64) / self.temperature))
+        return expit(np.asarray(logits, np.float64) / self.temperature)  # no overflow
 
 
 def detector_from_parts(

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
+from scipy.special import expit
 
 from deepfake_lab.adversarial import eps_on_model_scale, pgd
 from deepfake_lab.augment.robustness import RobustAugment
@@ -215,7 +216,7 @@ def validate(trainer: DetectorTrainer) -> dict[str, Any]:
     """Validation metrics at the (uncalibrated) logit threshold 0."""
     logits = predict_logits(trainer.model, trainer.val_set, trainer.device)
     labels = trainer.val_set.labels.numpy()
-    probs = 1 / (1 + np.exp(-logits))
+    probs = expit(logits)
     return detection_metrics(labels, probs, 0.5)
 
 
