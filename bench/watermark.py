@@ -217,9 +217,14 @@ def main() -> None:
     ap.add_argument("--weights", help="resnet56 weights for the FD-R56 effect")
     ap.add_argument("--sizes", default="64,128,256")
     ap.add_argument("--out", default="runs/watermark-bench.json")
+    ap.add_argument("--only-speed", action="store_true", help="just the speed section")
     args = ap.parse_args()
     samples, sha = sample(args.gan, args.num)
     payload = wm.make_payload(sha)
+    if args.only_speed:
+        sp = speed(samples, payload)
+        print(f"speed at 128 px (images/s, {torch.get_num_threads()} threads): {json.dumps(sp)}")
+        return
     report: dict = {"num": args.num, "generator_size": int(samples.shape[1]), "sizes": {}}
     for size in map(int, args.sizes.split(",")):
         imgs = np.stack(
