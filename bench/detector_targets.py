@@ -32,7 +32,7 @@ from deepfake_lab.data.detection import DetectionSample, collect_samples, split_
 from deepfake_lab.generate import generate_images
 from deepfake_lab.metrics.detector_eval import evaluate_detector
 from deepfake_lab.models.detectors import build_detector
-from deepfake_lab.provenance.marking import ProvenanceOptions
+from deepfake_lab.provenance.marking import DETECTOR_DATA
 from deepfake_lab.training.detector_launch import train_detector
 
 
@@ -115,7 +115,7 @@ def main() -> None:
         folder = out / f"samples-{name}"
         if not (folder / "generate.json").exists():
             # Unmarked: detectors must learn the generator's artefacts, not our watermark.
-            unmarked = ProvenanceOptions(watermark=False)
+            unmarked = DETECTOR_DATA
             generate_images(run, args.num, folder, seed=10_000, provenance=unmarked)
         fs = [DetectionSample(p, 1, name) for p in sorted(folder.glob("seed*.png"))]
         split = split_samples(fs, val=0.25, seed=0)

@@ -49,6 +49,10 @@ def test_demo_writes_the_whole_loop(tmp_path, monkeypatch):
     assert [r["watermark"] for r in checks] == [True] + [False] * 16  # grid.png sorts first
     assert all(r["metadata"]["ai_generated"] for r in checks)
     assert manifest["provenance"]["unmarked_too_small"] == 16
+    # The detector's own samples are unmarked on purpose, and their manifest says why.
+    det_fakes = json.loads((run / "detector" / "fakes-train" / "generate.json").read_text())
+    assert det_fakes["provenance"]["watermark"] is False
+    assert "detector data" in det_fakes["provenance"]["opted_out"]
     html = (run / "index.html").read_text()
     for ref in ("generated/grid.png", "loss_curves.png", "samples/reals.png"):
         assert ref in html and (run / ref).is_file()

@@ -19,7 +19,7 @@ from deepfake_lab.data.procedural import render_faces, write_procedural_dataset
 from deepfake_lab.errors import UserError
 from deepfake_lab.generate import generate_images
 from deepfake_lab.metrics.evaluate import evaluate_gan, metric_rows
-from deepfake_lab.provenance.marking import ProvenanceOptions
+from deepfake_lab.provenance.marking import DETECTOR_DATA
 from deepfake_lab.provenance.verify import verify_images
 from deepfake_lab.report.html import ReportImage, Section, Table
 from deepfake_lab.training.gan_config import GanConfig
@@ -232,7 +232,7 @@ def _detector_section(run_dir: Path, ref: Path, size: int, num_images: int, say)
     say(f"detector: {n} generated faces against the real ones, then held-out sets of both")
     # The detector's fakes are written unmarked, so that it learns the generator's artefacts,
     # not our watermark (which `verify` reads exactly anyway).
-    unmarked = ProvenanceOptions(watermark=False)
+    unmarked = DETECTOR_DATA
     generate_images(run_dir, n, folder / "fakes-train", seed=50_000, provenance=unmarked)
     generate_images(run_dir, n, folder / "fakes-heldout", seed=60_000, provenance=unmarked)
     heldout_real = write_procedural_dataset(folder / "reals-heldout", n, size, seed=2)
@@ -285,7 +285,9 @@ def _detector_section(run_dir: Path, ref: Path, size: int, num_images: int, say)
             f"Trained on {ref} (real) vs {n} samples of this generator, 3 epochs; measured on "
             f"{r['n_real']} held-out real and {r['n_fake']} held-out generated faces at the "
             f"threshold calibrated on validation ({r['threshold']:.3f}). ROC-AUC 0.5 would "
-            "mean the generator's faces cannot be told from real ones.",
+            "mean the generator's faces cannot be told from real ones. The detector's "
+            "generated faces are written without the watermark (recorded in their "
+            "generate.json), so that it learns the generator's artefacts, not our mark.",
         ],
         tables=[
             Table(header=["metric", "value", "95% interval"], rows=rows),

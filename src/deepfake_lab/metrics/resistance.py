@@ -156,7 +156,7 @@ def detection_resistance(
     from PIL import Image
 
     from deepfake_lab.generate import generate_images
-    from deepfake_lab.provenance.marking import ProvenanceOptions
+    from deepfake_lab.provenance.marking import DETECTOR_DATA
     from deepfake_lab.training.detector import build_model
     from deepfake_lab.training.detector_config import DetectorConfig
     from deepfake_lab.training.detector_launch import train_detector
@@ -186,7 +186,7 @@ def detection_resistance(
         seed=seed,
         truncation=truncation,
         device=device,
-        provenance=ProvenanceOptions(watermark=False),
+        provenance=DETECTOR_DATA,
     )
     fakes = folder_samples(run_dir / "samples", FAKE, SOURCE)
     if size is None:

@@ -49,6 +49,8 @@ class ProvenanceOptions:
         strength: watermark strength (lattice step / band RMS).
         sign_key, sign_cert: PEM private key and certificate chain for C2PA signing.
         sign_algorithm: the key's C2PA algorithm (es256, ps256, ed25519, ...).
+        opt_out_reason: why images are unmarked, recorded with ``watermark=False``: the
+            user's ``--no-watermark``, or the internal reason (detector training data).
     """
 
     watermark: bool = True
@@ -57,6 +59,7 @@ class ProvenanceOptions:
     sign_key: str | Path | None = None
     sign_cert: str | Path | None = None
     sign_algorithm: str = "es256"
+    opt_out_reason: str = "--no-watermark"
 
     def secret(self) -> bytes | None:
         if self.secret_file is not None:
@@ -116,7 +119,7 @@ class Marker:
         """What this marker does, for run manifests (``generate.json``)."""
         return {
             "watermark": self.options.watermark,
-            "opted_out": None if self.options.watermark else "--no-watermark",
+            "opted_out": None if self.options.watermark else self.options.opt_out_reason,
             "payload": self.payload.to_dict() if self.payload else None,
             "strength": self.options.strength if self.options.watermark else None,
             "metadata": "PNG text + XMP (IPTC DigitalSourceType trainedAlgorithmicMedia)",
@@ -155,3 +158,12 @@ class Marker:
 
             sign_image(path, path, info, self.signer)
         return path
+
+
+#: Samples that train or measure a detector are written unmarked (a detector must learn the
+#: generator's artefacts, not our watermark); this says so in their ``generate.json``.
+DETECTOR_DATA = ProvenanceOptions(
+    watermark=False,
+    opt_out_reason="detector data: unmarked so that a detector learns the generator's "
+    "artefacts, not the watermark",
+)
