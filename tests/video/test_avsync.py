@@ -1,0 +1,68 @@
+"""Audio-visual sync: offsets recovered on signals with a known shift; the sign convention."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepfake_lab.errors import UserError
+from deepfake_lab.video.avsync import audio_envelope, estimate_offset, mouth_motion
+
+FPS = 25.0
+
+
+def _speechlike(n: int, seed: int = 0) -> np.ndarray:
+    """A bursty positive signal (syllable onsets) at the frame rate."""
+    rng = np.random.default_rng(seed)
+    x = (rng.random(n) < 0.25).astype(float) * rng.uniform(0.5, 1.5, n)
+    return np.convolve(x, [0.3, 1.0, 0.5], mode="same")
+
+
+@pytest.mark.parametrize("shift_frames", [-10, -5, 0, 5, 10])
+def test_a_known_shift_is_recovered_with_the_documented_sign(shift_frames):
+    n = 200
+    base = _speechlike(n + 40)
+    video = base[20 : 20 + n]
+    audio = base[20 - shift_frames : 20 - shift_frames + n]  # audio[t] = video[t - shift]
+    est = estimate_offset(video, audio, FPS)
+    assert est.offset_ms == pytest.approx(shift_frames * 40, abs=20)  # within half a frame
+    # The peak is as wide as the signal's own autocorrelation (3 frames here): +-1.5 frames.
+    assert est.confidence > 5 and est.offset_uncertainty_ms <= 80
+
+
+def test_unrelated_audio_reads_a_lower_confidence():
+    n = 200
+    video = _speechlike(n, seed=1)
+    matched = estimate_offset(video, video + 0.3 * _speechlike(n, seed=9), FPS)
+    other = estimate_offset(video, _speechlike(n, seed=2), FPS)
+    assert other.confidence < matched.confidence / 2
+
+
+def test_audio_envelope_finds_onsets_at_the_right_frames():
+    rate, n = 16000, 50
+    t = np.arange(int(n / FPS * rate)) / rate
+    pcm = np.zeros_like(t)
+    for start in (0.4, 1.2):  # two 200 ms tone bursts in the speech band
+        on = (t >= start) & (t < start + 0.2)
+        pcm[on] = 0.5 * np.sin(2 * np.pi * 1000 * t[on])
+    env = audio_envelope(pcm, rate, FPS, n)
+    peaks = sorted(np.argsort(env)[-2:])
+    assert [abs(p - s * FPS) <= 1.5 for p, s in zip(peaks, (0.4, 1.2), strict=True)] == [True, True]
+
+
+def test_mouth_motion_reads_the_mouth_region_only():
+    crops = np.full((6, 64, 64, 3), 120, np.uint8)
+    crops[3, 5:15, 5:15] = 250  # forehead change: not the mouth
+    assert mouth_motion(crops).max() == 0
+    crops[4, 48:54, 24:40] = 30  # the mouth opens at frame 4
+    m = mouth_motion(crops)
+    assert m.argmax() in (4, 5) and m[4] > 0 and m[1] == 0
+
+
+def test_bad_inputs_are_one_line_errors():
+    with pytest.raises(UserError, match="too few"):
+        estimate_offset(np.ones(20), np.ones(20), FPS)
+    with pytest.raises(UserError, match="differ in length"):
+        estimate_offset(np.ones(100), np.ones(90), FPS)
+    with pytest.raises(UserError, match="8 kHz"):
+        audio_envelope(np.zeros(100), 4000, FPS, 4)
