@@ -1,8 +1,10 @@
-"""Video input: streaming frame and audio decoding with PyAV (FFmpeg), one frame at a time.
+"""Video: streaming decoding, face tracks and their temporal consistency.
 
-:mod:`deepfake_lab.video.decode` opens a clip, states what it holds (:func:`probe`), yields RGB
-frames with their stream index and time without ever holding the whole video
-(:func:`iter_frames`, :func:`iter_evenly_spaced`), reads the audio track as mono float PCM
-(:func:`read_audio`), and turns every broken, cut-short or non-video file into a one-line
-:class:`VideoDecodeError` that says where decoding stopped, after the good frames were yielded.
+:mod:`~deepfake_lab.video.decode` opens a clip with PyAV (FFmpeg), states what it holds
+(:func:`~deepfake_lab.video.decode.probe`), yields RGB frames with their stream index and time
+one at a time, never holding the whole video (``iter_frames``, ``iter_evenly_spaced``), reads
+the audio track as mono float PCM (``read_audio``), and turns every broken, cut-short or
+non-video file into a one-line ``VideoDecodeError`` raised after the good frames;
+:mod:`~deepfake_lab.video.tracks` links per-frame face detections into tracks, and
+:mod:`~deepfake_lab.video.temporal` measures their landmark jitter and appearance flicker.
 """

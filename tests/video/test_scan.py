@@ -1,0 +1,49 @@
+"""Scanning a video: faces per frame, tracks, per-face scores and their aggregation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import shared_path
+from deepfake_lab.errors import UserError
+from deepfake_lab.video.scan import aggregate, scan_video
+from detector_toys import make_toy_sets, train_toy
+
+
+def test_aggregations():
+    frames = [[0.1, 0.9], [0.2], [], [0.3, 0.4]]
+    assert aggregate(frames, "mean") == pytest.approx(np.mean([0.1, 0.9, 0.2, 0.3, 0.4]))
+    assert aggregate(frames, "max-face") == pytest.approx(np.mean([0.9, 0.2, 0.4]))
+    assert aggregate(frames, "topk", k=2) == pytest.approx(np.mean([0.9, 0.4]))
+    assert aggregate([[], []]) is None
+    with pytest.raises(UserError, match="unknown aggregation"):
+        aggregate(frames, "median")
+
+
+@pytest.fixture(scope="module")
+def toy_detector(tmp_path_factory):
+    from deepfake_lab.detect import load_detector
+
+    root = make_toy_sets(tmp_path_factory.mktemp("toy"), n=16)
+    return load_detector(train_toy(root, epochs=1))
+
+
+def test_scan_follows_the_anchor_and_scores_every_face(toy_detector):
+    from deepfake_lab.faces.detectors import FACE_DETECTORS
+
+    video = shared_path("videos", "ffpp_anchor_real.mp4")
+    model = shared_path("models", "face_detection_yunet.onnx")
+    finder = FACE_DETECTORS.build("yunet", face_model=model)
+    scan = scan_video(video, toy_detector, finder, stride=5, max_frames=12, aggregation="max-face")
+    assert scan.frames == 12 and scan.error is None
+    assert all(n >= 1 for n in scan.faces_per_frame)  # one news anchor, always visible
+    assert [f["index"] for f in scan.frame_scores] == list(range(0, 60, 5))
+    main = max(scan.tracks, key=lambda t: t["frames"])
+    assert main["frames"] == 12  # one track through the whole scan
+    assert all(0 <= p <= 1 for f in scan.frame_scores for p in f["faces"])
+    assert scan.score == pytest.approx(np.mean([max(f["faces"]) for f in scan.frame_scores]))
+    assert scan.label in ("fake", "real")
+    c = main["consistency"]
+    assert c["flicker"] is not None and 0 <= c["flicker"] < 0.2
+    assert c["landmark_jitter"] is not None and c["landmark_jitter"] < 0.5
