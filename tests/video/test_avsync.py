@@ -66,3 +66,42 @@ def test_bad_inputs_are_one_line_errors():
         estimate_offset(np.ones(100), np.ones(90), FPS)
     with pytest.raises(UserError, match="8 kHz"):
         audio_envelope(np.zeros(100), 4000, FPS, 4)
+
+
+@pytest.mark.parametrize(
+    "clip",
+    [
+        "grid_bbaf2n_real.mpg",
+        pytest.param(
+            "grid_brbk7n_real.mpg",
+            # Known open limit (issue 6): on this clip the openness/energy correlation is weak
+            # (confidence ~1.3) and the +400 ms copy reads 180 ms off. strict: flips to a
+            # failure the day the signal is good enough, so the mark gets removed.
+            marks=pytest.mark.xfail(strict=True, reason="weak mouth signal on this clip"),
+        ),
+    ],
+)
+def test_shifted_audio_reads_the_original_offset_plus_the_shift(clip, tmp_path):
+    """The issue's relative test: absolute readings wander from clip to clip, but a shift of
+    the same clip's audio is recovered (within +-40 ms), and another speaker's audio gives a
+    lower confidence."""
+    from avtools import shifted_copy
+
+    from conftest import shared_path
+    from deepfake_lab.faces.detectors import FACE_DETECTORS
+    from deepfake_lab.video.avsync import av_sync
+
+    src = shared_path("videos", clip)
+    other = shared_path(
+        "videos", "grid_brbk7n_real.mpg" if "bbaf" in clip else "grid_bbaf2n_real.mpg"
+    )
+    finder = FACE_DETECTORS.build(
+        "yunet", face_model=shared_path("models", "face_detection_yunet.onnx")
+    )
+    lag = 1000  # room for this clip's own reading plus the largest shift
+    base = av_sync(shifted_copy(src, tmp_path / "s0.mkv", 0), finder, lag)
+    for shift in (-400, -200, 200, 400):
+        r = av_sync(shifted_copy(src, tmp_path / f"s{shift}.mkv", shift), finder, lag)
+        assert r["offset_ms"] == pytest.approx(base["offset_ms"] + shift, abs=40), (shift, r)
+    swapped = av_sync(shifted_copy(src, tmp_path / "other.mkv", 0, audio_from=other), finder, lag)
+    assert swapped["confidence"] < base["confidence"]

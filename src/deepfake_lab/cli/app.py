@@ -44,6 +44,7 @@ def _register() -> None:
         train,
         tune,
         verify,
+        video,
     )
 
 

@@ -1,0 +1,36 @@
+"""``deepfake-lab av-sync``: audio-visual offset of a talking-face video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from deepfake_lab.cli.app import app
+from deepfake_lab.cli.common import console, handle_errors
+
+
+@app.command("av-sync")
+@handle_errors
+def av_sync_cmd(
+    video: Path = typer.Argument(..., help="A video with a face and an audio track."),
+    json_path: Path = typer.Option(None, "--json", help="Write the estimate as JSON here."),
+    max_lag_ms: float = typer.Option(600.0, "--max-lag-ms", help="Offsets tried, both ways."),
+    face_detector: str = typer.Option("yunet", "--detector", help="yunet | haar."),
+    face_model: Path = typer.Option(None, "--face-model", help="YuNet ONNX file."),
+) -> None:
+    """Offset between lips and speech (positive: the audio lags), with confidence."""
+    from deepfake_lab.data.prepare import _build_detector
+    from deepfake_lab.io import atomic_write_json
+    from deepfake_lab.video.avsync import av_sync
+
+    if not video.is_file():
+        raise typer.BadParameter(f"not found: {video}")
+    r = av_sync(video, _build_detector(face_detector, face_model), max_lag_ms)
+    if json_path:
+        atomic_write_json(json_path, r)
+    console.print(
+        f"{video}: offset {r['offset_ms']:+.0f} ms (+-{r['offset_uncertainty_ms']:.0f} ms; "
+        f"positive = audio lags), confidence {r['confidence']:.2f}, "
+        f"{r['track_frames']}/{r['frames']} frames with the face"
+    )

@@ -1,0 +1,39 @@
+"""Test helper: a copy of a clip with its audio shifted (or replaced), built with PyAV."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from deepfake_lab.video.decode import read_audio
+
+
+def shifted_copy(
+    src: Path, dst: Path, shift_ms: float, audio_from: Path | None = None, rate: int = 16000
+) -> Path:
+    """Write ``dst`` (Matroska): ``src``'s video packets unchanged, and the audio of
+    ``audio_from`` (default ``src``) delayed by ``shift_ms`` (negative: advanced), as 16-bit
+    mono PCM. Returns ``dst``."""
+    pcm, _ = read_audio(audio_from or src, rate)
+    n = int(round(abs(shift_ms) / 1000 * rate))
+    pad = np.zeros(n, np.float32)
+    pcm = np.concatenate([pad, pcm])[: len(pcm)] if shift_ms > 0 else np.concatenate([pcm[n:], pad])
+    s16 = (np.clip(pcm, -1, 1) * 32767).astype(np.int16)
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="matroska") as out:
+        vin = inp.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        aout = out.add_stream("pcm_s16le", rate=rate, layout="mono")
+        for pkt in inp.demux(vin):
+            if pkt.dts is None:  # the flush packet
+                continue
+            pkt.stream = vout
+            out.mux(pkt)
+        for start in range(0, len(s16), 1024):
+            frame = av.AudioFrame.from_ndarray(s16[None, start : start + 1024], "s16", "mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+            out.mux(aout.encode(frame))
+        out.mux(aout.encode(None))
+    return dst
