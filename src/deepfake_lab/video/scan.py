@@ -14,6 +14,9 @@ landmarks and aligned crops.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +94,7 @@ def scan_video(
     topk: int = 5,
     min_face: int = 32,
     batch: int = 64,
+    timings: dict[str, float] | None = None,
 ) -> VideoScan:
     """Scan one video.
 
@@ -102,6 +106,8 @@ def scan_video(
         aggregation: ``AGGREGATIONS``; ``topk`` is its k.
         min_face: ignore faces whose box is smaller (px).
         batch: faces per detector forward pass.
+        timings: when given, seconds spent per stage are added to it under "decode",
+            "faces", "align", "score" and "tracks" (``bench/video_scan.py``).
 
     Returns:
         A ``VideoScan``. A decoding failure part-way is recorded in ``error`` and the frames
@@ -111,35 +117,51 @@ def scan_video(
         raise UserError(f"unknown aggregation {aggregation!r}; choose one of {AGGREGATIONS}")
     info = probe(path)
     records: list[tuple[int, float, list]] = []  # (index, time, faces)
-    crops: list[np.ndarray] = []  # detector-size crops, in face order
+    pending: list[np.ndarray] = []  # detector-size crops not scored yet
+    scored: list[np.ndarray] = []  # P(fake) of the crops scored so far, in face order
     small: dict[tuple[int, int], np.ndarray] = {}  # (frame, face) -> _CROP crop
     error = None
+    clock = _StageClock(timings)
     try:
-        for frame in iter_frames(path, stride, start_s, end_s, max_frames):
-            faces = [f for f in finder.detect(frame.image) if f.min_side >= min_face]
+        frames = iter_frames(path, stride, start_s, end_s, max_frames)
+        while True:
+            with clock("decode"):
+                frame = next(frames, None)
+            if frame is None:
+                break
+            with clock("faces"):
+                faces = [f for f in finder.detect(frame.image) if f.min_side >= min_face]
             kept = []
-            for f in faces:
-                try:
-                    crop = align_face(frame.image, f.landmarks, det.size)[0]
-                except ValueError:  # degenerate landmarks
-                    continue
-                small[(frame.index, len(kept))] = align_face(frame.image, f.landmarks, _CROP)[0]
-                kept.append(f)
-                crops.append(crop)
+            with clock("align"):
+                for f in faces:
+                    try:
+                        crop = align_face(frame.image, f.landmarks, det.size)[0]
+                    except ValueError:  # degenerate landmarks
+                        continue
+                    small[(frame.index, len(kept))] = align_face(frame.image, f.landmarks, _CROP)[0]
+                    kept.append(f)
+                    pending.append(crop)
             records.append((frame.index, frame.time_s, kept))
+            if len(pending) >= batch:  # score as we go: memory stays one batch of crops
+                with clock("score"):
+                    scored.append(_score(det, pending, batch))
+                pending = []
     except VideoDecodeError as exc:
         if not records:
             raise
         error = str(exc)
-    probs = _score(det, crops, batch)
+    with clock("score"):
+        scored.append(_score(det, pending, batch))
+    probs = np.concatenate(scored)
     frame_scores, pos = [], 0
     for index, time_s, faces in records:
         p = probs[pos : pos + len(faces)].tolist()
         pos += len(faces)
         frame_scores.append({"index": index, "time_s": round(time_s, 4), "faces": p})
     score = aggregate([f["faces"] for f in frame_scores], aggregation, topk)
-    tracks = link_tracks(records, min_length=1)
-    track_rows = [_track_row(t, records, frame_scores, small, stride) for t in tracks]
+    with clock("tracks"):
+        tracks = link_tracks(records, min_length=1)
+        track_rows = [_track_row(t, records, frame_scores, small, stride) for t in tracks]
     label = "no_face" if score is None else ("fake" if _is_fake(det, score) else "real")
     return VideoScan(
         str(path),
@@ -153,6 +175,24 @@ def scan_video(
         error,
         {"fps": info.fps, "width": info.width, "height": info.height, "stride": stride},
     )
+
+
+class _StageClock:
+    """Adds the seconds spent inside ``with clock(stage):`` to ``timings[stage]``."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        if self.timings is None:
+            yield
+            return
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0
 
 
 def _score(det: Any, crops: list[np.ndarray], batch: int) -> np.ndarray:
