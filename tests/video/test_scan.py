@@ -35,7 +35,19 @@ def test_scan_follows_the_anchor_and_scores_every_face(toy_detector):
     video = shared_path("videos", "ffpp_anchor_real.mp4")
     model = shared_path("models", "face_detection_yunet.onnx")
     finder = FACE_DETECTORS.build("yunet", face_model=model)
-    scan = scan_video(video, toy_detector, finder, stride=5, max_frames=12, aggregation="max-face")
+    timings: dict[str, float] = {}
+    scan = scan_video(
+        video,
+        toy_detector,
+        finder,
+        stride=5,
+        max_frames=12,
+        aggregation="max-face",
+        timings=timings,
+        batch=5,  # several scoring batches: scored as it goes
+    )
+    assert set(timings) == {"decode", "faces", "align", "score", "tracks"}
+    assert all(v > 0 for v in timings.values())
     assert scan.frames == 12 and scan.error is None
     assert all(n >= 1 for n in scan.faces_per_frame)  # one news anchor, always visible
     assert [f["index"] for f in scan.frame_scores] == list(range(0, 60, 5))
