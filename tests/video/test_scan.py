@@ -59,3 +59,59 @@ def test_scan_follows_the_anchor_and_scores_every_face(toy_detector):
     c = main["consistency"]
     assert c["flicker"] is not None and 0 <= c["flicker"] < 0.2
     assert c["landmark_jitter"] is not None and c["landmark_jitter"] < 0.5
+
+
+def test_detect_cli_scores_videos_beside_images(toy_detector, tmp_path):
+    """`detect MODEL video image`: one JSON with the images' results and a "videos" list
+    (per-frame, per-track, per-video scores), a timeline PNG per video."""
+    import json
+    import shutil
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from deepfake_lab.cli.app import app
+    from deepfake_lab.data.procedural import render_faces
+
+    video = shared_path("videos", "ffpp_anchor_real.mp4")
+    model = shared_path("models", "face_detection_yunet.onnx")
+    folder = tmp_path / "media"
+    folder.mkdir()
+    shutil.copy(video, folder / "clip.mp4")
+    Image.fromarray(render_faces(1, 64)[0]).save(folder / "face.png")
+    (folder / "cut.mp4").write_bytes(video.read_bytes()[:5000])  # unreadable: reported
+    run = toy_detector.identity["source"]
+    res = CliRunner().invoke(
+        app,
+        [
+            "detect",
+            run,
+            str(folder),
+            "--json",
+            str(tmp_path / "d.json"),
+            "--timeline",
+            str(tmp_path / "tl"),
+            "--face-model",
+            str(model),
+            "--stride",
+            "10",
+            "--max-frames",
+            "5",
+            "--aggregate",
+            "topk",
+            "--topk",
+            "2",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "d.json").read_text())
+    assert [r["path"].rsplit("/", 1)[-1] for r in doc["results"]] == ["face.png"]
+    videos = {r["path"].rsplit("/", 1)[-1]: r for r in doc["videos"]}
+    clip = videos["clip.mp4"]
+    assert (
+        clip["frames"] == 5 and clip["aggregation"] == "topk" and clip["label"] in ("fake", "real")
+    )
+    top2 = sorted(max(f["faces"]) for f in clip["frame_scores"])[-2:]
+    assert clip["probability"] == pytest.approx(np.mean(top2))
+    assert (tmp_path / "tl" / "clip.mp4.timeline.png").is_file()
+    assert videos["cut.mp4"]["label"] == "error" and "cut.mp4" in videos["cut.mp4"]["error"]

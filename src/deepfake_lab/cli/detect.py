@@ -14,7 +14,7 @@ from deepfake_lab.cli.common import console, handle_errors
 @handle_errors
 def detect_cmd(
     model: Path = typer.Argument(..., help="Detector run folder, checkpoint or export."),
-    paths: list[Path] = typer.Argument(..., help="Images or folders to scan."),
+    paths: list[Path] = typer.Argument(..., help="Images, videos or folders to scan."),
     json_path: Path = typer.Option(None, "--json", help="Write results as JSON here."),
     csv_path: Path = typer.Option(None, "--csv", help="Write results as CSV here."),
     batch: int = typer.Option(64, "--batch", help="Images per forward pass."),
@@ -34,8 +34,68 @@ def detect_cmd(
     explain: Path = typer.Option(
         None, "--explain", help="Write a Grad-CAM overlay PNG per scored image into this folder."
     ),
+    timeline: Path = typer.Option(
+        None, "--timeline", help="Videos: write a P(fake)-over-time PNG per video here."
+    ),
+    aggregate: str = typer.Option(
+        "mean", "--aggregate", help="Videos: mean | max-face | topk (frame scores -> video)."
+    ),
+    topk: int = typer.Option(5, "--topk", help="Videos: k of --aggregate topk."),
+    stride: int = typer.Option(1, "--stride", help="Videos: score every Nth frame."),
+    max_frames: int = typer.Option(None, "--max-frames", help="Videos: at most N frames."),
 ) -> None:
-    """P(fake) for every image, with the detector's calibrated threshold."""
+    """P(fake) for every image and video, with the detector's calibrated threshold."""
+    from deepfake_lab.video.detect_video import split_media
+
+    images, videos = split_media(paths)
+    if images or not videos:
+        _scan_images(
+            model,
+            images,
+            json_path,
+            csv_path,
+            batch,
+            device,
+            faces,
+            face_detector,
+            face_model,
+            explain,
+        )
+    if videos:
+        from rich.table import Table
+
+        from deepfake_lab.video.detect_video import detect_video_files
+
+        # After the images: their JSON file gets the videos added under "videos".
+        vrecs = detect_video_files(
+            model,
+            videos,
+            json_path,
+            timeline,
+            aggregate,
+            topk,
+            stride,
+            max_frames,
+            device,
+            face_detector,
+            face_model,
+            merge_json=bool(images),
+        )
+        table = Table(title=f"{len(vrecs)} videos ({aggregate} of the face scores)")
+        for col in ("video", "P(fake)", "label", "frames", "tracks"):
+            table.add_column(col)
+        for r in vrecs:
+            p = "" if r["probability"] is None else f"{r['probability']:.4f}"
+            n_tracks = str(len(r.get("tracks", [])))
+            table.add_row(r["path"], p, r["label"], str(r.get("frames", "")), n_tracks)
+        console.print(table)
+        if timeline is not None:
+            console.print(f"timelines in {timeline}")
+
+
+def _scan_images(
+    model, paths, json_path, csv_path, batch, device, faces, face_detector, face_model, explain
+) -> None:
     from rich.table import Table
 
     from deepfake_lab.detect import detect_images

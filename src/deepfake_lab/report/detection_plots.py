@@ -22,7 +22,14 @@ from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 from deepfake_lab.io import atomic_write_bytes
 from deepfake_lab.metrics.detection import ECE_BINS, reliability_bins
 
-__all__ = ["plot_confusion", "plot_pr", "plot_reliability", "plot_roc", "plot_score_hist"]
+__all__ = [
+    "plot_confusion",
+    "plot_pr",
+    "plot_reliability",
+    "plot_roc",
+    "plot_score_hist",
+    "plot_timeline",
+]
 
 Curves = Mapping[str, tuple[ArrayLike, ArrayLike]]
 
@@ -318,4 +325,31 @@ def plot_score_hist(
     ax.set_xlabel("fake score")
     ax.set_ylabel("count")
     _finish(fig, ax, title, drawn)
+    return _save(fig, path)
+
+
+def plot_timeline(
+    tracks: list[Mapping], threshold: float, path: Path, title: str | None = None
+) -> Path:
+    """P(fake) over time, one line per face track, with the decision threshold.
+
+    Args:
+        tracks: dicts with ``id``, ``times`` (s) and ``scores`` (P(fake)), as in
+            ``VideoScan.tracks``.
+        threshold: the detector's threshold on the probability scale.
+        path: where the PNG goes.
+    """
+    fig = _figure(7.0, 3.2)
+    ax = fig.add_subplot()
+    drawn = False
+    for t in tracks:
+        if len(t["times"]):
+            style = "-" if len(t["times"]) > 1 else "o"
+            ax.plot(t["times"], t["scores"], style, lw=1.2, ms=3, label=f"track {t['id']}")
+            drawn = True
+    ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"threshold {threshold:.2f}")
+    ax.set(xlabel="time (s)", ylabel="P(fake)", ylim=(-0.02, 1.02))
+    if not drawn:
+        _say(ax, "no face found")
+    _finish(fig, ax, title, True)
     return _save(fig, path)

@@ -1,0 +1,153 @@
+"""``deepfake-lab detect`` on videos: one record per video with per-frame, per-track and
+per-video scores, and a timeline PNG of P(fake) over time per track."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from deepfake_lab.errors import UserError
+from deepfake_lab.report.detection_plots import plot_timeline
+from deepfake_lab.video.decode import VIDEO_SUFFIXES
+from deepfake_lab.video.scan import AGGREGATIONS, scan_video
+
+
+def is_video(path: Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def detect_videos(
+    det: Any,
+    videos: list[Path],
+    finder: Any,
+    timeline_dir: Path | None = None,
+    aggregation: str = "mean",
+    topk: int = 5,
+    stride: int = 1,
+    max_frames: int | None = None,
+) -> list[dict[str, Any]]:
+    """Scan each video with a loaded detector.
+
+    Args:
+        det: a ``LoadedDetector``.
+        videos: video files.
+        finder: a face detector.
+        timeline_dir: write ``<video name>.timeline.png`` per video here (optional).
+        aggregation, topk: how the per-face scores become the video score.
+        stride, max_frames: which frames.
+
+    Returns:
+        Records with ``path``, ``probability`` (video P(fake) or None), ``label``
+        ("fake" | "real" | "no_face" | "error"), ``threshold``, ``aggregation``, ``frames``,
+        ``faces_per_frame``, ``tracks``, ``frame_scores``, ``timeline`` (PNG path or None)
+        and ``error``. A video that cannot be opened is an "error" record, never fatal.
+    """
+    if aggregation not in AGGREGATIONS:
+        raise UserError(f"unknown aggregation {aggregation!r}; choose one of {AGGREGATIONS}")
+    out = []
+    for v in videos:
+        base = {"path": str(v), "threshold": det.threshold, "aggregation": aggregation}
+        try:
+            scan = scan_video(
+                v,
+                det,
+                finder,
+                stride=stride,
+                max_frames=max_frames,
+                aggregation=aggregation,
+                topk=topk,
+            )
+        except UserError as exc:
+            out.append(base | {"probability": None, "label": "error", "error": str(exc)})
+            continue
+        timeline = None
+        if timeline_dir is not None:
+            timeline = str(
+                plot_timeline(
+                    scan.tracks,
+                    det.threshold,
+                    Path(timeline_dir) / f"{Path(v).name}.timeline.png",
+                    title=Path(v).name,
+                )
+            )
+        out.append(
+            base
+            | {
+                "probability": scan.score,
+                "label": scan.label,
+                "frames": scan.frames,
+                "faces_per_frame": scan.faces_per_frame,
+                "tracks": scan.tracks,
+                "frame_scores": scan.frame_scores,
+                "timeline": timeline,
+                "error": scan.error,
+            }
+        )
+    return out
+
+
+def split_media(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """``(image paths, video files)``: video files given directly or found in folders;
+    a folder goes to the image side only if it holds images."""
+    from deepfake_lab.data.decode import IMAGE_SUFFIXES
+
+    images, videos = [], []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files = [f for f in p.rglob("*") if f.is_file()]
+            videos += sorted(f for f in files if is_video(f))
+            if any(f.suffix.lower() in IMAGE_SUFFIXES for f in files):
+                images.append(p)
+        elif is_video(p):
+            if not p.is_file():
+                raise UserError(f"not found: {p}")
+            videos.append(p)
+        else:
+            images.append(p)
+    return images, videos
+
+
+def detect_video_files(
+    model: str | Path,
+    videos: list[Path],
+    json_path: str | Path | None = None,
+    timeline_dir: str | Path | None = None,
+    aggregation: str = "mean",
+    topk: int = 5,
+    stride: int = 1,
+    max_frames: int | None = None,
+    device: str = "auto",
+    face_detector: str = "yunet",
+    face_model: str | Path | None = None,
+    merge_json: bool = False,
+) -> list[dict[str, Any]]:
+    """``detect_videos`` with the detector and face finder loaded from their names; with
+    ``json_path``, the records go under ``"videos"``: added to the file ``detect`` just wrote
+    for the images when ``merge_json``, else in a new file."""
+    import json
+
+    from deepfake_lab.data.prepare import _build_detector
+    from deepfake_lab.detect import load_detector
+    from deepfake_lab.io import atomic_write_json
+    from deepfake_lab.training.common import resolve_device
+
+    if stride < 1 or (max_frames is not None and max_frames < 1):
+        raise UserError("--stride and --max-frames must be 1 or more")
+    det = load_detector(model, resolve_device(device))
+    finder = _build_detector(face_detector, face_model)
+    records = detect_videos(
+        det,
+        videos,
+        finder,
+        Path(timeline_dir) if timeline_dir is not None else None,
+        aggregation,
+        topk,
+        stride,
+        max_frames,
+    )
+    if json_path is not None:
+        path = Path(json_path)
+        doc = json.loads(path.read_text()) if merge_json else {"model": det.identity}
+        doc["videos"] = records
+        atomic_write_json(path, doc)
+    return records
