@@ -37,12 +37,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from deepfake_lab.color import luma
 from deepfake_lab.errors import UserError
 
 ImageFn = Callable[[np.ndarray], np.ndarray]
 
 # Luma weights of ITU-R BT.601, as PIL and torchvision use for grayscale.
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
@@ -96,9 +96,9 @@ def color_jitter(
     )
     x = img.astype(np.float32) * fb
     x = np.clip(x, 0, 255)
-    x = fc * x + (1.0 - fc) * float((x @ _LUMA).mean())
+    x = fc * x + (1.0 - fc) * float(luma(x, np.float32).mean())
     x = np.clip(x, 0, 255)
-    x = fs * x + (1.0 - fs) * (x @ _LUMA)[..., None]
+    x = fs * x + (1.0 - fs) * luma(x, np.float32)[..., None]
     return _to_uint8(x)
 
 

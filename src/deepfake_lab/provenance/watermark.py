@@ -50,6 +50,8 @@ import numpy as np
 from scipy import sparse
 from scipy.fft import idctn
 
+from deepfake_lab.color import luma
+
 CANON = 64  # canonical grid (px)
 WIN_OFF, WIN = 8, 48  # the marked window inside it
 BAND = {"min_sum": 3, "max_sum": 30, "max_freq": 12}
@@ -64,7 +66,6 @@ SEARCH_SCALES = np.round(np.arange(0.80, 0.995, 0.01), 4)
 SEARCH_REFINE = 32  # coarse alignments refined (cost only)
 SEARCH_DECODES = 8  # BCH attempts after the crop search (counted in the FP bound)
 _SEED = int.from_bytes(hashlib.sha256(b"deepfake-lab watermark v1").digest()[:8], "big")
-_LUMA = np.array([0.299, 0.587, 0.114])
 
 
 @dataclass(frozen=True)
@@ -188,10 +189,6 @@ def false_positive_bound(decodes: int = 1 + SEARCH_DECODES) -> float:
 
 
 # -- embedding -------------------------------------------------------------------------------
-def _luma(image: np.ndarray) -> np.ndarray:
-    return image.astype(np.float64) @ _LUMA
-
-
 def _canonical(y: np.ndarray) -> np.ndarray:
     if y.shape == (CANON, CANON):
         return y
@@ -247,7 +244,7 @@ def embed(
     bits = _bits(data)
     out = image.astype(np.float64)
     for _ in range(6):  # re-measure after rounding and clipping, correct what moved
-        win = _canonical(_luma(np.clip(np.rint(out), 0, 255)))[
+        win = _canonical(luma(np.clip(np.rint(out), 0, 255)))[
             WIN_OFF : WIN_OFF + WIN, WIN_OFF : WIN_OFF + WIN
         ]
         p, rms = _projections(win)
@@ -320,21 +317,6 @@ def _decode_bits(bits: np.ndarray) -> tuple[Payload, int] | None:
     return (payload, int(nerr)) if payload else None
 
 
-def _window_at(sub: np.ndarray, cw: float, ch: float, ox: float, oy: float) -> np.ndarray:
-    """The 48x48 window, assuming ``sub`` (the crop, area-resized to about ``cw x ch``
-    canonical px) sits at canonical offset ``(ox, oy)``; missing pixels are reflected."""
-    sh, sw = sub.shape
-    a, c = sw / cw, sh / ch
-    m = np.float32([[a, 0, (WIN_OFF - ox + 0.5) * a - 0.5], [0, c, (WIN_OFF - oy + 0.5) * c - 0.5]])
-    return cv2.warpAffine(
-        sub,
-        m,
-        (WIN, WIN),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REFLECT_101,
-    )
-
-
 def _misfits(wins: np.ndarray, strength: float) -> np.ndarray:
     """Mean distance of each window's projections to the nearest lattice point (either
     bit), in steps: ~0 when aligned with a mark, ~0.125 for unrelated content.
@@ -373,7 +355,7 @@ def _windows_at_offsets(
 ) -> np.ndarray:
     """Windows (len(oy) * len(ox), WIN, WIN) for every crop offset pair, the crop placed at
     ``(ox, oy)`` canonical px (multiples of ``1/q``), gathered from ``_upsampled`` output:
-    linear interpolation, equal to ``_window_at`` at those offsets, in one gather."""
+    linear interpolation at those offsets (reflected borders), in one gather."""
     steps = q * np.arange(WIN)
     rows = np.rint(q * (pad + WIN_OFF - oy)).astype(int)[:, None] + steps
     cols = np.rint(q * (pad + WIN_OFF - ox)).astype(int)[:, None] + steps
@@ -442,7 +424,7 @@ def extract(image: np.ndarray, search: bool = True, strength: float = DEFAULT_ST
     Returns:
         A ``Reading``; ``found`` is False for unmarked images.
     """
-    y = _luma(image) if image.ndim == 3 else image.astype(np.float64)
+    y = luma(image) if image.ndim == 3 else image.astype(np.float64)
     if min(y.shape) < 8:
         return Reading(False)
     win = _canonical(y)[WIN_OFF : WIN_OFF + WIN, WIN_OFF : WIN_OFF + WIN]

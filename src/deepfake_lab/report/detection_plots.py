@@ -67,6 +67,25 @@ def _clean(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray
     return y, s, None
 
 
+def _note_skipped(ax: Axes, skipped: list[str], any_curves: bool, corner: str) -> None:
+    """List the curves that could not be drawn in a bottom corner; "no data" when none were
+    given at all."""
+    if skipped:
+        x = 0.98 if corner == "right" else 0.02
+        ax.text(
+            x,
+            0.02,
+            "\n".join(skipped),
+            ha=corner,
+            va="bottom",
+            fontsize="small",
+            transform=ax.transAxes,
+            color="0.4",
+        )
+    if not any_curves:
+        _say(ax, "no data")
+
+
 def _finish(fig: Figure, ax: Axes, title: str | None, drawn: bool) -> None:
     if drawn:
         ax.legend(loc="best", fontsize="small", frameon=False)
@@ -112,19 +131,7 @@ def plot_roc(curves: Curves, path: Path, title: str | None = None, log_x: bool =
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("false-positive rate (reals flagged)")
     ax.set_ylabel("true-positive rate (fakes caught)")
-    if skipped:
-        ax.text(
-            0.98,
-            0.02,
-            "\n".join(skipped),
-            ha="right",
-            va="bottom",
-            fontsize="small",
-            transform=ax.transAxes,
-            color="0.4",
-        )
-    if not curves:
-        _say(ax, "no data")
+    _note_skipped(ax, skipped, bool(curves), corner="right")
     _finish(fig, ax, title, drawn)
     return _save(fig, path)
 
@@ -158,19 +165,7 @@ def plot_pr(curves: Curves, path: Path, title: str | None = None) -> Path:
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("recall (fakes caught)")
     ax.set_ylabel("precision (flagged that are fake)")
-    if skipped:
-        ax.text(
-            0.02,
-            0.02,
-            "\n".join(skipped),
-            ha="left",
-            va="bottom",
-            fontsize="small",
-            transform=ax.transAxes,
-            color="0.4",
-        )
-    if not curves:
-        _say(ax, "no data")
+    _note_skipped(ax, skipped, bool(curves), corner="left")
     _finish(fig, ax, title, drawn)
     return _save(fig, path)
 

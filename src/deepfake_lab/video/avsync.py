@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
+from deepfake_lab.color import luma
 from deepfake_lab.errors import UserError
 
-_LUMA = np.array([0.299, 0.587, 0.114])
 #: Mouth region of an FFHQ-aligned crop, as fractions of its side (rows, cols).
 MOUTH_ROWS, MOUTH_COLS = (0.66, 0.90), (0.30, 0.70)
 
@@ -60,6 +60,14 @@ class SyncEstimate:
         return asdict(self)
 
 
+def _mouth_luma(crops: np.ndarray) -> np.ndarray:
+    """(T, h, w) luma of the mouth region (``MOUTH_ROWS`` x ``MOUTH_COLS``) of aligned crops."""
+    s = crops.shape[1]
+    r0, r1 = (int(round(f * s)) for f in MOUTH_ROWS)
+    c0, c1 = (int(round(f * s)) for f in MOUTH_COLS)
+    return luma(crops[:, r0:r1, c0:c1])
+
+
 def mouth_motion(crops: np.ndarray) -> np.ndarray:
     """Mouth-region motion per frame of aligned crops.
 
@@ -70,12 +78,9 @@ def mouth_motion(crops: np.ndarray) -> np.ndarray:
         (T,) float, mean absolute luma change in the mouth region against the previous
         frame (the first frame repeats the second's value).
     """
-    t, s = crops.shape[0], crops.shape[1]
-    if t < 2:
+    if crops.shape[0] < 2:
         raise UserError("mouth motion needs at least 2 frames")
-    r0, r1 = (int(round(f * s)) for f in MOUTH_ROWS)
-    c0, c1 = (int(round(f * s)) for f in MOUTH_COLS)
-    y = crops[:, r0:r1, c0:c1].astype(np.float64) @ _LUMA
+    y = _mouth_luma(crops)
     d = np.abs(np.diff(y, axis=0)).mean(axis=(1, 2))
     return np.concatenate([d[:1], d])
 
@@ -89,10 +94,7 @@ def mouth_openness(crops: np.ndarray) -> np.ndarray:
     Returns:
         (T,) float; higher when a dark mouth cavity shows.
     """
-    s = crops.shape[1]
-    r0, r1 = (int(round(f * s)) for f in MOUTH_ROWS)
-    c0, c1 = (int(round(f * s)) for f in MOUTH_COLS)
-    y = crops[:, r0:r1, c0:c1].astype(np.float64) @ _LUMA
+    y = _mouth_luma(crops)
     return -np.percentile(y.reshape(len(y), -1), 10, axis=1)
 
 

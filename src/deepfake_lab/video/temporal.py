@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.signal import savgol_filter
 
-_LUMA = np.array([0.299, 0.587, 0.114])
+from deepfake_lab.color import luma
 
 
 @dataclass
@@ -95,7 +95,7 @@ def appearance_flicker(
         ``(flicker, flicker_hf)`` in [0, 1]; None where no run is long enough (2 and 3
         frames).
     """
-    y = np.asarray(crops, np.float64) @ _LUMA / 255.0
+    y = luma(crops) / 255.0
     first, second = [], []
     for run in _runs(np.asarray(frame_indices), step):
         seg = y[run]
