@@ -27,21 +27,39 @@ def make_toy_sets(root: Path, n: int = 24) -> Path:
     return root
 
 
-def train_toy(root: Path, model: str = "npr", epochs: int = 2, kwargs: str = "{width: 8}") -> Path:
-    """Train ``model`` at 16 px on ``make_toy_sets(root)``; returns the run folder."""
+def run_toy_training(
+    sets: Path,
+    out: Path,
+    name: str,
+    epochs: int,
+    model: str = "npr",
+    kwargs: str | None = "{width: 8}",
+    extra: tuple[str, ...] | list[str] = (),
+    **options,
+):
+    """Train ``model`` at 16 px, batch 16, on ``sets/real`` vs ``sets/fake`` into ``out``;
+    ``extra`` overrides and ``options`` (``resume``, ``adv_train``) pass through. Returns the
+    ``DetectorResult``."""
     from deepfake_lab.training.detector_launch import train_detector
 
-    res = train_detector(
-        [root / "real"],
-        [root / "fake"],
+    overrides = ["train.batch=16", *extra] + ([f"model.kwargs={kwargs}"] if kwargs else [])
+    return train_detector(
+        [sets / "real"],
+        [sets / "fake"],
         model=model,
         size=16,
         epochs=epochs,
-        out=root / "runs",
-        name=model,
+        out=out,
+        name=name,
         progress=False,
         tensorboard=False,
-        overrides=["train.batch=16", f"model.kwargs={kwargs}"],
+        overrides=overrides,
+        **options,
     )
+
+
+def train_toy(root: Path, model: str = "npr", epochs: int = 2, kwargs: str = "{width: 8}") -> Path:
+    """Train ``model`` at 16 px on ``make_toy_sets(root)``; returns the run folder."""
+    res = run_toy_training(root, root / "runs", model, epochs, model, kwargs)
     assert res.status == "done" and res.best is not None
     return res.run_dir

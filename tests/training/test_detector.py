@@ -8,7 +8,7 @@ import torch
 from deepfake_lab.errors import UserError
 from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.detector_launch import train_detector
-from detector_toys import make_toy_sets
+from detector_toys import make_toy_sets, run_toy_training
 from interrupts import signal_at_step
 
 
@@ -19,19 +19,15 @@ def toy(tmp_path_factory):
 
 
 def _train(toy, tmp_path, name, epochs, model="npr", resume=None, extra=()):
-    return train_detector(
-        [toy / "real"],
-        [toy / "fake"],
-        model=model,
-        size=16,
-        epochs=epochs,
-        out=tmp_path / "runs",
-        name=name,
+    return run_toy_training(
+        toy,
+        tmp_path / "runs",
+        name,
+        epochs,
+        model,
+        kwargs="{width: 8}" if model == "npr" else None,
+        extra=["train.patience=10", *extra],
         resume=resume,
-        progress=False,
-        tensorboard=False,
-        overrides=["train.batch=16", "train.patience=10", *extra]
-        + (["model.kwargs={width: 8}"] if model == "npr" else []),
     )
 
 

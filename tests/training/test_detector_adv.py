@@ -10,8 +10,7 @@ from typer.testing import CliRunner
 from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.detector import DetectorTrainer
 from deepfake_lab.training.detector_config import DetectorConfig
-from deepfake_lab.training.detector_launch import train_detector
-from detector_toys import make_toy_sets
+from detector_toys import make_toy_sets, run_toy_training
 from interrupts import signal_at_step
 
 runner = CliRunner()
@@ -24,19 +23,14 @@ def toy(tmp_path_factory):
 
 
 def _train(toy, tmp_path, name, epochs, resume=None):
-    return train_detector(
-        [toy / "real"],
-        [toy / "fake"],
-        model="npr",
-        size=16,
-        epochs=epochs,
-        out=tmp_path / "runs",
-        name=name,
+    return run_toy_training(
+        toy,
+        tmp_path / "runs",
+        name,
+        epochs,
+        extra=["train.patience=10"],
         resume=resume,
         adv_train=True,
-        progress=False,
-        tensorboard=False,
-        overrides=["train.batch=16", "train.patience=10", "model.kwargs={width: 8}"],
     )
 
 
