@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -138,7 +139,13 @@ def scan_video(
                         crop = align_face(frame.image, f.landmarks, det.size)[0]
                     except ValueError:  # degenerate landmarks
                         continue
-                    small[(frame.index, len(kept))] = align_face(frame.image, f.landmarks, _CROP)[0]
+                    # The temporal measures need only a small crop: shrink the one we have
+                    # rather than warping the frame a second time.
+                    small[(frame.index, len(kept))] = (
+                        crop
+                        if det.size == _CROP
+                        else cv2.resize(crop, (_CROP, _CROP), interpolation=cv2.INTER_AREA)
+                    )
                     kept.append(f)
                     pending.append(crop)
             records.append((frame.index, frame.time_s, kept))
@@ -161,7 +168,8 @@ def scan_video(
     score = aggregate([f["faces"] for f in frame_scores], aggregation, topk)
     with clock("tracks"):
         tracks = link_tracks(records, min_length=1)
-        track_rows = [_track_row(t, records, frame_scores, small, stride) for t in tracks]
+        by_frame = {r[0]: (r[2], fs) for r, fs in zip(records, frame_scores, strict=True)}
+        track_rows = [_track_row(t, by_frame, small, stride) for t in tracks]
     label = "no_face" if score is None else ("fake" if _is_fake(det, score) else "real")
     return VideoScan(
         str(path),
@@ -214,12 +222,11 @@ def _is_fake(det: Any, prob: float) -> bool:
 
 def _track_row(
     track: Track,
-    records: list[tuple[int, float, list]],
-    frame_scores: list[dict[str, Any]],
+    by_frame: dict[int, tuple[list, dict[str, Any]]],
     small: dict[tuple[int, int], np.ndarray],
     stride: int,
 ) -> dict[str, Any]:
-    by_frame = {r[0]: (r[2], fs) for r, fs in zip(records, frame_scores, strict=True)}
+    """One track's record; ``by_frame``: frame index -> (its faces, its frame scores)."""
     scores, times, lms, crops, idx = [], [], [], [], []
     for tf in track.faces:
         faces, fs = by_frame[tf.frame_index]
