@@ -105,3 +105,17 @@ def test_shifted_audio_reads_the_original_offset_plus_the_shift(clip, tmp_path):
         assert r["offset_ms"] == pytest.approx(base["offset_ms"] + shift, abs=40), (shift, r)
     swapped = av_sync(shifted_copy(src, tmp_path / "other.mkv", 0, audio_from=other), finder, lag)
     assert swapped["confidence"] < base["confidence"]
+
+
+def test_av_sync_cli_user_mistakes_are_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from deepfake_lab.cli.app import app
+
+    runner = CliRunner()
+    for path, why in ((tmp_path / "missing.mp4", "not found"), (tmp_path / "bad.mp4", "video")):
+        if "bad" in path.name:
+            path.write_bytes(b"garbage")
+        res = runner.invoke(app, ["av-sync", str(path)])
+        assert res.exit_code == 2 and why in res.output, res.output
+        assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output

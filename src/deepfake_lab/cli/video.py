@@ -21,11 +21,14 @@ def av_sync_cmd(
 ) -> None:
     """Offset between lips and speech (positive: the audio lags), with confidence."""
     from deepfake_lab.data.prepare import _build_detector
+    from deepfake_lab.errors import UserError
     from deepfake_lab.io import atomic_write_json
     from deepfake_lab.video.avsync import av_sync
+    from deepfake_lab.video.decode import probe
 
     if not video.is_file():
-        raise typer.BadParameter(f"not found: {video}")
+        raise UserError(f"not found: {video}")
+    probe(video)  # a bad video fails here, before the face model is looked for
     r = av_sync(video, _build_detector(face_detector, face_model), max_lag_ms)
     if json_path:
         atomic_write_json(json_path, r)
