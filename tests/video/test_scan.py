@@ -115,3 +115,21 @@ def test_detect_cli_scores_videos_beside_images(toy_detector, tmp_path):
     assert clip["probability"] == pytest.approx(np.mean(top2))
     assert (tmp_path / "tl" / "clip.mp4.timeline.png").is_file()
     assert videos["cut.mp4"]["label"] == "error" and "cut.mp4" in videos["cut.mp4"]["error"]
+
+
+def test_evenly_spaced_frames_span_the_clip_and_skip_temporal_measures(toy_detector):
+    from deepfake_lab.faces.detectors import FACE_DETECTORS
+    from deepfake_lab.video.decode import probe, sample_frame_indices
+
+    video = shared_path("videos", "ffpp_anchor_real.mp4")
+    finder = FACE_DETECTORS.build(
+        "yunet", face_model=shared_path("models", "face_detection_yunet.onnx")
+    )
+    scan = scan_video(video, toy_detector, finder, frames=6)
+    wanted = sample_frame_indices(probe(video).n_frames, 6)
+    assert [f["index"] for f in scan.frame_scores] == wanted and wanted[-1] > 200
+    main = max(scan.tracks, key=lambda t: t["frames"])
+    assert main["frames"] == 6  # linked across the wide gaps: the anchor hardly moves
+    # Frames far apart say nothing about frame-to-frame shake: no numbers, not wrong ones.
+    assert main["consistency"]["landmark_jitter"] is None and main["consistency"]["flicker"] is None
+    assert scan.extra["evenly_spaced"] == 6 and scan.extra["stride"] is None

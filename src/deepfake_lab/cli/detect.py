@@ -43,6 +43,9 @@ def detect_cmd(
     topk: int = typer.Option(5, "--topk", help="Videos: k of --aggregate topk."),
     stride: int = typer.Option(1, "--stride", help="Videos: score every Nth frame."),
     max_frames: int = typer.Option(None, "--max-frames", help="Videos: at most N frames."),
+    frames: int = typer.Option(
+        None, "--frames", help="Videos: instead of --stride, N evenly spaced frames."
+    ),
 ) -> None:
     """P(fake) for every image and video, with the detector's calibrated threshold."""
     from deepfake_lab.video.detect_video import split_media
@@ -80,6 +83,7 @@ def detect_cmd(
             face_detector,
             face_model,
             merge_json=bool(images),
+            frames=frames,
         )
         table = Table(title=f"{len(vrecs)} videos ({aggregate} of the face scores)")
         for col in ("video", "P(fake)", "label", "frames", "tracks"):

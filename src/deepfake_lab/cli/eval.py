@@ -121,26 +121,66 @@ def eval_detector_cmd(
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Resamples for 95% intervals."),
     batch: int = typer.Option(128, "--batch", help="Images per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    aggregate: str = typer.Option(
+        "mean", "--aggregate", help="Videos: mean | max-face | topk (face scores -> video)."
+    ),
+    topk: int = typer.Option(5, "--topk", help="Videos: k of --aggregate topk."),
+    frames: int = typer.Option(
+        32, "--frames", help="Videos: evenly spaced frames per video (0: use --stride)."
+    ),
+    stride: int = typer.Option(1, "--stride", help="Videos with --frames 0: every Nth frame."),
+    max_frames: int = typer.Option(None, "--max-frames", help="Videos with --frames 0: cap."),
+    face_detector: str = typer.Option("yunet", "--detector", help="Videos: face detector."),
+    face_model: Path = typer.Option(None, "--face-model", help="Videos: YuNet ONNX file."),
 ) -> None:
     """Measure a detector: ROC-AUC, AP, EER, accuracy/precision/recall/F1, ECE, robustness
-    (and white-box attacks with --attacks)."""
+    (and white-box attacks with --attacks). Videos among --real/--fake (files, or found in
+    the folders) are scored per video: faces found, tracked, scored and aggregated."""
+    from rich.progress import Progress
+
+    from deepfake_lab.errors import UserError
+    from deepfake_lab.metrics.detector_eval import VideoOptions, evaluate_detector
+
+    if frames < 0 or stride < 1 or (max_frames is not None and max_frames < 1):
+        raise UserError("--frames must be 0 or more, --stride and --max-frames 1 or more")
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("videos", total=None, visible=False)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, visible=True)
+
+        video = VideoOptions(
+            aggregate, topk, frames or None, stride, max_frames, face_detector, face_model, report
+        )
+        r = evaluate_detector(
+            source,
+            real,
+            fake,
+            manifest,
+            json_path,
+            out,
+            robustness=not no_robustness,
+            attacks=attacks,
+            n_boot=bootstrap,
+            batch=batch,
+            device=device,
+            video=video,
+        )
+    if "roc_auc" in r:
+        _print_image_metrics(r)
+    for note in r.get("notes", []):
+        console.print(f"[yellow]note:[/] {note}")
+    if "videos" in r:
+        _print_video_metrics(r["videos"])
+    if json_path:
+        console.print(f"wrote {json_path}")
+
+
+def _print_image_metrics(r: dict) -> None:
     from rich.table import Table
 
-    from deepfake_lab.metrics.detector_eval import POINT_KEYS, evaluate_detector
+    from deepfake_lab.metrics.detector_eval import POINT_KEYS
 
-    r = evaluate_detector(
-        source,
-        real,
-        fake,
-        manifest,
-        json_path,
-        out,
-        robustness=not no_robustness,
-        attacks=attacks,
-        n_boot=bootstrap,
-        batch=batch,
-        device=device,
-    )
     table = Table(
         title=f"{r['model']['name']} on {r['n_real']} real + {r['n_fake']} fake "
         f"(threshold {r['threshold']:.3f}{'' if r['calibrated'] else ', uncalibrated'})"
@@ -177,5 +217,32 @@ def eval_detector_cmd(
             auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
             adv.add_row(name, auc, f"{m['accuracy']:.4f}", f"{m['detection_rate']:.4f}")
         console.print(adv)
-    if json_path:
-        console.print(f"wrote {json_path}")
+
+
+def _print_video_metrics(v: dict) -> None:
+    from rich.table import Table
+
+    from deepfake_lab.metrics.detector_eval import POINT_KEYS
+
+    m, f = v["video"], v["frame"]
+    table = Table(
+        title=f"{m['n_real']} real + {m['n_fake']} fake videos ({v['aggregation']} of the face "
+        f"scores; {f['n']} faces; threshold {v['threshold']:.3f})"
+    )
+    for col in ("metric", "per video", "95% interval", "per face"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for k in POINT_KEYS:
+        lo, hi = m.get("intervals", {}).get(k, (None, None))
+        table.add_row(
+            k,
+            "n/a" if m.get(k) is None else f"{m[k]:.4f}",
+            f"{lo:.4f} - {hi:.4f}" if lo is not None else "",
+            "n/a" if f.get(k) is None else f"{f[k]:.4f}",
+        )
+    console.print(table)
+    agg = ", ".join(
+        f"{a} {x['roc_auc']:.4f}" for a, x in v["aggregations"].items() if x["roc_auc"] is not None
+    )
+    console.print(f"video ROC-AUC by aggregation: {agg}", highlight=False)
+    for e in v["excluded"]:
+        console.print(f"[yellow]left out:[/] {e['path']}: {e['detail']}", highlight=False)

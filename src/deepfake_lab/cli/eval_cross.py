@@ -28,13 +28,13 @@ def eval_cross_source_cmd(
     """ROC-AUC of a detector trained on each fake source, tested on every source."""
     from rich.table import Table
 
-    from deepfake_lab.data.detection import _source_names
+    from deepfake_lab.data.detection import fake_source_names
     from deepfake_lab.errors import UserError
     from deepfake_lab.metrics.cross_source import cross_source_matrix
 
     if len(fake) < 2:
         raise UserError("give at least two --fake folders (one per source) to cross them")
-    fakes = dict(zip(_source_names(fake), fake, strict=True))
+    fakes = dict(zip(fake_source_names(fake), fake, strict=True))
     r = cross_source_matrix(
         real,
         fakes,

@@ -67,7 +67,7 @@ def collect_samples(
     samples: list[DetectionSample] = []
     for folder in real:
         samples += [DetectionSample(p, REAL, "real") for p in _folder_images(folder, "real")]
-    for folder, name in zip(fake, _source_names(fake), strict=True):
+    for folder, name in zip(fake, fake_source_names(fake), strict=True):
         samples += [DetectionSample(p, FAKE, name) for p in _folder_images(folder, "fake")]
     if manifest is not None:
         samples += read_manifest(manifest)
@@ -335,7 +335,7 @@ def _folder_images(folder: Path, kind: str) -> list[Path]:
     return paths
 
 
-def _source_names(folders: Sequence[Path]) -> list[str]:
+def fake_source_names(folders: Sequence[Path]) -> list[str]:
     """One unique source name per fake folder (never ``"real"``)."""
     resolved = [Path(f).resolve() for f in folders]
     for i, f in enumerate(resolved):

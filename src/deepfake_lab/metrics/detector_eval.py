@@ -8,6 +8,8 @@ common degradations, and the curves as PNGs.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,31 +58,117 @@ def evaluate_detector(
     n_boot: int = 1000,
     batch: int = 128,
     device: str = "auto",
+    video: VideoOptions | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a detector on labelled folders (or a manifest).
+    """Evaluate a detector on labelled folders (or a manifest), images and videos.
 
     Args:
         source: detector run folder, checkpoint or export.
-        real, fake, manifest: the labelled images (each fake folder is one source).
+        real, fake, manifest: the labelled images (each fake folder is one source). Video
+            files among them (given directly or found in the folders) are scored per video
+            (:func:`deepfake_lab.metrics.video_eval.evaluate_videos`).
         json_path: write the result here (atomically).
         out: folder for the curve PNGs (ROC, PR, reliability, confusion, score histogram).
         robustness: also measure after each perturbation of the sweep.
         attacks: also measure under white-box FGSM and PGD at epsilon 1, 2 and 4 / 255
             (:func:`deepfake_lab.adversarial.attack_report`; needs gradients, so slower).
         n_boot: bootstrap resamples for the 95% intervals (0: none).
+        video: how videos are sampled and aggregated (default ``VideoOptions()``).
 
     Returns:
-        ``roc_auc``, ``ap``, ``eer``, ``accuracy``, ``precision``, ``recall``, ``f1``, ``ece``,
-        ``threshold``, counts, ``intervals``, ``per_source``, ``robustness``, ``attacks``
-        (with ``attacks=True``), ``model``.
+        For images: ``roc_auc``, ``ap``, ``eer``, ``accuracy``, ``precision``, ``recall``,
+        ``f1``, ``ece``, ``threshold``, counts, ``intervals``, ``per_source``,
+        ``robustness``, ``attacks`` (with ``attacks=True``); for videos, under
+        ``"videos"``, the result of ``evaluate_videos``; ``model``.
+
+    Raises:
+        UserError: no real or no fake images (or videos), unreadable model or folders.
     """
+    from deepfake_lab.metrics.video_eval import split_labelled
+
     dev = resolve_device(device)
     det = load_detector(source, dev)
-    samples = collect_samples(
-        [Path(p) for p in real or []],
-        [Path(p) for p in fake or []],
-        Path(manifest) if manifest else None,
+    real_images, fake_images, videos = split_labelled(
+        [Path(p) for p in real or []], [Path(p) for p in fake or []]
     )
+    result: dict[str, Any] = {}
+    if (real_images and fake_images) or manifest or not videos:
+        result = _evaluate_images(
+            det, dev, real_images, fake_images, manifest, out, robustness, attacks, n_boot, batch
+        )
+    elif real_images or fake_images:  # images on one side only: nothing to compare them with
+        side = "real" if real_images else "fake"
+        result["notes"] = [f"image folders ignored: only {side} images were given"]
+    if videos:
+        from deepfake_lab.metrics.video_eval import evaluate_videos
+
+        opts = video or VideoOptions()
+        finder = opts.finder()
+        result["videos"] = evaluate_videos(
+            det,
+            videos,
+            finder,
+            opts.aggregation,
+            opts.topk,
+            opts.stride,
+            opts.max_frames,
+            opts.frames,
+            n_boot,
+            Path(out) if out is not None else None,
+            opts.progress,
+        )
+    result.update(
+        {
+            "model": det.identity,
+            "versions": {"deepfake-lab": __version__, "torch": torch.__version__},
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        }
+    )
+    if json_path:
+        atomic_write_json(Path(json_path), result)
+    return result
+
+
+@dataclass
+class VideoOptions:
+    """How ``eval detector`` samples and scores labelled videos.
+
+    Attributes:
+        aggregation, topk: face scores -> video score (``video.scan.AGGREGATIONS``).
+        frames: evenly spaced frames per video; None: every ``stride``-th frame, at most
+            ``max_frames``.
+        face_detector, face_model: the face finder (``data prepare``'s).
+        progress: called as ``progress(done, total)`` after each video.
+    """
+
+    aggregation: str = "mean"
+    topk: int = 5
+    frames: int | None = 32
+    stride: int = 1
+    max_frames: int | None = None
+    face_detector: str = "yunet"
+    face_model: str | Path | None = None
+    progress: Callable[[int, int], None] | None = None
+
+    def finder(self) -> Any:
+        from deepfake_lab.data.prepare import _build_detector
+
+        return _build_detector(self.face_detector, self.face_model)
+
+
+def _evaluate_images(
+    det: LoadedDetector,
+    dev: torch.device,
+    real: list[Path],
+    fake: list[Path],
+    manifest: str | Path | None,
+    out: str | Path | None,
+    robustness: bool,
+    attacks: bool,
+    n_boot: int,
+    batch: int,
+) -> dict[str, Any]:
+    samples = collect_samples(real, fake, Path(manifest) if manifest else None)
     data = DetectionDataset.from_samples(samples, det.size, reencode=det.reencode)
     labels = data.labels.numpy()
     logits = score(det, data, dev, batch)
@@ -104,14 +192,7 @@ def evaluate_detector(
         from deepfake_lab.adversarial import attack_report
 
         result["attacks"] = attack_report(det, data, dev, batch=min(batch, 64))
-    result.update(
-        {
-            "model": det.identity,
-            "skipped": [str(p) for p, _ in data.skipped],
-            "versions": {"deepfake-lab": __version__, "torch": torch.__version__},
-            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        }
-    )
+    result["skipped"] = [str(p) for p, _ in data.skipped]
     if out is not None:
         out = Path(out)
         curves = {"all": (labels, probs)}
@@ -122,6 +203,4 @@ def evaluate_detector(
             "confusion": str(plots.plot_confusion(result["confusion"], out / "confusion.png")),
             "scores": str(plots.plot_score_hist(labels, logits, out / "scores.png", lt)),
         }
-    if json_path:
-        atomic_write_json(Path(json_path), result)
     return result

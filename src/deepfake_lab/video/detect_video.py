@@ -25,6 +25,7 @@ def detect_videos(
     topk: int = 5,
     stride: int = 1,
     max_frames: int | None = None,
+    frames: int | None = None,
 ) -> list[dict[str, Any]]:
     """Scan each video with a loaded detector.
 
@@ -34,7 +35,7 @@ def detect_videos(
         finder: a face detector.
         timeline_dir: write ``<video name>.timeline.png`` per video here (optional).
         aggregation, topk: how the per-face scores become the video score.
-        stride, max_frames: which frames.
+        stride, max_frames: which frames; ``frames``: instead, this many evenly spaced.
 
     Returns:
         Records with ``path``, ``probability`` (video P(fake) or None), ``label``
@@ -56,6 +57,7 @@ def detect_videos(
                 max_frames=max_frames,
                 aggregation=aggregation,
                 topk=topk,
+                frames=frames,
             )
         except UserError as exc:
             out.append(base | {"probability": None, "label": "error", "error": str(exc)})
@@ -120,6 +122,7 @@ def detect_video_files(
     face_detector: str = "yunet",
     face_model: str | Path | None = None,
     merge_json: bool = False,
+    frames: int | None = None,
 ) -> list[dict[str, Any]]:
     """``detect_videos`` with the detector and face finder loaded from their names; with
     ``json_path``, the records go under ``"videos"``: added to the file ``detect`` just wrote
@@ -131,8 +134,8 @@ def detect_video_files(
     from deepfake_lab.io import atomic_write_json
     from deepfake_lab.training.common import resolve_device
 
-    if stride < 1 or (max_frames is not None and max_frames < 1):
-        raise UserError("--stride and --max-frames must be 1 or more")
+    if stride < 1 or any(n is not None and n < 1 for n in (max_frames, frames)):
+        raise UserError("--stride, --max-frames and --frames must be 1 or more")
     det = load_detector(model, resolve_device(device))
     finder = _build_detector(face_detector, face_model)
     records = detect_videos(
@@ -144,6 +147,7 @@ def detect_video_files(
         topk,
         stride,
         max_frames,
+        frames,
     )
     if json_path is not None:
         path = Path(json_path)

@@ -28,7 +28,7 @@ import torch
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.align import align_face
 from deepfake_lab.faces.detectors import FaceDetector
-from deepfake_lab.video.decode import VideoDecodeError, iter_frames, probe
+from deepfake_lab.video.decode import VideoDecodeError, iter_evenly_spaced, iter_frames, probe
 from deepfake_lab.video.temporal import track_consistency
 from deepfake_lab.video.tracks import Track, link_tracks
 
@@ -94,6 +94,7 @@ def scan_video(
     aggregation: str = "mean",
     topk: int = 5,
     min_face: int = 32,
+    frames: int | None = None,
     batch: int = 64,
     timings: dict[str, float] | None = None,
 ) -> VideoScan:
@@ -104,6 +105,9 @@ def scan_video(
         det: a ``LoadedDetector`` (``detect.load_detector``).
         finder: a face detector (``faces.detectors``).
         stride, max_frames, start_s, end_s: which frames (``decode.iter_frames``).
+        frames: instead, this many frames evenly spaced over the whole video
+            (``decode.iter_evenly_spaced``), the usual protocol for scoring many videos.
+            Such frames are not consecutive, so a track's jitter and flicker are None.
         aggregation: ``AGGREGATIONS``; ``topk`` is its k.
         min_face: ignore faces whose box is smaller (px).
         batch: faces per detector forward pass.
@@ -124,10 +128,14 @@ def scan_video(
     error = None
     clock = _StageClock(timings)
     try:
-        frames = iter_frames(path, stride, start_s, end_s, max_frames)
+        decoded = (
+            iter_frames(path, stride, start_s, end_s, max_frames)
+            if frames is None
+            else iter_evenly_spaced(path, frames)
+        )
         while True:
             with clock("decode"):
-                frame = next(frames, None)
+                frame = next(decoded, None)
             if frame is None:
                 break
             with clock("faces"):
@@ -169,7 +177,9 @@ def scan_video(
     with clock("tracks"):
         tracks = link_tracks(records, min_length=1)
         by_frame = {r[0]: (r[2], fs) for r, fs in zip(records, frame_scores, strict=True)}
-        track_rows = [_track_row(t, by_frame, small, stride) for t in tracks]
+        # Evenly spaced frames are never consecutive: step 0 leaves no run to measure.
+        step = stride if frames is None else 0
+        track_rows = [_track_row(t, by_frame, small, step) for t in tracks]
     label = "no_face" if score is None else ("fake" if _is_fake(det, score) else "real")
     return VideoScan(
         str(path),
@@ -181,7 +191,13 @@ def scan_video(
         aggregation,
         label,
         error,
-        {"fps": info.fps, "width": info.width, "height": info.height, "stride": stride},
+        {
+            "fps": info.fps,
+            "width": info.width,
+            "height": info.height,
+            "stride": stride if frames is None else None,
+            "evenly_spaced": frames,
+        },
     )
 
 

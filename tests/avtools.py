@@ -37,3 +37,20 @@ def shifted_copy(
             out.mux(aout.encode(frame))
         out.mux(aout.encode(None))
     return dst
+
+
+def face_clip(dst: Path, face: np.ndarray, frames: int = 8, gain: float = 1.0) -> Path:
+    """Write ``dst`` (MP4, MPEG-4 part 2, 25 fps): ``face`` (H, W, 3) uint8 pasted on a grey
+    canvas twice its size, drifting one pixel a frame, its brightness scaled by ``gain``."""
+    h, w = face.shape[:2]
+    lit = np.clip(face.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    with av.open(str(dst), "w") as out:
+        stream = out.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 2 * w, 2 * h, "yuv420p"
+        stream.options = {"qscale": "2"}
+        for t in range(frames):
+            canvas = np.full((2 * h, 2 * w, 3), 128, np.uint8)
+            canvas[h // 2 : h // 2 + h, w // 2 + t - frames // 2 :][:, :w] = lit
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")))
+        out.mux(stream.encode(None))
+    return dst
