@@ -18,7 +18,7 @@ $(VENV)/.installed-base: pyproject.toml
 # torch-fidelity is the FID parity reference of the tests; --no-deps because it declares
 # torchvision, which we do not install (the tests shim the imports it does not use).
 $(VENV)/.installed-test: $(VENV)/.installed-base
-	$(PIP) install --quiet -e ".[test,onnx,c2pa]"
+	$(PIP) install --quiet -e ".[test,onnx,c2pa,lips]"
 	$(PIP) install --quiet --no-deps "torch-fidelity==0.4.0"
 	touch $@
 

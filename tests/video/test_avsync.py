@@ -68,25 +68,27 @@ def test_bad_inputs_are_one_line_errors():
         audio_envelope(np.zeros(100), 4000, FPS, 4)
 
 
+@pytest.mark.parametrize("lips", [False, True], ids=["openness", "openness+lips"])
 @pytest.mark.parametrize(
     "clip",
     [
         "grid_bbaf2n_real.mpg",
         pytest.param(
             "grid_brbk7n_real.mpg",
-            # Known open limit (issue 6): on this clip the openness/energy correlation is weak
-            # (confidence ~1.3) and the +400 ms copy reads 180 ms off. strict: flips to a
-            # failure the day the signal is good enough, so the mark gets removed.
+            # Known open limit (issue 6): on this clip the mouth/energy correlation is weak
+            # (confidence ~1.3, below another speaker's audio) with the openness alone and
+            # with the lip opening added; some shifted copies read 200-300 ms off. strict:
+            # flips to a failure the day the signal is good enough, so the mark gets removed.
             marks=pytest.mark.xfail(strict=True, reason="weak mouth signal on this clip"),
         ),
     ],
 )
-def test_shifted_audio_reads_the_original_offset_plus_the_shift(clip, tmp_path):
+def test_shifted_audio_reads_the_original_offset_plus_the_shift(clip, lips, tmp_path):
     """The issue's relative test: absolute readings wander from clip to clip, but a shift of
     the same clip's audio is recovered (within +-40 ms), and another speaker's audio gives a
-    lower confidence."""
+    lower confidence; with the crop's mouth openness alone and with the 68-point lip
+    opening added."""
     from avtools import shifted_copy
-
     from conftest import shared_path
     from deepfake_lab.faces.detectors import FACE_DETECTORS
     from deepfake_lab.video.avsync import av_sync
@@ -98,13 +100,25 @@ def test_shifted_audio_reads_the_original_offset_plus_the_shift(clip, tmp_path):
     finder = FACE_DETECTORS.build(
         "yunet", face_model=shared_path("models", "face_detection_yunet.onnx")
     )
+    tracker = None
+    if lips:
+        from deepfake_lab.video.lips import LipTracker, lips_available
+
+        if not lips_available():
+            pytest.skip("the 'lips' extra (dlib + its 68-point model) is not installed")
+        tracker = LipTracker()
     lag = 1000  # room for this clip's own reading plus the largest shift
-    base = av_sync(shifted_copy(src, tmp_path / "s0.mkv", 0), finder, lag)
+
+    def read(name: str, shift: float, audio_from=None) -> dict:
+        copy = shifted_copy(src, tmp_path / name, shift, audio_from=audio_from)
+        return av_sync(copy, finder, lag, lips=tracker)
+
+    base = read("s0.mkv", 0)
+    assert base["mouth_signals"] == (["openness", "lip-gap"] if lips else ["openness"])
     for shift in (-400, -200, 200, 400):
-        r = av_sync(shifted_copy(src, tmp_path / f"s{shift}.mkv", shift), finder, lag)
+        r = read(f"s{shift}.mkv", shift)
         assert r["offset_ms"] == pytest.approx(base["offset_ms"] + shift, abs=40), (shift, r)
-    swapped = av_sync(shifted_copy(src, tmp_path / "other.mkv", 0, audio_from=other), finder, lag)
-    assert swapped["confidence"] < base["confidence"]
+    assert read("other.mkv", 0, audio_from=other)["confidence"] < base["confidence"]
 
 
 def test_av_sync_cli_user_mistakes_are_one_line(tmp_path):
@@ -119,3 +133,23 @@ def test_av_sync_cli_user_mistakes_are_one_line(tmp_path):
         res = runner.invoke(app, ["av-sync", str(path)])
         assert res.exit_code == 2 and why in res.output, res.output
         assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
+
+
+def test_lip_opening_is_the_outer_lip_gap_in_inter_ocular_units():
+    from deepfake_lab.video.lips import lip_opening
+
+    pts = np.zeros((2, 68, 2))
+    pts[:, 36:42] = (30.0, 40.0)  # left eye centre
+    pts[:, 42:48] = (70.0, 40.0)  # right eye: 40 px apart
+    pts[:, [50, 51, 52], 1] = 80.0
+    pts[0, [56, 57, 58], 1] = 84.0  # closed: 4 px
+    pts[1, [56, 57, 58], 1] = 100.0  # open: 20 px
+    assert lip_opening(pts) == pytest.approx([0.1, 0.5])
+
+
+def test_lip_tracker_missing_model_is_a_clear_error(tmp_path):
+    pytest.importorskip("dlib")
+    from deepfake_lab.video.lips import LipTracker
+
+    with pytest.raises(UserError, match="lip landmark model not found"):
+        LipTracker(tmp_path / "nope.dat")

@@ -18,6 +18,14 @@ def av_sync_cmd(
     max_lag_ms: float = typer.Option(600.0, "--max-lag-ms", help="Offsets tried, both ways."),
     face_detector: str = typer.Option("yunet", "--detector", help="yunet | haar."),
     face_model: Path = typer.Option(None, "--face-model", help="YuNet ONNX file."),
+    lips: str = typer.Option(
+        "auto",
+        "--lips",
+        help="Add the 68-point outer-lip opening: auto (when dlib is installed) | on | off.",
+    ),
+    lip_model: Path = typer.Option(
+        None, "--lip-model", help="dlib 68-point predictor (default: the 'lips' extra's)."
+    ),
 ) -> None:
     """Offset between lips and speech (positive: the audio lags), with confidence."""
     from deepfake_lab.data.prepare import _build_detector
@@ -25,15 +33,22 @@ def av_sync_cmd(
     from deepfake_lab.io import atomic_write_json
     from deepfake_lab.video.avsync import av_sync
     from deepfake_lab.video.decode import probe
+    from deepfake_lab.video.lips import LipTracker, lips_available
 
     if not video.is_file():
         raise UserError(f"not found: {video}")
     probe(video)  # a bad video fails here, before the face model is looked for
-    r = av_sync(video, _build_detector(face_detector, face_model), max_lag_ms)
+    if lips not in ("auto", "on", "off"):
+        raise UserError(f"--lips must be auto, on or off, got {lips!r}")
+    tracker = None
+    if lips == "on" or lip_model is not None or (lips == "auto" and lips_available()):
+        tracker = LipTracker(lip_model)
+    r = av_sync(video, _build_detector(face_detector, face_model), max_lag_ms, lips=tracker)
     if json_path:
         atomic_write_json(json_path, r)
     console.print(
         f"{video}: offset {r['offset_ms']:+.0f} ms (+-{r['offset_uncertainty_ms']:.0f} ms; "
         f"positive = audio lags), confidence {r['confidence']:.2f}, "
-        f"{r['track_frames']}/{r['frames']} frames with the face"
+        f"{r['track_frames']}/{r['frames']} frames with the face; mouth signals: "
+        f"{', '.join(r['mouth_signals'])}"
     )

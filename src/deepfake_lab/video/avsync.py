@@ -5,6 +5,9 @@ audio's energy envelope, cross-correlated over a range of lags.
   the aligned crop (minus its 10th-percentile luma: an open mouth shows a dark cavity);
   FFHQ alignment puts the mouth at a fixed place, so head motion is already removed.
   ``mouth_motion`` (mean absolute luma change) is the alternative.
+- Lip opening (optional, ``lips.LipTracker``): the outer-lip gap of dlib's 68 landmarks,
+  a second mouth signal whose correlation curve is averaged with the openness's.
+  ``bench/avsync_signals.py`` measures each signal and variant on the shared clips.
 - Audio envelope: RMS energy of the speech band (300-3400 Hz) in windows centred on each
   video frame, in dB (``onsets=True``: its positive first difference instead).
 - Measured on a GRID clip with its audio shifted by -400..+400 ms (rebuilt with PyAV):
@@ -105,6 +108,7 @@ def audio_envelope(
     n_frames: int,
     times_s: np.ndarray | None = None,
     onsets: bool = True,
+    window_frames: float = 2.0,
 ) -> np.ndarray:
     """Speech-band onset envelope sampled at the video frames.
 
@@ -117,6 +121,7 @@ def audio_envelope(
             a frame later.
         onsets: return the positive first difference of the energy (True) or the energy
             in dB itself (False).
+        window_frames: length of the energy window, in frames (longer: smoother).
 
     Returns:
         (n_frames,) float: band energy in dB, or its positive first difference.
@@ -125,7 +130,7 @@ def audio_envelope(
         raise UserError(f"audio at {rate} Hz is too coarse for the speech band; need >= 8 kHz")
     sos = butter(4, [300, 3400], btype="bandpass", fs=rate, output="sos")
     band = sosfiltfilt(sos, np.asarray(pcm, np.float64))
-    half = int(rate / fps)  # windows of two frame lengths, centred on each frame
+    half = int(window_frames * rate / fps / 2)  # windows centred on each frame
     starts = np.arange(n_frames) / fps if times_s is None else np.asarray(times_s, np.float64)
     centres = ((starts + 0.5 / fps) * rate).astype(int)
     energy = np.empty(n_frames)
@@ -143,29 +148,7 @@ def _z(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
 
 
-def estimate_offset(
-    video_signal: np.ndarray, audio_signal: np.ndarray, fps: float, max_lag_ms: float = 600.0
-) -> SyncEstimate:
-    """Offset between a video-side and an audio-side signal sampled at the same frames.
-
-    Args:
-        video_signal: (T,) e.g. ``mouth_motion``.
-        audio_signal: (T,) e.g. ``audio_envelope``.
-        fps: frames per second of both.
-        max_lag_ms: lags tried, both ways.
-
-    Returns:
-        The estimate (see the module docstring for sign, confidence and uncertainty).
-    """
-    v, a = _z(video_signal), _z(audio_signal)
-    if len(v) != len(a):
-        raise UserError(f"signals differ in length ({len(v)} vs {len(a)} frames)")
-    max_lag = int(round(max_lag_ms / 1000 * fps))
-    if len(v) < 2 * max_lag + 8:
-        raise UserError(
-            f"{len(v)} frames are too few for lags of +-{max_lag_ms:.0f} ms; use a longer clip"
-        )
-    lags = np.arange(-max_lag, max_lag + 1)
+def _xcorr(v: np.ndarray, a: np.ndarray, lags: np.ndarray) -> np.ndarray:
     corr = np.empty(len(lags))
     for i, k in enumerate(lags):
         # audio lagging by k frames: the audio at t + k goes with the video at t
@@ -174,6 +157,39 @@ def estimate_offset(
         else:
             x, y = v[-k:], a[: len(a) + k]
         corr[i] = float(np.mean(x * y))
+    return corr
+
+
+def estimate_offset(
+    video_signal: np.ndarray | list[np.ndarray],
+    audio_signal: np.ndarray,
+    fps: float,
+    max_lag_ms: float = 600.0,
+) -> SyncEstimate:
+    """Offset between a video-side and an audio-side signal sampled at the same frames.
+
+    Args:
+        video_signal: (T,) e.g. ``mouth_openness``, or several such signals of the same
+            mouth: their correlation curves are averaged, so evidence they share adds up and
+            noise they do not share averages out.
+        audio_signal: (T,) e.g. ``audio_envelope``.
+        fps: frames per second of both.
+        max_lag_ms: lags tried, both ways.
+
+    Returns:
+        The estimate (see the module docstring for sign, confidence and uncertainty).
+    """
+    signals = [video_signal] if isinstance(video_signal, np.ndarray) else list(video_signal)
+    vs, a = [_z(v) for v in signals], _z(audio_signal)
+    if any(len(v) != len(a) for v in vs):
+        raise UserError(f"signals differ in length ({[len(v) for v in vs]} vs {len(a)} frames)")
+    max_lag = int(round(max_lag_ms / 1000 * fps))
+    if len(a) < 2 * max_lag + 8:
+        raise UserError(
+            f"{len(a)} frames are too few for lags of +-{max_lag_ms:.0f} ms; use a longer clip"
+        )
+    lags = np.arange(-max_lag, max_lag + 1)
+    corr = np.mean([_xcorr(v, a, lags) for v in vs], axis=0)
     i = int(np.argmax(corr))
     shift = 0.0
     if 0 < i < len(corr) - 1:  # parabola through the peak and its neighbours
@@ -205,17 +221,28 @@ def av_sync(
     start_s: float | None = None,
     end_s: float | None = None,
     crop: int = 96,
+    lips: Any = None,
 ) -> dict[str, Any]:
     """Estimate the audio-visual offset of a talking-face video.
 
     Every frame in ``[start_s, end_s)`` is decoded; the longest face track gives the mouth
-    openness (frames where it was missed are interpolated), the audio track its
+    signals (frames where it was missed are interpolated), the audio track its
     speech-band energy.
+
+    Args:
+        path: the video.
+        finder: a face detector (``faces.detectors``).
+        max_lag_ms: offsets tried, both ways.
+        start_s, end_s: the time range.
+        crop: side of the aligned crops the mouth openness is read from.
+        lips: a :class:`deepfake_lab.video.lips.LipTracker`: adds the outer-lip opening of
+            its 68 landmarks as a second mouth signal (``bench/avsync_signals.py`` measures
+            what it buys). None: the crop's mouth openness alone.
 
     Returns:
         ``{"path", "offset_ms", "confidence", "offset_uncertainty_ms", "frames",
-        "track_frames", "fps", "lags_ms", "correlation"}``; positive ``offset_ms``: the audio
-        lags the video.
+        "track_frames", "fps", "mouth_signals", "lags_ms", "correlation"}``; positive
+        ``offset_ms``: the audio lags the video.
 
     Raises:
         UserError: no audio, no face, or a clip too short for the lags.
@@ -227,26 +254,31 @@ def av_sync(
     info = probe(path)
     if not info.has_audio:
         raise UserError(f"{path}: no audio track, so nothing to synchronise")
-    records, crops = [], {}
+    records, crops, gaps = [], {}, {}
     for frame in iter_frames(path, 1, start_s, end_s):
         faces = finder.detect(frame.image)[:4]
         records.append((frame.index, frame.time_s, faces))
         for f in faces:
             crops[(frame.index, id(f))] = align_face(frame.image, f.landmarks, crop)[0]
+            if lips is not None:
+                gaps[(frame.index, id(f))] = lips.opening(frame.image, f)
     tracks = link_tracks(records, max_gap=3)
     if not tracks:
         raise UserError(f"{path}: no face found, so no mouth to follow")
     main = max(tracks, key=len)
     index = [r[0] for r in records]
     times = np.array([r[1] for r in records])
-    by_frame = {tf.frame_index: crops[(tf.frame_index, id(tf.face))] for tf in main.faces}
-    present = [i for i in index if i in by_frame]
-    stack = np.stack([by_frame[i] for i in present])
-    opening = dict(zip(present, mouth_openness(stack), strict=True))
-    signal = np.interp(index, present, [opening[i] for i in present])
+    keys = {tf.frame_index: (tf.frame_index, id(tf.face)) for tf in main.faces}
+    present = [i for i in index if i in keys]
+    opening = mouth_openness(np.stack([crops[keys[i]] for i in present]))
+    per_frame = {"openness": opening}
+    if lips is not None:
+        per_frame["lip-gap"] = np.array([gaps[keys[i]] for i in present])
+    # Frames where the track was missed get the signal interpolated from their neighbours.
+    signals = [np.interp(index, present, v) for v in per_frame.values()]
     pcm, rate = read_audio(path, 16000)
     env = audio_envelope(pcm, rate, info.fps, len(index), times_s=times, onsets=False)
-    est = estimate_offset(signal, env, info.fps, max_lag_ms)
+    est = estimate_offset(signals, env, info.fps, max_lag_ms)
     return {
         "path": str(path),
         "offset_ms": round(est.offset_ms, 1),
@@ -255,6 +287,7 @@ def av_sync(
         "frames": len(index),
         "track_frames": len(main),
         "fps": info.fps,
+        "mouth_signals": list(per_frame),
         "lags_ms": est.lags_ms,
         "correlation": est.correlation,
     }

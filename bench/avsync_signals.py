@@ -1,0 +1,146 @@
+"""What each audio-visual sync signal buys, measured on the shared talking-face clips.
+
+For every clip with audio, the main face track is decoded once; then each variant of the
+mouth signal (video side) and of the audio envelope (audio side) is correlated with
+
+- the untouched audio: the absolute reading, its confidence and uncertainty;
+- the audio shifted by -400, -200, +200, +400 ms (done on the PCM here, which is what the
+  tests do through a rebuilt file): the error of ``reading - untouched reading - shift``;
+- another clip's audio (GRID clips only, same length): the confidence, which should drop.
+
+Usage::
+
+    python bench/avsync_signals.py [--shared ../shared] [--face-model PATH]
+
+Prints one table row per variant and clip. Nothing here is tuned to these clips: the
+variants are fixed in advance, and the table shows all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import uniform_filter1d
+
+from deepfake_lab.faces.align import align_face
+from deepfake_lab.video import avsync
+from deepfake_lab.video.decode import iter_frames, probe, read_audio
+from deepfake_lab.video.lips import LipTracker, lips_available
+from deepfake_lab.video.tracks import link_tracks
+
+CLIPS = ("grid_bbaf2n_real.mpg", "grid_brbk7n_real.mpg", "sadtalker_art0_synthesized.mp4")
+SHIFTS_MS = (-400, -200, 200, 400)
+RATE = 16000
+
+
+def extract(path: Path, finder, lips, crop: int = 96) -> dict:
+    """Main-track mouth signals (missed frames filled from the nearest), PCM, fps."""
+    info = probe(path)
+    records, crops, gaps = [], {}, {}
+    for frame in iter_frames(path):
+        faces = finder.detect(frame.image)[:4]
+        records.append((frame.index, frame.time_s, faces))
+        for f in faces:
+            crops[(frame.index, id(f))] = align_face(frame.image, f.landmarks, crop)[0]
+            if lips is not None:
+                gaps[(frame.index, id(f))] = lips.opening(frame.image, f)
+    main = max(link_tracks(records, max_gap=3), key=len)
+    keys = {tf.frame_index: (tf.frame_index, id(tf.face)) for tf in main.faces}
+    present = np.array(sorted(keys))
+    nearest = [keys[int(present[np.argmin(np.abs(present - r[0]))])] for r in records]
+    stack = np.stack([crops[k] for k in nearest])
+    mouth = {"openness": avsync.mouth_openness(stack), "motion": avsync.mouth_motion(stack)}
+    if lips is not None:
+        mouth["lip-gap"] = np.array([gaps[k] for k in nearest])
+    pcm, rate = read_audio(path, RATE)
+    return {
+        "mouth": mouth,
+        "times": np.array([r[1] for r in records]),
+        "fps": info.fps,
+        "pcm": pcm,
+        "rate": rate,
+    }
+
+
+def _detrend(x: np.ndarray, fps: float, seconds: float = 1.0) -> np.ndarray:
+    """Minus a moving average of ``seconds``: removes slow drift, keeps syllables."""
+    return x - uniform_filter1d(np.asarray(x, np.float64), int(round(seconds * fps)) | 1)
+
+
+def variant(mouth: tuple[str, ...], onsets=False, window=2.0, detrend=False):
+    """A reading function: (clip data, PCM) -> SyncEstimate."""
+
+    def read(d: dict, pcm: np.ndarray) -> avsync.SyncEstimate:
+        env = avsync.audio_envelope(
+            pcm, d["rate"], d["fps"], len(d["times"]), d["times"], onsets, window
+        )
+        signals = [d["mouth"][m] for m in mouth]
+        if detrend:
+            env, signals = _detrend(env, d["fps"]), [_detrend(v, d["fps"]) for v in signals]
+        return avsync.estimate_offset(signals, env, d["fps"], 600.0)
+
+    return read
+
+
+VARIANTS = {
+    "openness / energy (before)": variant(("openness",)),
+    "motion / onsets": variant(("motion",), onsets=True),
+    "openness / onsets": variant(("openness",), onsets=True),
+    "openness / energy, 4-frame audio window": variant(("openness",), window=4.0),
+    "openness / energy, 1 s detrended": variant(("openness",), detrend=True),
+    "lip-gap (68 points) / energy": variant(("lip-gap",)),
+    "openness + lip-gap / energy (now)": variant(("openness", "lip-gap")),
+}
+
+
+def shift_pcm(pcm: np.ndarray, ms: float, rate: int) -> np.ndarray:
+    n = int(round(abs(ms) / 1000 * rate))
+    pad = np.zeros(n, pcm.dtype)
+    return np.concatenate([pad, pcm])[: len(pcm)] if ms > 0 else np.concatenate([pcm[n:], pad])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", type=Path, default=Path("../shared"))
+    ap.add_argument("--face-model", type=Path, default=None)
+    args = ap.parse_args()
+    from deepfake_lab.faces.detectors import FACE_DETECTORS
+
+    model = args.face_model or args.shared / "models" / "face_detection_yunet.onnx"
+    finder = FACE_DETECTORS.build("yunet", face_model=model)
+    lips = LipTracker() if lips_available() else None
+    data = {c: extract(args.shared / "videos" / c, finder, lips) for c in CLIPS}
+    others = {CLIPS[0]: CLIPS[1], CLIPS[1]: CLIPS[0]}
+    print(
+        "| variant | clip | untouched offset ms (conf, +-unc) | shift errors ms "
+        "(-400/-200/+200/+400) | other speaker conf |"
+    )
+    print("|---|---|---|---|---|")
+    for name, read in VARIANTS.items():
+        if "lip-gap" in name and lips is None:
+            print(f"| {name} | - | skipped: pip install 'deepfake-lab[lips]' | | |")
+            continue
+        for clip, d in data.items():
+            base = read(d, d["pcm"])
+            errs = [
+                read(d, shift_pcm(d["pcm"], s, d["rate"])).offset_ms - base.offset_ms - s
+                for s in SHIFTS_MS
+            ]
+            other = "-"
+            if clip in others:
+                o = np.resize(data[others[clip]]["pcm"], len(d["pcm"]))
+                other = f"{read(d, o).confidence:.2f}"
+            print(
+                f"| {name} | {clip.split('_')[1]} | {base.offset_ms:+.0f} ({base.confidence:.2f},"
+                f" +-{base.offset_uncertainty_ms:.0f}) | {' / '.join(f'{e:+.0f}' for e in errs)}"
+                f" | {other} |",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
