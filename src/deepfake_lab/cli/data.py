@@ -18,7 +18,11 @@ app.add_typer(data_app, name="data")
 @data_app.command("prepare")
 @handle_errors
 def prepare(
-    src: Path = typer.Argument(..., help="Folder of images (CelebA, FFHQ or any image tree)."),
+    src: Path = typer.Argument(
+        ...,
+        help="Folder of images and/or videos (CelebA, FFHQ, FaceForensics++, VoxCeleb or any "
+        "tree of JPEG/PNG/WebP/BMP and MP4/MOV/AVI/MPG/WebM/MKV files).",
+    ),
     out: Path = typer.Argument(..., help="Dataset folder to create or add to."),
     size: int = typer.Option(128, "--size", help="Side of the square output crops, in px."),
     detector: str = typer.Option("yunet", "--detector", help="Face detector: yunet or haar."),
@@ -32,9 +36,26 @@ def prepare(
     max_pixels: int = typer.Option(
         DEFAULT_MAX_PIXELS, "--max-pixels", help="Reject images with more pixels than this."
     ),
-    limit: int | None = typer.Option(None, "--limit", help="Only the first N images."),
+    limit: int | None = typer.Option(
+        None, "--limit", help="Only the first N sources (images and videos, sorted by path)."
+    ),
+    frames_per_video: int = typer.Option(
+        32,
+        "--frames-per-video",
+        help="Frames sampled per video, evenly spaced; every face of each is kept, with its "
+        "track id.",
+    ),
 ) -> None:
-    """Detect, align and crop faces into OUT/images, with OUT/manifest.jsonl."""
+    """Detect, align and crop faces into OUT/images, with OUT/manifest.jsonl.
+
+    Images: the most confident face of each.
+    Videos: N evenly spaced frames, every face of at least --min-face px,
+    linked into tracks; records add video_id (sha256[:16] of the file),
+    frame_index, timestamp (s) and track_id.
+    FaceForensics++ and VoxCeleb trees add label, method, compression,
+    speaker and youtube_id.
+    Re-runs skip what is done; bad files are listed in OUT/rejected.jsonl.
+    """
     from deepfake_lab.data.prepare import prepare_dataset
 
     summary = prepare_dataset(
@@ -47,6 +68,7 @@ def prepare(
         align=not no_align,
         max_pixels=max_pixels,
         limit=limit,
+        frames_per_video=frames_per_video,
         progress=True,
         log=lambda line: console.print(line, highlight=False),
     )
@@ -59,7 +81,21 @@ def prepare(
     for reason, count in summary.rejected.items():
         table.add_row(f"rejected: {reason}", str(count))
     table.add_row("in manifest", str(summary.total_kept))
+    if summary.videos_found:
+        table.add_row("videos found", str(summary.videos_found))
+        table.add_row("videos kept (new)", str(summary.videos_kept))
+        table.add_row("videos already done", str(summary.videos_skipped_done))
+        table.add_row(
+            "frames sampled", f"{summary.frames_sampled} ({summary.frames_per_video}/video)"
+        )
+        table.add_row("faces kept from videos", str(summary.video_faces_kept))
+        table.add_row("face tracks", str(summary.video_tracks))
+        if summary.videos_damaged:
+            table.add_row("videos cut short (kept in part)", str(summary.videos_damaged))
+        if summary.videos_processed:
+            table.add_row("time per video", f"{summary.seconds_per_video:.2f} s")
     table.add_row("detector", summary.detector or "none (--no-align)")
     table.add_row("size", f"{summary.size} px")
-    table.add_row("speed", f"{summary.images_per_s:.1f} images/s ({summary.elapsed_s:.1f} s)")
+    unit = "sources" if summary.videos_found else "images"
+    table.add_row("speed", f"{summary.images_per_s:.1f} {unit}/s ({summary.elapsed_s:.1f} s)")
     console.print(table)

@@ -1,6 +1,7 @@
-"""Recognise how a source folder is organised and list its images in a fixed order.
+"""Recognise how a source folder is organised and list its images and videos in a fixed order.
 
-Three layouts are known:
+Five layouts are known; the two video datasets are described in
+:mod:`deepfake_lab.data.video_layouts`:
 
 * ``celeba``: a folder holding ``img_align_celeba/`` (the official archive, or the Kaggle copy
   with the folder nested twice) and ``list_eval_partition.txt`` (``000001.jpg 0`` lines; 0/1/2
@@ -9,7 +10,9 @@ Three layouts are known:
 * ``ffhq``: ``images1024x1024/`` (or ``thumbnails128x128/``) or the folder itself, made of
   numbered ``00000/`` subfolders of ``NNNNN.png``. Only the image folder is read, so an
   ``in-the-wild-images/`` beside it is not mixed in.
-* ``folder``: any other tree, read recursively as plain images.
+* ``faceforensics``: a FaceForensics++ tree (labels real/fake, method, compression).
+* ``voxceleb``: VoxCeleb1/2 ``id*/<YouTube id>/*.mp4`` (label real, speaker, YouTube id).
+* ``folder``: any other tree, read recursively as plain images and videos.
 
 Hidden files and folders (``.name``) are skipped, symbolic links to folders are not followed
 (no loops), and files are listed sorted by their path relative to the source, so two runs
@@ -26,6 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deepfake_lab.data.decode import IMAGE_SUFFIXES
+from deepfake_lab.data.video_layouts import (
+    Labeler,
+    SourceLabels,
+    SourceVideo,
+    detect_video_layout,
+)
 from deepfake_lab.errors import UserError
 
 CELEBA_SPLITS = {"0": "train", "1": "val", "2": "test"}
@@ -43,11 +52,13 @@ class SourceImage:
         path: absolute path.
         rel: path relative to the source root, with forward slashes.
         split: ``"train"``, ``"val"``, ``"test"`` when the layout says, else None.
+        labels: what the layout says about it (FaceForensics++ frames: real/fake, ...).
     """
 
     path: Path
     rel: str
     split: str | None = None
+    labels: SourceLabels = field(default_factory=SourceLabels)
 
 
 @dataclass
@@ -55,11 +66,13 @@ class Layout:
     """A recognised source folder.
 
     Attributes:
-        name: ``"celeba"``, ``"ffhq"`` or ``"folder"``.
+        name: ``"celeba"``, ``"ffhq"``, ``"faceforensics"``, ``"voxceleb"`` or ``"folder"``.
         root: the source folder as given (resolved).
-        image_root: the folder whose tree holds the images.
+        image_root: the folder whose tree holds the images (and videos).
         splits: file name -> split, for layouts that have one.
         note: one line for the user (what was found, what is missing).
+        labeler: for the video dataset layouts, a file's split and labels from its path, or
+            None for a file that is not part of the dataset (passed over).
     """
 
     name: str
@@ -67,6 +80,7 @@ class Layout:
     image_root: Path
     splits: dict[str, str] = field(default_factory=dict)
     note: str = ""
+    labeler: Labeler | None = None
 
     def describe(self) -> str:
         """A one-line description, e.g. ``celeba (img_align_celeba/, splits from ...)``."""
@@ -101,6 +115,9 @@ def detect_layout(src: Path) -> Layout:
             return Layout("ffhq", src, src / name, {}, f"{name}/")
     if src.name in _FFHQ_IMAGE_DIRS or _is_numbered_tree(src):
         return Layout("ffhq", src, src, {}, "numbered NNNNN/ folders")
+    video = detect_video_layout(src)
+    if video is not None:
+        return Layout(video.name, src, src, {}, video.note, video.labeler)
     return Layout("folder", src, src, {}, "plain image tree")
 
 
@@ -112,19 +129,54 @@ def list_images(layout: Layout, exclude: Path | None = None) -> tuple[list[Sourc
         exclude: a folder to leave out (the output folder when it lies inside the source).
 
     Returns:
-        ``(images, ignored)``: the images, and how many other files were passed over.
+        ``(images, ignored)``: the images, and how many other files (videos included) were
+        passed over.
     """
+    images, videos, ignored = list_sources(layout, exclude)
+    return images, ignored + len(videos)
+
+
+def list_sources(
+    layout: Layout, exclude: Path | None = None
+) -> tuple[list[SourceImage], list[SourceVideo], int]:
+    """All image and video files of ``layout``, each list sorted by relative path.
+
+    Video suffixes are ``deepfake_lab.video.decode.VIDEO_SUFFIXES``. A layout with a
+    ``labeler`` passes over the files it does not place (FaceForensics++ masks, ...).
+
+    Args:
+        layout: from :func:`detect_layout`.
+        exclude: a folder to leave out (the output folder when it lies inside the source).
+
+    Returns:
+        ``(images, videos, ignored)``: how many other files were passed over last.
+    """
+    from deepfake_lab.video.decode import VIDEO_SUFFIXES  # PyAV only when listing a source
+
     exclude = exclude.resolve() if exclude is not None else None
     images: list[SourceImage] = []
+    videos: list[SourceVideo] = []
     ignored = 0
     for path in _walk(layout.image_root, exclude):
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
+        suffix = path.suffix.lower()
+        if suffix not in IMAGE_SUFFIXES and suffix not in VIDEO_SUFFIXES:
             ignored += 1
             continue
+        split, labels = layout.splits.get(path.name), SourceLabels()
+        if layout.labeler is not None:
+            placed = layout.labeler(path)
+            if placed is None:
+                ignored += 1
+                continue
+            split, labels = placed
         rel = path.relative_to(layout.root).as_posix()
-        images.append(SourceImage(path, rel, layout.splits.get(path.name)))
+        if suffix in IMAGE_SUFFIXES:
+            images.append(SourceImage(path, rel, split, labels))
+        else:
+            videos.append(SourceVideo(path, rel, split, labels))
     images.sort(key=lambda image: image.rel)
-    return images, ignored
+    videos.sort(key=lambda video: video.rel)
+    return images, videos, ignored
 
 
 def read_celeba_partition(path: Path) -> dict[str, str]:

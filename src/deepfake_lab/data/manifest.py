@@ -3,8 +3,10 @@
 Folder layout::
 
     OUT/
-      images/ab/abcdef0123456789.png   one face crop per kept source, named by source sha256
-      manifest.jsonl                   one JSON record per kept image (fields: MANIFEST_FIELDS)
+      images/ab/abcdef0123456789.png   one face crop per kept image, named by its sha256
+      images/ab/abcdef0123456789_f000123_t0.png
+                                       a video's crop: frame 123 of the stream, face track 0
+      manifest.jsonl                   one JSON record per crop (fields: MANIFEST_FIELDS)
       rejected.jsonl                   one JSON record per rejected source (see below)
       summary.json                     counts of the latest run
       montage.png                      up to 64 crops in a grid
@@ -13,7 +15,10 @@ Crash safety: each PNG is written atomically (temp file + rename) and its manife
 appended only afterwards, so a manifest line always points at a complete file. On start,
 :func:`recover` deletes orphan temp files and drops manifest lines whose file is missing
 (or torn by a crash mid-line); a PNG without a line is simply written again, under the same
-name, by the next run.
+name, by the next run. A video's records are appended together, after all its PNGs, and each
+says how many the video has (``video_faces``): :func:`recover` drops the whole set of a video
+when any of it is missing, so that the next run does the video again instead of skipping it
+as done.
 
 ``rejected.jsonl`` is never truncated in place: a run writes its rejections to a temp file
 and, when it ends (or is interrupted by an exception), adds the earlier records of sources it
@@ -44,18 +49,41 @@ IMAGES = "images"
 _LOCK = ".prepare.lock"
 
 #: Keys of a manifest record (``None`` where they do not apply, e.g. ``box`` without
-#: alignment). Coordinates are source-image pixels; ``transform`` is the 2x3 affine from
-#: source pixels to output pixels; ``output`` is relative to the dataset folder.
+#: alignment). Coordinates are source-image (for a video: frame) pixels; ``transform`` is the
+#: 2x3 affine from source pixels to output pixels; ``output`` is relative to the dataset
+#: folder; ``sha256`` is that of the whole source file (a video's records all share it).
+#: :data:`LABEL_FIELDS` and :data:`VIDEO_FIELDS` follow.
 MANIFEST_FIELDS = (
     "output", "source", "sha256", "size", "aligned", "split", "detector", "score", "box",
     "landmarks", "landmarks_estimated", "transform", "source_width", "source_height",
     "source_bytes", "source_mtime_ns",
+    "label", "method", "compression", "speaker", "youtube_id",
+    "video_id", "frame_index", "timestamp", "track_id", "video_faces", "decode_error",
+)  # fmt: skip
+
+#: What the source's layout says (``data.video_layouts.SourceLabels``), None in plain
+#: folders: ``label`` ``"real"``/``"fake"``; ``method`` the manipulation of a fake
+#: (FaceForensics++ ``Deepfakes``, ...; None for reals); ``compression`` FaceForensics++
+#: ``c0``/``c23``/``c40``/``raw``; ``speaker`` VoxCeleb ``id10001``; ``youtube_id`` the
+#: VoxCeleb YouTube video (its middle folder).
+LABEL_FIELDS = ("label", "method", "compression", "speaker", "youtube_id")
+
+#: Per crop of a video, None for images: ``video_id`` the first 16 hex digits of the video
+#: file's sha256 (stable when the file is moved or renamed, and the prefix of its crops'
+#: names); ``frame_index`` the frame's index in the decoded video stream, from 0;
+#: ``timestamp`` its time in seconds from the container start; ``track_id`` the face track
+#: (0, 1, ... in order of first appearance within that video; None without alignment, where
+#: the crop is the frame's centre); ``video_faces`` how many records the video has;
+#: ``decode_error`` why decoding stopped early (``truncated: ...``) when it did, the frames
+#: before the break being kept.
+VIDEO_FIELDS = (
+    "video_id", "frame_index", "timestamp", "track_id", "video_faces", "decode_error",
 )  # fmt: skip
 
 # Reasons that depend only on the file's bytes and the options, so a later run with the same
 # file and options can reuse them without decoding again.
 CACHEABLE_REASONS = frozenset(
-    {"empty_file", "not_image", "too_large", "truncated", "corrupt", "no_face",
+    {"empty_file", "not_image", "not_video", "too_large", "truncated", "corrupt", "no_face",
      "face_too_small", "bad_landmarks"}
 )  # fmt: skip
 
@@ -71,6 +99,16 @@ class Recovery:
 def output_name(sha256: str) -> str:
     """Output path of a source, relative to the dataset folder; stable across runs."""
     return f"{IMAGES}/{sha256[:2]}/{sha256[:16]}.png"
+
+
+def video_output_name(sha256: str, frame_index: int, track_id: int | None) -> str:
+    """Output path of one face of one video frame, relative to the dataset folder.
+
+    Unique per (video bytes, frame, track) and stable across runs:
+    ``images/ab/abcdef0123456789_f000123_t0.png`` (no ``_t`` part for a centre crop).
+    """
+    track = "" if track_id is None else f"_t{track_id}"
+    return f"{IMAGES}/{sha256[:2]}/{sha256[:16]}_f{frame_index:06d}{track}.png"
 
 
 def stat_key(path: Path) -> tuple[int, int]:
@@ -92,8 +130,9 @@ def recover(out: Path) -> tuple[list[dict[str, Any]], Recovery]:
     """Clean up after an interrupted run and return the valid manifest records.
 
     Deletes ``.*.tmp`` files left by :mod:`deepfake_lab.io` atomic writes, keeps manifest
-    records whose output file exists (first record per sha256), and rewrites the manifest
-    atomically when anything was dropped.
+    records whose output file exists (first record per output), drops every record of a
+    video whose set is incomplete (fewer than its ``video_faces``), and rewrites the
+    manifest atomically when anything was dropped.
     """
     removed = 0
     for pattern in (".*.tmp", f"{IMAGES}/**/.*.tmp"):
@@ -112,10 +151,12 @@ def recover(out: Path) -> tuple[list[dict[str, Any]], Recovery]:
         lines += 1
         if record is not None:  # None: a torn last line from a crash, or garbage
             sha, output = record.get("sha256"), record.get("output")
-            if isinstance(sha, str) and isinstance(output, str) and sha not in seen:
+            # Keyed by output, not sha256: the crops of one video share its sha256.
+            if isinstance(sha, str) and isinstance(output, str) and output not in seen:
                 if (out / output).is_file():
-                    seen.add(sha)
+                    seen.add(output)
                     records.append(record)
+    records = _complete_videos(records)
     dropped = lines - len(records)
     if dropped:
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
@@ -136,6 +177,33 @@ def check_compatible(records: list[dict[str, Any]], size: int, aligned: bool, ou
 def append_record(out: Path, record: dict[str, Any]) -> None:
     """Append one manifest record (call only once its output file is in place)."""
     append_jsonl(out / MANIFEST, record)
+
+
+def append_records(out: Path, records: list[dict[str, Any]]) -> None:
+    """Append a video's records in one write (call only once all their files are in place).
+
+    One write and one fsync: a crash tears at most the end of it, and :func:`recover` then
+    drops the rest of that video's set.
+    """
+    if not records:
+        return
+    with open(out / MANIFEST, "a", encoding="utf-8") as fh:
+        fh.write("".join(json.dumps(r, sort_keys=False) + "\n" for r in records))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _complete_videos(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` less those of videos with fewer records than their ``video_faces``."""
+    counts: dict[str, int] = {}
+    for r in records:
+        if r.get("video_faces") is not None:
+            counts[r["sha256"]] = counts.get(r["sha256"], 0) + 1
+    return [
+        r
+        for r in records
+        if r.get("video_faces") is None or counts[r["sha256"]] == r.get("video_faces")
+    ]
 
 
 def _read_lines(path: Path) -> Iterator[dict[str, Any] | None]:

@@ -1,11 +1,13 @@
-"""``prepare_dataset``: a folder of photos in, a folder of aligned face crops out.
+"""``prepare_dataset``: a folder of photos and videos in, a folder of aligned face crops out.
 
 For each source image, in sorted order: read it (skipping it when an earlier run already
 kept or rejected it), decode it safely, detect faces, keep the most confident face of at
 least ``min_face`` px, align it onto the FFHQ-like template, write the PNG atomically, then
-append its manifest line. Anything unusable is recorded in ``rejected.jsonl`` with a reason
-code and a detail, and the run carries on. See :mod:`deepfake_lab.data.manifest` for the
-output folder and its crash safety.
+append its manifest line. Videos, listed in the same order, go to
+:mod:`deepfake_lab.data.prepare_video`: evenly spaced frames, every face of each, linked
+into tracks. Anything unusable is recorded in ``rejected.jsonl`` with a reason code and a
+detail, and the run carries on. See :mod:`deepfake_lab.data.manifest` for the output folder,
+its fields and its crash safety.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import inspect
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,13 @@ import numpy as np
 
 from deepfake_lab.data import manifest as mf
 from deepfake_lab.data.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_bytes, read_image_file
-from deepfake_lab.data.layouts import SourceImage, detect_layout, list_images
+from deepfake_lab.data.layouts import SourceImage, SourceVideo, detect_layout, list_sources
+from deepfake_lab.data.prepare_video import (
+    DEFAULT_FRAMES_PER_VIDEO,
+    VideoOptions,
+    settle_video,
+    video_options_key,
+)
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.align import align_face, center_crop
 from deepfake_lab.faces.detectors import FACE_DETECTORS, FaceDetector
@@ -39,20 +47,35 @@ MONTAGE_FACES = 64
 class PrepareSummary:
     """What a run did (also written to ``OUT/summary.json``).
 
+    Sources are image files and videos; a kept video counts once in ``kept`` however many
+    crops it gave.
+
     Attributes:
         src, out: the folders, resolved.
-        layout: ``"celeba"``, ``"ffhq"`` or ``"folder"``, with what was found.
+        layout: ``"celeba"``, ``"ffhq"``, ``"faceforensics"``, ``"voxceleb"`` or
+            ``"folder"``, with what was found.
         detector: detector name, None with ``align=False``.
         size: output side in pixels.
         aligned: whether faces were aligned (else centre-cropped).
-        found: image files found (after ``limit``).
-        kept: images written by this run.
-        skipped_done: images already in the manifest from an earlier run.
+        found: sources found (after ``limit``).
+        kept: sources kept by this run.
+        skipped_done: sources already in the manifest from an earlier run.
         rejected: reason -> count, for this run.
-        ignored_files: files without an image suffix, passed over.
-        total_kept: records in the manifest at the end.
+        ignored_files: files without an image or video suffix (or outside the dataset
+            layout), passed over.
+        total_kept: records (crops) in the manifest at the end.
         removed_temp_files, dropped_records: what recovery from an interrupted run cleaned.
-        elapsed_s: wall time; images_per_s: found / elapsed_s.
+        elapsed_s: wall time; images_per_s: sources found / elapsed_s.
+        frames_per_video: frames sampled per video.
+        videos_found, videos_kept, videos_skipped_done: the video share of ``found``,
+            ``kept`` and ``skipped_done``.
+        videos_damaged: kept videos whose decoding broke part-way (faces of the frames
+            before the break kept).
+        frames_sampled: frames decoded from the videos kept by this run.
+        video_faces_kept: crops written from those videos.
+        video_tracks: face tracks in those videos.
+        videos_processed: videos decoded by this run (kept or rejected);
+            video_seconds: time spent on them; seconds_per_video: the mean.
     """
 
     src: str
@@ -71,6 +94,17 @@ class PrepareSummary:
     dropped_records: int = 0
     elapsed_s: float = 0.0
     images_per_s: float = 0.0
+    frames_per_video: int = DEFAULT_FRAMES_PER_VIDEO
+    videos_found: int = 0
+    videos_kept: int = 0
+    videos_skipped_done: int = 0
+    videos_damaged: int = 0
+    frames_sampled: int = 0
+    video_faces_kept: int = 0
+    video_tracks: int = 0
+    videos_processed: int = 0
+    video_seconds: float = 0.0
+    seconds_per_video: float = 0.0
 
     @property
     def rejected_total(self) -> int:
@@ -100,42 +134,55 @@ def prepare_dataset(
     limit: int | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    frames_per_video: int = DEFAULT_FRAMES_PER_VIDEO,
 ) -> PrepareSummary:
-    """Turn the images under ``src`` into aligned ``size`` px face crops under ``out``.
+    """Turn the images and videos under ``src`` into aligned ``size`` px face crops in ``out``.
 
     Args:
-        src: folder of images (CelebA, FFHQ or any tree of JPEG/PNG/WebP/BMP files).
+        src: folder of images and videos (CelebA, FFHQ, FaceForensics++, VoxCeleb or any
+            tree of JPEG/PNG/WebP/BMP and MP4/MOV/AVI/MPG/WebM/MKV files).
         out: dataset folder to create or add to (incremental: kept sources are skipped).
         size: side of the square output crops, 16 to 4096.
         detector: a name in ``FACE_DETECTORS`` (``"yunet"``, ``"haar"``).
         face_model: model file for detectors that take one (YuNet).
         min_face: smallest accepted face box side, in source pixels.
         align: False: centre crop + resize, no detector (for pre-aligned sets).
-        max_pixels: larger images (width x height) are rejected before decoding.
-        limit: only the first ``limit`` images (in sorted order).
+        max_pixels: larger images (width x height) are rejected before decoding, videos with
+            larger frames at their first frame.
+        limit: only the first ``limit`` sources (in sorted order).
         progress: show a progress bar on stderr.
         log: called with one-line messages (the detected layout).
+        frames_per_video: frames sampled per video, evenly spaced; every face of at least
+            ``min_face`` px in each is kept, with its track id.
 
     Returns:
         The run's :class:`PrepareSummary`.
 
     Raises:
-        UserError: bad arguments, no images in ``src``, a detector that cannot be loaded,
-            or every image rejected.
+        UserError: bad arguments, no images or videos in ``src``, a detector that cannot be
+            loaded, or every source rejected.
     """
     started = time.perf_counter()
     _check_args(size, min_face, max_pixels, limit)
+    if frames_per_video < 1:
+        raise UserError(f"--frames-per-video must be 1 or more, got {frames_per_video}")
     layout = detect_layout(Path(src))
     out = Path(out).expanduser().resolve()
     if out == layout.root:
         raise UserError("the output folder must differ from the source folder")
     if log:
         log(f"layout: {layout.describe()}")
-    images, ignored = list_images(layout, exclude=out)
+    images, videos, ignored = list_sources(layout, exclude=out)
+    # One order for both kinds, so that --limit and the progress follow the folder's order.
+    sources: list[SourceImage | SourceVideo] = sorted([*images, *videos], key=lambda s: s.rel)
     if limit is not None:
-        images = images[:limit]
-    if not images:
-        raise UserError(f"no JPEG, PNG, WebP or BMP images found under {layout.image_root}")
+        sources = sources[:limit]
+    if not sources:
+        raise UserError(
+            f"no JPEG, PNG, WebP or BMP images or MP4, MOV, AVI, MPG, WebM or MKV videos "
+            f"found under {layout.image_root}"
+        )
+    n_videos = sum(isinstance(source, SourceVideo) for source in sources)
 
     face_detector = _build_detector(detector, face_model) if align else None
     options = json.dumps(
@@ -155,8 +202,10 @@ def prepare_dataset(
         detector if align else None,
         size,
         align,
-        found=len(images),
+        found=len(sources),
         ignored_files=ignored,
+        frames_per_video=frames_per_video,
+        videos_found=n_videos,
     )
     if out.exists() and not out.is_dir():
         raise UserError(f"the output {out} exists and is not a folder")
@@ -169,12 +218,27 @@ def prepare_dataset(
             summary.dropped_records = recovery.dropped_records
             with mf.rejection_log(out) as rejections:
                 run = _Run(out, options, records, rejections, summary, max_pixels)
-                for image in _progress(images, progress):
-                    run.settle(image, size, face_detector, min_face)
+                video_opts = VideoOptions(
+                    size,
+                    face_detector,
+                    min_face,
+                    max_pixels,
+                    frames_per_video,
+                    video_options_key(options, frames_per_video),
+                )
+                for source in _progress(sources, progress):
+                    if isinstance(source, SourceVideo):
+                        settle_video(run, source, video_opts)
+                    else:
+                        run.settle(source, size, face_detector, min_face)
             summary.rejected = dict(sorted(run.reasons.items()))
             summary.total_kept = len(records)
             summary.elapsed_s = round(time.perf_counter() - started, 3)
-            summary.images_per_s = round(len(images) / max(summary.elapsed_s, 1e-9), 2)
+            summary.images_per_s = round(len(sources) / max(summary.elapsed_s, 1e-9), 2)
+            summary.video_seconds = round(summary.video_seconds, 3)
+            if summary.videos_processed:
+                per_video = summary.video_seconds / summary.videos_processed
+                summary.seconds_per_video = round(per_video, 3)
             atomic_write_json(out / mf.SUMMARY, summary.to_dict())
             _write_montage(out, records)
     except OSError as exc:  # disk full, read-only or unwritable output folder, ...
@@ -182,8 +246,9 @@ def prepare_dataset(
 
     if summary.kept == 0 and summary.skipped_done == 0:
         counts = ", ".join(f"{k}: {v}" for k, v in summary.rejected.items())
+        what = "files" if n_videos else "images"
         raise UserError(
-            f"all {len(images)} images were rejected ({counts}); see {out / mf.REJECTED}"
+            f"all {len(sources)} {what} were rejected ({counts}); see {out / mf.REJECTED}"
         )
     return summary
 
@@ -288,9 +353,15 @@ class _Run:
         self.reject(image, stat, sha, _Reject("duplicate", f"same bytes as {of}", duplicate_of=of))
 
     def reject(
-        self, image: SourceImage, stat: tuple[int, int], sha: str | None, exc: _Reject
+        self,
+        image: SourceImage | SourceVideo,
+        stat: tuple[int, int],
+        sha: str | None,
+        exc: _Reject,
+        options: str | None = None,
     ) -> None:
-        """Count a rejection and append it to ``rejected.jsonl``."""
+        """Count a rejection and append it to ``rejected.jsonl`` (under the run's options
+        key, or ``options``: videos have their own)."""
         self.reasons[exc.reason] += 1
         record = {
             "source": str(image.path),
@@ -300,9 +371,22 @@ class _Run:
             **exc.extra,
             "source_bytes": stat[0],
             "source_mtime_ns": stat[1],
-            "options": self.options,
+            "options": self.options if options is None else options,
         }
         self.rejections.add(record)
+
+    def reject_reason(
+        self,
+        source: SourceImage | SourceVideo,
+        stat: tuple[int, int],
+        sha: str | None,
+        reason: str,
+        detail: str,
+        options: str | None = None,
+        **extra: Any,
+    ) -> None:
+        """:meth:`reject` from a reason code and detail (for ``prepare_video``)."""
+        self.reject(source, stat, sha, _Reject(reason, detail, **extra), options)
 
 
 def _process(
@@ -356,6 +440,8 @@ def _process(
         "source_height": height,
         "source_bytes": source.stat[0],
         "source_mtime_ns": source.stat[1],
+        **image.labels.fields(),
+        **dict.fromkeys(mf.VIDEO_FIELDS),
     }
 
 
@@ -380,14 +466,17 @@ def _check_args(size: int, min_face: int, max_pixels: int, limit: int | None) ->
         raise UserError(f"--limit must be 1 or more, got {limit}")
 
 
-def _progress(images: list[SourceImage], show: bool):
+def _progress(
+    sources: list[SourceImage | SourceVideo], show: bool
+) -> Iterator[SourceImage | SourceVideo]:
     if not show:
-        yield from images
+        yield from sources
         return
     from rich.console import Console
     from rich.progress import track
 
-    yield from track(images, description="preparing", console=Console(stderr=True), transient=False)
+    console = Console(stderr=True)
+    yield from track(sources, description="preparing", console=console, transient=False)
 
 
 def _write_montage(out: Path, records: list[dict[str, Any]]) -> None:
