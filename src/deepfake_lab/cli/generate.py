@@ -1,21 +1,28 @@
-"""``deepfake-lab generate``: sample images from a trained generator."""
+"""``deepfake-lab generate``: sample images (or, with ``--video``, a latent walk) from a
+trained generator."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from deepfake_lab.cli.app import app
 from deepfake_lab.cli.common import console, handle_errors
+from deepfake_lab.errors import UserError
 from deepfake_lab.provenance.watermark import DEFAULT_STRENGTH
+
+#: The default crf, duplicated from ``video.render.DEFAULT_CRF`` so that ``--help`` does not
+#: import PyAV and torch (a test checks they agree).
+_DEFAULT_CRF = 18
 
 
 @app.command("generate")
 @handle_errors
 def generate_cmd(
     source: Path = typer.Argument(..., help="Run folder, checkpoint or export folder."),
-    num: int = typer.Option(16, "--num", help="How many images."),
+    num: int | None = typer.Option(None, "--num", help="How many images (default 16)."),
     out: Path = typer.Option(..., "--out", help="Output folder (new or empty)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the first image (image i: seed+i)."),
     truncation: float = typer.Option(1.0, "--truncation", help="psi in [0, 1]."),
@@ -38,13 +45,48 @@ def generate_cmd(
         None, "--sign-cert", help="C2PA certificate chain (PEM)."
     ),
     sign_alg: str = typer.Option("es256", "--sign-alg", help="C2PA signing algorithm."),
+    video: bool = typer.Option(
+        False, "--video", help="Render a smooth latent walk to OUT/walk.mp4 (+ walk.json)."
+    ),
+    seconds: float | None = typer.Option(
+        None, "--seconds", help="[--video] Length in seconds (default 8)."
+    ),
+    frames: int | None = typer.Option(
+        None, "--frames", help="[--video] Length in frames (instead of --seconds)."
+    ),
+    fps: float = typer.Option(25.0, "--fps", help="[--video] Frames per second."),
+    keyframes: int | None = typer.Option(
+        None,
+        "--keyframes",
+        help="[--video] Faces the walk visits, seeds seed.. (default one per 2 s, >= 2).",
+    ),
+    loop: bool = typer.Option(False, "--loop", help="[--video] Return to the first face."),
+    codec: str = typer.Option(
+        "auto", "--codec", help="[--video] auto | h264 | mpeg4 | mjpeg (auto: h264, else mpeg4)."
+    ),
+    crf: int = typer.Option(
+        _DEFAULT_CRF, "--crf", help="[--video] H.264 quality, 0-51, lower is better."
+    ),
+    size: int | None = typer.Option(
+        None, "--size", help="[--video] Frame side in px, even (default: >= 256 px)."
+    ),
+    face_model: Path | None = typer.Option(
+        None,
+        "--face-model",
+        help="[--video] YuNet ONNX for landmark jitter (without it: flicker only).",
+    ),
+    no_baseline: bool = typer.Option(
+        False, "--no-baseline", help="[--video] Skip the independent-latents comparison."
+    ),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
-    """Generate PNG images of faces of people who do not exist, with a JSON manifest.
+    """Generate PNG images of faces of people who do not exist, with a JSON manifest; or,
+    with --video, a smooth latent walk as MP4 with its temporal-consistency numbers.
 
-    Every image carries an invisible watermark and AI-generated metadata (read them with
-    ``deepfake-lab verify``); with --sign-key/--sign-cert also a signed C2PA manifest.
+    Every image and video frame carries an invisible watermark and AI-generated metadata
+    (read images with ``deepfake-lab verify``); with --sign-key/--sign-cert images also get
+    a signed C2PA manifest.
     """
-    from deepfake_lab.generate import generate_images
     from deepfake_lab.provenance.marking import ProvenanceOptions
 
     options = ProvenanceOptions(
@@ -55,9 +97,46 @@ def generate_cmd(
         sign_cert=sign_cert,
         sign_algorithm=sign_alg,
     )
+
+    def note(msg: str) -> None:
+        console.print(f"[yellow]note:[/] {msg}", highlight=False)
+
+    if video:
+        if num is not None or grid:
+            raise UserError("--num and --grid are for images; with --video use --frames")
+        _video(
+            source,
+            out,
+            seed,
+            truncation,
+            device,
+            options,
+            note,
+            no_progress,
+            seconds=seconds,
+            frames=frames,
+            fps=fps,
+            keyframes=keyframes,
+            loop=loop,
+            codec=codec,
+            crf=crf,
+            size=size,
+            batch=batch,
+            face_model=face_model,
+            baseline=not no_baseline,
+        )
+        return
+    video_only = {"--seconds": seconds, "--frames": frames, "--keyframes": keyframes}
+    video_only |= {"--size": size, "--face-model": face_model}
+    given = [k for k, v in video_only.items() if v is not None] + (["--loop"] if loop else [])
+    if given:
+        raise UserError(f"{', '.join(given)} only apply with --video")
+
+    from deepfake_lab.generate import generate_images
+
     manifest = generate_images(
         source,
-        num,
+        16 if num is None else num,
         out,
         seed=seed,
         truncation=truncation,
@@ -65,7 +144,7 @@ def generate_cmd(
         batch=batch,
         device=device,
         provenance=options,
-        log=lambda msg: console.print(f"[yellow]note:[/] {msg}"),
+        log=note,
     )
     if no_watermark:
         console.print("[yellow]--no-watermark: images are tagged but not watermarked[/]")
@@ -74,3 +153,75 @@ def generate_cmd(
         f"(model {manifest['model']['arch']}, weights "
         f"{manifest['model']['weights_sha256'][:12]})"
     )
+
+
+def _video(
+    source: Path,
+    out: Path,
+    seed: int,
+    truncation: float,
+    device: str,
+    options: Any,
+    note: Any,
+    no_progress: bool,
+    **kwargs: Any,
+) -> None:
+    """``generate --video``: a progress bar around ``render_walk`` and a summary."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from deepfake_lab.video.render import MANIFEST_NAME, VIDEO_NAME, render_walk
+
+    stages = {"render": "rendering", "measure": "measuring", "baseline": "baseline"}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        disable=no_progress,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stages.get(stage, stage), total=total)
+            bar.update(tasks[stage], completed=done)
+
+        m = render_walk(
+            source,
+            out,
+            seed=seed,
+            truncation=truncation,
+            device=device,
+            provenance=options,
+            log=note,
+            progress=report,
+            **kwargs,
+        )
+    v, c, b = m["video"], m["consistency"], m["baseline"]
+    quality = ", ".join(f"{k} {q}" for k, q in v["quality"].items())
+    console.print(
+        f"wrote {out / VIDEO_NAME}: {v['frames']} frames, {v['width']}x{v['height']}, "
+        f"{v['fps']:g} fps, {v['encoder']} ({quality}), {m['walk']['keyframes']} keyframes; "
+        f"manifest {out / MANIFEST_NAME}",
+        highlight=False,
+    )
+    share = m["watermark_frames_verified"]
+    if share is None:
+        console.print("[yellow]--no-watermark: frames are tagged but not watermarked[/]")
+    else:
+        console.print(f"watermark verified in {share:.0%} of decoded frames", highlight=False)
+
+    def numbers(r: dict[str, Any]) -> str:
+        def f(x: float | None) -> str:
+            return "n/a" if x is None else f"{x:.4f}"
+
+        text = f"flicker {f(r['flicker'])} (high-pass {f(r['flicker_hf'])})"
+        jitter = r["landmark_jitter"]
+        return text + ("" if jitter is None else f", landmark jitter {f(jitter)} IOD")
+
+    console.print(f"walk:     {numbers(c)}", highlight=False)
+    if b is not None:
+        console.print(f"baseline: {numbers(b)} (independent latents per frame)", highlight=False)
+    if c.get("landmark_jitter_skipped"):
+        console.print(f"landmark jitter skipped: {c['landmark_jitter_skipped']}", highlight=False)
