@@ -115,3 +115,27 @@ def test_eval_detector_cli_reports_video_level_auc(clips, tmp_path):
     labels = [row["label"] for row in v["videos"]]
     assert v["video"]["roc_auc"] == pytest.approx(roc_auc_score(labels, probs))
     assert (out / "video_roc.png").is_file()
+
+
+def test_a_faceforensics_tree_is_labelled_by_path(clips, finder, tmp_path):
+    from deepfake_lab.metrics.video_eval import layout_videos
+
+    root = tmp_path / "ffpp"
+    real = root / "original_sequences" / "youtube" / "c23" / "videos"
+    fake = root / "manipulated_sequences" / "Deepfakes" / "c23" / "videos"
+    masks = root / "manipulated_sequences" / "Deepfakes" / "masks" / "videos"
+    for folder in (real, fake, masks):
+        folder.mkdir(parents=True)
+    for i in range(3):
+        (real / f"00{i}.mp4").symlink_to(clips / "real" / f"r{i}.mp4")
+        (fake / f"00{i}_01{i}.mp4").symlink_to(clips / "swap" / f"f{i}.mp4")
+        (masks / f"00{i}_01{i}.mp4").symlink_to(clips / "swap" / f"f{i}.mp4")  # not faces
+    videos = layout_videos(root)
+    assert (
+        sorted((label, src) for _, label, src in videos)
+        == [(0, "real")] * 3 + [(1, "Deepfakes")] * 3
+    )
+    r = evaluate_videos(BrightnessDetector(), videos, finder, frames=2, n_boot=0)
+    assert [row["source"] for row in r["video"]["per_source"]] == ["Deepfakes"]
+    with pytest.raises(UserError, match="no labelled videos"):
+        layout_videos(clips / "real")

@@ -112,6 +112,9 @@ def eval_detector_cmd(
     real: list[Path] = typer.Option([], "--real", help="Folder of real images (repeatable)."),
     fake: list[Path] = typer.Option([], "--fake", help="Folder of fakes, one source each."),
     manifest: Path = typer.Option(None, "--manifest", help="JSONL of path, label, source."),
+    videos: list[Path] = typer.Option(
+        [], "--videos", help="FaceForensics++ / VoxCeleb tree: videos labelled by their path."
+    ),
     json_path: Path = typer.Option(None, "--json", help="Write the results as JSON here."),
     out: Path = typer.Option(None, "--out", help="Folder for ROC/PR/reliability PNGs."),
     no_robustness: bool = typer.Option(False, "--no-robustness", help="Skip the sweep."),
@@ -165,6 +168,7 @@ def eval_detector_cmd(
             batch=batch,
             device=device,
             video=video,
+            videos_from=videos,
         )
     if "roc_auc" in r:
         _print_image_metrics(r)

@@ -59,6 +59,7 @@ def evaluate_detector(
     batch: int = 128,
     device: str = "auto",
     video: VideoOptions | None = None,
+    videos_from: list[str | Path] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a detector on labelled folders (or a manifest), images and videos.
 
@@ -74,6 +75,8 @@ def evaluate_detector(
             (:func:`deepfake_lab.adversarial.attack_report`; needs gradients, so slower).
         n_boot: bootstrap resamples for the 95% intervals (0: none).
         video: how videos are sampled and aggregated (default ``VideoOptions()``).
+        videos_from: labelled dataset trees (FaceForensics++, VoxCeleb) whose videos are
+            added, labelled by their place in the tree (``video_eval.layout_videos``).
 
     Returns:
         For images: ``roc_auc``, ``ap``, ``eer``, ``accuracy``, ``precision``, ``recall``,
@@ -84,13 +87,15 @@ def evaluate_detector(
     Raises:
         UserError: no real or no fake images (or videos), unreadable model or folders.
     """
-    from deepfake_lab.metrics.video_eval import split_labelled
+    from deepfake_lab.metrics.video_eval import layout_videos, split_labelled
 
     dev = resolve_device(device)
     det = load_detector(source, dev)
     real_images, fake_images, videos = split_labelled(
         [Path(p) for p in real or []], [Path(p) for p in fake or []]
     )
+    for root in videos_from or []:
+        videos += layout_videos(Path(root))
     result: dict[str, Any] = {}
     if (real_images and fake_images) or manifest or not videos:
         result = _evaluate_images(

@@ -54,6 +54,33 @@ def split_labelled(
     return real_images, fake_images, videos
 
 
+def layout_videos(root: Path) -> list[tuple[Path, int, str]]:
+    """``(video, label, source)`` for the videos of a labelled dataset tree.
+
+    The labels come from the layout (``data.layouts.detect_layout``): FaceForensics++
+    originals are real and each manipulation method is a fake source; VoxCeleb is all real.
+
+    Raises:
+        UserError: ``root`` holds no video its layout labels.
+    """
+    from deepfake_lab.data.layouts import detect_layout, list_sources
+
+    layout = detect_layout(Path(root))
+    _, videos, _ = list_sources(layout)
+    out = []
+    for v in videos:
+        if v.labels.label == "real":
+            out.append((v.path, REAL, "real"))
+        elif v.labels.label == "fake":
+            out.append((v.path, FAKE, v.labels.method or "fake"))
+    if not out:
+        raise UserError(
+            f"no labelled videos under {root} ({layout.describe()}); --videos takes a "
+            "FaceForensics++ or VoxCeleb tree, else give --real/--fake"
+        )
+    return out
+
+
 def evaluate_videos(
     det: Any,
     videos: list[tuple[Path, int, str]],
