@@ -34,15 +34,15 @@ class BrightnessDetector:
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
-    """Real clips of three FFHQ faces, fake clips of three others brightened (one barely),
+    """Real clips of five FFHQ faces, fake clips of five others brightened (one barely),
     and a clip without a face."""
-    faces = sorted(shared_path("data", "ffhq-128").glob("*.png"))[:6]
+    faces = sorted(shared_path("data", "ffhq-128").glob("*.png"))[:10]
     root = tmp_path_factory.mktemp("clips")
     (root / "real").mkdir()
     (root / "swap").mkdir()
-    for i, f in enumerate(faces[:3]):
+    for i, f in enumerate(faces[:5]):
         face_clip(root / "real" / f"r{i}.mp4", np.asarray(Image.open(f).convert("RGB")))
-    for i, (f, gain) in enumerate(zip(faces[3:], (1.6, 1.4, 1.02), strict=True)):
+    for i, (f, gain) in enumerate(zip(faces[5:], (1.6, 1.5, 1.4, 1.3, 1.02), strict=True)):
         face_clip(root / "swap" / f"f{i}.mp4", np.asarray(Image.open(f).convert("RGB")), gain=gain)
     face_clip(root / "swap" / "blank.mp4", np.full((128, 128, 3), 128, np.uint8))
     return root
@@ -64,11 +64,11 @@ def test_video_scores_are_aggregates_and_auc_is_over_videos(clips, finder):
     # The clip without a face is left out, with the reason; never counted right or wrong.
     assert [e["path"].rsplit("/", 1)[-1] for e in r["excluded"]] == ["blank.mp4"]
     rows = r["videos"]
-    assert len(rows) == 6 and all(row["frames"] == 4 and row["faces"] >= 4 for row in rows)
+    assert len(rows) == 10 and all(row["frames"] == 4 and row["faces"] >= 4 for row in rows)
     labels = [row["label"] for row in rows]
     probs = [row["probability"] for row in rows]
     assert r["video"]["roc_auc"] == pytest.approx(roc_auc_score(labels, probs))
-    assert r["video"]["n"] == 6 and r["frame"]["n"] == sum(row["faces"] for row in rows)
+    assert r["video"]["n"] == 10 and r["frame"]["n"] == sum(row["faces"] for row in rows)
     assert all(row["probability"] == row["scores"]["max-face"] for row in rows)
     assert set(r["aggregations"]) == set(AGGREGATIONS)
     lo, hi = r["video"]["intervals"]["roc_auc"]
@@ -110,7 +110,7 @@ def test_eval_detector_cli_reports_video_level_auc(clips, tmp_path):
     doc = json.loads((tmp_path / "e.json").read_text())
     v = doc["videos"]
     assert "roc_auc" not in doc  # no image folders given: no image metrics
-    assert v["video"]["n_real"] == 3 and v["video"]["n_fake"] == 3
+    assert v["video"]["n_real"] == 5 and v["video"]["n_fake"] == 5
     probs = [row["probability"] for row in v["videos"]]
     labels = [row["label"] for row in v["videos"]]
     assert v["video"]["roc_auc"] == pytest.approx(roc_auc_score(labels, probs))
@@ -135,7 +135,9 @@ def test_a_faceforensics_tree_is_labelled_by_path(clips, finder, tmp_path):
         sorted((label, src) for _, label, src in videos)
         == [(0, "real")] * 3 + [(1, "Deepfakes")] * 3
     )
-    r = evaluate_videos(BrightnessDetector(), videos, finder, frames=2, n_boot=0)
+    r = evaluate_videos(BrightnessDetector(), videos, finder, frames=2, n_boot=20)
     assert [row["source"] for row in r["video"]["per_source"]] == ["Deepfakes"]
+    # Three videos a class: no bootstrap interval (it would be falsely narrow), and why.
+    assert "intervals" not in r["video"] and "3 video(s)" in r["video"]["notes"][-1]
     with pytest.raises(UserError, match="no labelled videos"):
         layout_videos(clips / "real")

@@ -248,5 +248,7 @@ def _print_video_metrics(v: dict) -> None:
         f"{a} {x['roc_auc']:.4f}" for a, x in v["aggregations"].items() if x["roc_auc"] is not None
     )
     console.print(f"video ROC-AUC by aggregation: {agg}", highlight=False)
+    for note in m.get("notes", []):
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
     for e in v["excluded"]:
         console.print(f"[yellow]left out:[/] {e['path']}: {e['detail']}", highlight=False)

@@ -24,6 +24,8 @@ from deepfake_lab.metrics.detection import bootstrap_intervals, detection_metric
 from deepfake_lab.video.scan import AGGREGATIONS, aggregate
 
 REAL, FAKE = 0, 1
+#: Videos needed in each class before bootstrap intervals are given.
+MIN_PER_CLASS = 5
 
 
 def split_labelled(
@@ -159,8 +161,15 @@ def evaluate_videos(
     thr = float(det.threshold)
     probs = np.array([r["probability"] for r in rows])
     video = detection_metrics(labels, probs, thr, probs=probs)
-    if n_boot:
+    fewest = int(min((labels == REAL).sum(), (labels == FAKE).sum()))
+    if n_boot and fewest >= MIN_PER_CLASS:
         video["intervals"] = bootstrap_intervals(labels, probs, thr, n_boot=n_boot, probs=probs)
+    elif n_boot:
+        # Resampling one or two videos per class gives a zero-width interval: false comfort.
+        video["notes"].append(
+            f"no 95% intervals: {fewest} video(s) in the smaller class, fewer than "
+            f"{MIN_PER_CLASS}; a video-level ROC-AUC over so few videos says little"
+        )
     video["per_source"] = per_source_table(labels, probs, [r["source"] for r in rows], thr)
     face_labels = np.concatenate([np.full(r["faces"], r["label"]) for r in rows])
     face_probs = np.concatenate([r["face_scores"] for r in rows])
