@@ -29,13 +29,14 @@ def main() -> None:
     ap.add_argument("--detector", help="detector run, checkpoint or export")
     ap.add_argument("--stride", type=int, default=1)
     ap.add_argument("--max-frames", type=int)
+    ap.add_argument("--device", default="cpu", help="where the detector scores: cpu | cuda")
     args = ap.parse_args()
     info = probe(args.video)
     if args.detector:
-        det = load_detector(args.detector)
+        det = load_detector(args.detector, args.device)
     else:
         torch.manual_seed(0)
-        det = LoadedDetector(build_detector("npr", size=64).eval())
+        det = LoadedDetector(build_detector("npr", size=64).eval().to(args.device))
     finder = FACE_DETECTORS.build("yunet", face_model=args.face_model)
     scan_video(args.video, det, finder, stride=args.stride, max_frames=8)  # warm-up
     timings: dict[str, float] = {}
@@ -48,7 +49,7 @@ def main() -> None:
     real_time = info.fps / args.stride  # sampled frames per second of video
     print(
         f"{args.video}: {info.width}x{info.height} @ {info.fps:g} fps, stride {args.stride}, "
-        f"{torch.get_num_threads()} threads"
+        f"{torch.get_num_threads()} threads, detector on {args.device}"
     )
     print(
         f"  {scan.frames} frames in {wall:.2f} s: {fps:.1f} frames/s = "
