@@ -263,9 +263,9 @@ def detect_images(
         UserError: missing paths, no images, a bad detector or face model, or ``explain_dir``
             with a detector that has no spatial layer (before anything is scanned).
     """
-    from deepfake_lab.data.prepare import _build_detector
     from deepfake_lab.explain import gradcam_layer_of, gradcam_with_logits, overlay_for_viewing
     from deepfake_lab.explain import overlay_names as make_names
+    from deepfake_lab.faces.detectors import build_face_detector
 
     if batch < 1:
         raise UserError(f"--batch must be 1 or more, got {batch}")
@@ -282,7 +282,7 @@ def detect_images(
     det = load_detector(model, dev)
     if explain is not None:
         gradcam_layer_of(det.model)  # no spatial layer: say so before scanning anything
-    finder = _build_detector(face_detector, face_model) if faces else None
+    finder = build_face_detector(face_detector, face_model) if faces else None
     names = dict(zip(files, make_names(files), strict=True)) if explain is not None else {}
     reencode = parse_reencode(det.reencode)
     model_id = f"{det.identity['name']}:{det.identity['weights_sha256'][:12]}"

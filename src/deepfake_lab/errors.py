@@ -7,3 +7,9 @@ class UserError(Exception):
     The CLI prints ``error: <message>`` and exits non-zero, without a traceback.
     The message should say what is wrong and what to do about it.
     """
+
+
+def os_error_detail(exc: OSError) -> str:
+    """``strerror: filename`` of an OSError, in one line."""
+    text = exc.strerror or str(exc) or type(exc).__name__
+    return f"{text}: {exc.filename}" if exc.filename else text

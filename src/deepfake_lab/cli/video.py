@@ -28,8 +28,8 @@ def av_sync_cmd(
     ),
 ) -> None:
     """Offset between lips and speech (positive: the audio lags), with confidence."""
-    from deepfake_lab.data.prepare import _build_detector
     from deepfake_lab.errors import UserError
+    from deepfake_lab.faces.detectors import build_face_detector
     from deepfake_lab.io import atomic_write_json
     from deepfake_lab.video.avsync import av_sync
     from deepfake_lab.video.decode import probe
@@ -43,7 +43,7 @@ def av_sync_cmd(
     tracker = None
     if lips == "on" or lip_model is not None or (lips == "auto" and lips_available()):
         tracker = LipTracker(lip_model)
-    r = av_sync(video, _build_detector(face_detector, face_model), max_lag_ms, lips=tracker)
+    r = av_sync(video, build_face_detector(face_detector, face_model), max_lag_ms, lips=tracker)
     if json_path:
         atomic_write_json(json_path, r)
     console.print(

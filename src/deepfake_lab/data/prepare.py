@@ -13,12 +13,11 @@ its fields and its crash safety.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,92 +27,20 @@ import numpy as np
 from deepfake_lab.data import manifest as mf
 from deepfake_lab.data.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_bytes, read_image_file
 from deepfake_lab.data.layouts import SourceImage, SourceVideo, detect_layout, list_sources
+from deepfake_lab.data.prepare_summary import PrepareSummary
 from deepfake_lab.data.prepare_video import (
     DEFAULT_FRAMES_PER_VIDEO,
     VideoOptions,
     settle_video,
     video_options_key,
 )
-from deepfake_lab.errors import UserError
+from deepfake_lab.errors import UserError, os_error_detail
 from deepfake_lab.faces.align import align_face, center_crop
-from deepfake_lab.faces.detectors import FACE_DETECTORS, FaceDetector
+from deepfake_lab.faces.detectors import FaceDetector, build_face_detector
 from deepfake_lab.faces.montage import make_montage
 from deepfake_lab.io import atomic_write_json, write_png
 
 MONTAGE_FACES = 64
-
-
-@dataclass
-class PrepareSummary:
-    """What a run did (also written to ``OUT/summary.json``).
-
-    Sources are image files and videos; a kept video counts once in ``kept`` however many
-    crops it gave.
-
-    Attributes:
-        src, out: the folders, resolved.
-        layout: ``"celeba"``, ``"ffhq"``, ``"faceforensics"``, ``"voxceleb"`` or
-            ``"folder"``, with what was found.
-        detector: detector name, None with ``align=False``.
-        size: output side in pixels.
-        aligned: whether faces were aligned (else centre-cropped).
-        found: sources found (after ``limit``).
-        kept: sources kept by this run.
-        skipped_done: sources already in the manifest from an earlier run.
-        rejected: reason -> count, for this run.
-        ignored_files: files without an image or video suffix (or outside the dataset
-            layout), passed over.
-        total_kept: records (crops) in the manifest at the end.
-        removed_temp_files, dropped_records: what recovery from an interrupted run cleaned.
-        elapsed_s: wall time; images_per_s: sources found / elapsed_s.
-        frames_per_video: frames sampled per video.
-        videos_found, videos_kept, videos_skipped_done: the video share of ``found``,
-            ``kept`` and ``skipped_done``.
-        videos_damaged: kept videos whose decoding broke part-way (faces of the frames
-            before the break kept).
-        frames_sampled: frames decoded from the videos kept by this run.
-        video_faces_kept: crops written from those videos.
-        video_tracks: face tracks in those videos.
-        videos_processed: videos decoded by this run (kept or rejected);
-            video_seconds: time spent on them; seconds_per_video: the mean.
-    """
-
-    src: str
-    out: str
-    layout: str
-    detector: str | None
-    size: int
-    aligned: bool
-    found: int = 0
-    kept: int = 0
-    skipped_done: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-    ignored_files: int = 0
-    total_kept: int = 0
-    removed_temp_files: int = 0
-    dropped_records: int = 0
-    elapsed_s: float = 0.0
-    images_per_s: float = 0.0
-    frames_per_video: int = DEFAULT_FRAMES_PER_VIDEO
-    videos_found: int = 0
-    videos_kept: int = 0
-    videos_skipped_done: int = 0
-    videos_damaged: int = 0
-    frames_sampled: int = 0
-    video_faces_kept: int = 0
-    video_tracks: int = 0
-    videos_processed: int = 0
-    video_seconds: float = 0.0
-    seconds_per_video: float = 0.0
-
-    @property
-    def rejected_total(self) -> int:
-        """All rejections of this run."""
-        return sum(self.rejected.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
 
 
 class _Reject(Exception):
@@ -184,7 +111,7 @@ def prepare_dataset(
         )
     n_videos = sum(isinstance(source, SourceVideo) for source in sources)
 
-    face_detector = _build_detector(detector, face_model) if align else None
+    face_detector = build_face_detector(detector, face_model) if align else None
     options = json.dumps(
         {
             "detector": detector if align else None,
@@ -242,7 +169,7 @@ def prepare_dataset(
             atomic_write_json(out / mf.SUMMARY, summary.to_dict())
             _write_montage(out, records)
     except OSError as exc:  # disk full, read-only or unwritable output folder, ...
-        raise UserError(f"cannot write the dataset in {out}: {_os_detail(exc)}") from None
+        raise UserError(f"cannot write the dataset in {out}: {os_error_detail(exc)}") from None
 
     if summary.kept == 0 and summary.skipped_done == 0:
         counts = ", ".join(f"{k}: {v}" for k, v in summary.rejected.items())
@@ -318,7 +245,7 @@ class _Run:
         try:
             stat = mf.stat_key(image.path)
         except OSError as exc:
-            self.reject(image, (0, 0), None, _Reject("unreadable", _os_detail(exc)))
+            self.reject(image, (0, 0), None, _Reject("unreadable", os_error_detail(exc)))
             return None
         if (path, *stat) in self.done_by_stat:
             self.summary.skipped_done += 1
@@ -445,16 +372,6 @@ def _process(
     }
 
 
-def _build_detector(name: str, face_model: Path | str | None) -> FaceDetector:
-    factory = FACE_DETECTORS.get(name)
-    kwargs: dict[str, Any] = {}
-    if face_model is not None:
-        if "face_model" not in inspect.signature(factory).parameters:
-            raise UserError(f"--face-model applies to yunet only, not to the {name} detector")
-        kwargs["face_model"] = face_model
-    return FACE_DETECTORS.build(name, **kwargs)
-
-
 def _check_args(size: int, min_face: int, max_pixels: int, limit: int | None) -> None:
     if not 16 <= size <= 4096:
         raise UserError(f"--size must be between 16 and 4096, got {size}")
@@ -488,9 +405,3 @@ def _write_montage(out: Path, records: list[dict[str, Any]]) -> None:
     if not crops:
         return
     write_png(out / mf.MONTAGE, make_montage(crops, cell=min(128, crops[0].shape[0])))
-
-
-def _os_detail(exc: OSError) -> str:
-    """``strerror: filename`` of an OSError, in one line."""
-    text = exc.strerror or str(exc) or type(exc).__name__
-    return f"{text}: {exc.filename}" if exc.filename else text

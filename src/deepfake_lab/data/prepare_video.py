@@ -46,7 +46,7 @@ import numpy as np
 
 from deepfake_lab.data import manifest as mf
 from deepfake_lab.data.video_layouts import SourceVideo
-from deepfake_lab.errors import UserError
+from deepfake_lab.errors import UserError, os_error_detail
 from deepfake_lab.faces.align import align_face, center_crop
 from deepfake_lab.faces.detectors import Face, FaceDetector
 from deepfake_lab.io import write_png
@@ -195,7 +195,7 @@ def _classify(run: _Run, video: SourceVideo, opts: VideoOptions) -> _Source | No
     try:
         stat = mf.stat_key(video.path)
     except OSError as exc:
-        run.reject_reason(video, (0, 0), None, "unreadable", _os_detail(exc), opts.options)
+        run.reject_reason(video, (0, 0), None, "unreadable", os_error_detail(exc), opts.options)
         return None
     if (path, *stat) in run.done_by_stat:
         run.summary.skipped_done += 1
@@ -214,7 +214,7 @@ def _classify(run: _Run, video: SourceVideo, opts: VideoOptions) -> _Source | No
     try:
         sha = sha256_file(video.path)
     except OSError as exc:
-        run.reject_reason(video, stat, None, "unreadable", _os_detail(exc), opts.options)
+        run.reject_reason(video, stat, None, "unreadable", os_error_detail(exc), opts.options)
         return None
     kept = run.done_by_sha.get(sha)
     if kept is not None and kept.get("source") != path and mf.source_unchanged(kept):
@@ -391,9 +391,3 @@ def _write(
             }
         )
     return records
-
-
-def _os_detail(exc: OSError) -> str:
-    """``strerror: filename`` of an OSError, in one line."""
-    text = exc.strerror or str(exc) or type(exc).__name__
-    return f"{text}: {exc.filename}" if exc.filename else text

@@ -156,9 +156,9 @@ class VideoOptions:
     progress: Callable[[int, int], None] | None = None
 
     def finder(self) -> Any:
-        from deepfake_lab.data.prepare import _build_detector
+        from deepfake_lab.faces.detectors import build_face_detector
 
-        return _build_detector(self.face_detector, self.face_model)
+        return build_face_detector(self.face_detector, self.face_model)
 
 
 def _evaluate_images(

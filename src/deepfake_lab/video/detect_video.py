@@ -129,15 +129,15 @@ def detect_video_files(
     for the images when ``merge_json``, else in a new file."""
     import json
 
-    from deepfake_lab.data.prepare import _build_detector
     from deepfake_lab.detect import load_detector
+    from deepfake_lab.faces.detectors import build_face_detector
     from deepfake_lab.io import atomic_write_json
     from deepfake_lab.training.common import resolve_device
 
     if stride < 1 or any(n is not None and n < 1 for n in (max_frames, frames)):
         raise UserError("--stride, --max-frames and --frames must be 1 or more")
     det = load_detector(model, resolve_device(device))
-    finder = _build_detector(face_detector, face_model)
+    finder = build_face_detector(face_detector, face_model)
     records = detect_videos(
         det,
         videos,

@@ -4,6 +4,11 @@ Every detector takes an ``(H, W, 3)`` uint8 RGB image and returns :class:`Face` 
 five landmarks, score), most confident first.
 """
 
+import inspect
+from pathlib import Path
+from typing import Any
+
+from deepfake_lab.errors import UserError
 from deepfake_lab.faces.detectors.base import LANDMARK_NAMES, Face, FaceDetector
 from deepfake_lab.registry import Registry
 
@@ -12,4 +17,21 @@ FACE_DETECTORS: Registry[FaceDetector] = Registry("face detector")
 # Imported for their registration side effect; they need FACE_DETECTORS defined above.
 from deepfake_lab.faces.detectors import haar, yunet  # noqa: E402, F401
 
-__all__ = ["FACE_DETECTORS", "LANDMARK_NAMES", "Face", "FaceDetector"]
+
+def build_face_detector(name: str, face_model: Path | str | None = None) -> FaceDetector:
+    """The detector registered as ``name``, with its model file when it takes one.
+
+    Raises:
+        UserError: an unknown name, a ``face_model`` for a detector without one, or a model
+            that cannot be found or loaded.
+    """
+    factory = FACE_DETECTORS.get(name)
+    kwargs: dict[str, Any] = {}
+    if face_model is not None:
+        if "face_model" not in inspect.signature(factory).parameters:
+            raise UserError(f"--face-model applies to yunet only, not to the {name} detector")
+        kwargs["face_model"] = face_model
+    return FACE_DETECTORS.build(name, **kwargs)
+
+
+__all__ = ["FACE_DETECTORS", "LANDMARK_NAMES", "Face", "FaceDetector", "build_face_detector"]
