@@ -25,44 +25,23 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
-from deepfake_lab.faces.align import align_face
 from deepfake_lab.video import avsync
-from deepfake_lab.video.decode import iter_frames, probe, read_audio
+from deepfake_lab.video.decode import read_audio
 from deepfake_lab.video.lips import LipTracker, lips_available
-from deepfake_lab.video.tracks import link_tracks
 
 CLIPS = ("grid_bbaf2n_real.mpg", "grid_brbk7n_real.mpg", "sadtalker_art0_synthesized.mp4")
 SHIFTS_MS = (-400, -200, 200, 400)
 RATE = 16000
 
 
-def extract(path: Path, finder, lips, crop: int = 96) -> dict:
-    """Main-track mouth signals (missed frames filled from the nearest), PCM, fps."""
-    info = probe(path)
-    records, crops, gaps = [], {}, {}
-    for frame in iter_frames(path):
-        faces = finder.detect(frame.image)[:4]
-        records.append((frame.index, frame.time_s, faces))
-        for f in faces:
-            crops[(frame.index, id(f))] = align_face(frame.image, f.landmarks, crop)[0]
-            if lips is not None:
-                gaps[(frame.index, id(f))] = lips.opening(frame.image, f)
-    main = max(link_tracks(records, max_gap=3), key=len)
-    keys = {tf.frame_index: (tf.frame_index, id(tf.face)) for tf in main.faces}
-    present = np.array(sorted(keys))
-    nearest = [keys[int(present[np.argmin(np.abs(present - r[0]))])] for r in records]
-    stack = np.stack([crops[k] for k in nearest])
-    mouth = {"openness": avsync.mouth_openness(stack), "motion": avsync.mouth_motion(stack)}
-    if lips is not None:
-        mouth["lip-gap"] = np.array([gaps[k] for k in nearest])
+def extract(path: Path, finder, lips) -> dict:
+    """The main track's mouth signals (``avsync.mouth_track``), PCM, frame times, fps."""
+    mouth = avsync.mouth_track(path, finder, lips=lips)
+    signals = dict(mouth.signals)
+    if mouth.track_frames == len(mouth.times_s):  # motion needs the crops of every frame
+        signals["motion"] = avsync.mouth_motion(mouth.crops)
     pcm, rate = read_audio(path, RATE)
-    return {
-        "mouth": mouth,
-        "times": np.array([r[1] for r in records]),
-        "fps": info.fps,
-        "pcm": pcm,
-        "rate": rate,
-    }
+    return {"mouth": signals, "times": mouth.times_s, "fps": mouth.fps, "pcm": pcm, "rate": rate}
 
 
 def _detrend(x: np.ndarray, fps: float, seconds: float = 1.0) -> np.ndarray:

@@ -214,6 +214,70 @@ def estimate_offset(
     )
 
 
+@dataclass
+class MouthTrack:
+    """The mouth of a video's main face track, one value per decoded frame.
+
+    Attributes:
+        signals: name -> (T,) signal: ``"openness"`` (crop darkness), ``"lip-gap"`` (with
+            a lip tracker); frames where the track was missed are interpolated.
+        crops: (P, S, S, 3) uint8 aligned crops of the P frames the track was found in.
+        times_s: (T,) start time of every decoded frame.
+        fps: the video's frame rate.
+        track_frames: P.
+    """
+
+    signals: dict[str, np.ndarray]
+    crops: np.ndarray
+    times_s: np.ndarray
+    fps: float
+    track_frames: int
+
+
+def mouth_track(
+    path: str | Path,
+    finder: Any,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    crop: int = 96,
+    lips: Any = None,
+) -> MouthTrack:
+    """Decode every frame in ``[start_s, end_s)`` and follow the mouth of the longest face
+    track (see :func:`av_sync` for the arguments).
+
+    Raises:
+        UserError: no face in the video.
+    """
+    from deepfake_lab.faces.align import align_face
+    from deepfake_lab.video.decode import iter_frames, probe
+    from deepfake_lab.video.tracks import link_tracks
+
+    info = probe(path)
+    records, crops, gaps = [], {}, {}
+    for frame in iter_frames(path, 1, start_s, end_s):
+        faces = finder.detect(frame.image)[:4]
+        records.append((frame.index, frame.time_s, faces))
+        for f in faces:
+            crops[(frame.index, id(f))] = align_face(frame.image, f.landmarks, crop)[0]
+            if lips is not None:
+                gaps[(frame.index, id(f))] = lips.opening(frame.image, f)
+    tracks = link_tracks(records, max_gap=3)
+    if not tracks:
+        raise UserError(f"{path}: no face found, so no mouth to follow")
+    main = max(tracks, key=len)
+    index = [r[0] for r in records]
+    keys = {tf.frame_index: (tf.frame_index, id(tf.face)) for tf in main.faces}
+    present = [i for i in index if i in keys]
+    stack = np.stack([crops[keys[i]] for i in present])
+    per_frame = {"openness": mouth_openness(stack)}
+    if lips is not None:
+        per_frame["lip-gap"] = np.array([gaps[keys[i]] for i in present])
+    # Frames where the track was missed get the signal interpolated from their neighbours.
+    signals = {k: np.interp(index, present, v) for k, v in per_frame.items()}
+    times = np.array([r[1] for r in records])
+    return MouthTrack(signals, stack, times, info.fps, len(main))
+
+
 def av_sync(
     path: str | Path,
     finder: Any,
@@ -226,8 +290,7 @@ def av_sync(
     """Estimate the audio-visual offset of a talking-face video.
 
     Every frame in ``[start_s, end_s)`` is decoded; the longest face track gives the mouth
-    signals (frames where it was missed are interpolated), the audio track its
-    speech-band energy.
+    signals (:func:`mouth_track`), the audio track its speech-band energy.
 
     Args:
         path: the video.
@@ -247,47 +310,24 @@ def av_sync(
     Raises:
         UserError: no audio, no face, or a clip too short for the lags.
     """
-    from deepfake_lab.faces.align import align_face
-    from deepfake_lab.video.decode import iter_frames, probe, read_audio
-    from deepfake_lab.video.tracks import link_tracks
+    from deepfake_lab.video.decode import probe, read_audio
 
-    info = probe(path)
-    if not info.has_audio:
+    if not probe(path).has_audio:
         raise UserError(f"{path}: no audio track, so nothing to synchronise")
-    records, crops, gaps = [], {}, {}
-    for frame in iter_frames(path, 1, start_s, end_s):
-        faces = finder.detect(frame.image)[:4]
-        records.append((frame.index, frame.time_s, faces))
-        for f in faces:
-            crops[(frame.index, id(f))] = align_face(frame.image, f.landmarks, crop)[0]
-            if lips is not None:
-                gaps[(frame.index, id(f))] = lips.opening(frame.image, f)
-    tracks = link_tracks(records, max_gap=3)
-    if not tracks:
-        raise UserError(f"{path}: no face found, so no mouth to follow")
-    main = max(tracks, key=len)
-    index = [r[0] for r in records]
-    times = np.array([r[1] for r in records])
-    keys = {tf.frame_index: (tf.frame_index, id(tf.face)) for tf in main.faces}
-    present = [i for i in index if i in keys]
-    opening = mouth_openness(np.stack([crops[keys[i]] for i in present]))
-    per_frame = {"openness": opening}
-    if lips is not None:
-        per_frame["lip-gap"] = np.array([gaps[keys[i]] for i in present])
-    # Frames where the track was missed get the signal interpolated from their neighbours.
-    signals = [np.interp(index, present, v) for v in per_frame.values()]
+    mouth = mouth_track(path, finder, start_s, end_s, crop, lips)
     pcm, rate = read_audio(path, 16000)
-    env = audio_envelope(pcm, rate, info.fps, len(index), times_s=times, onsets=False)
-    est = estimate_offset(signals, env, info.fps, max_lag_ms)
+    n = len(mouth.times_s)
+    env = audio_envelope(pcm, rate, mouth.fps, n, times_s=mouth.times_s, onsets=False)
+    est = estimate_offset(list(mouth.signals.values()), env, mouth.fps, max_lag_ms)
     return {
         "path": str(path),
         "offset_ms": round(est.offset_ms, 1),
         "confidence": round(est.confidence, 3),
         "offset_uncertainty_ms": round(est.offset_uncertainty_ms, 1),
-        "frames": len(index),
-        "track_frames": len(main),
-        "fps": info.fps,
-        "mouth_signals": list(per_frame),
+        "frames": n,
+        "track_frames": mouth.track_frames,
+        "fps": mouth.fps,
+        "mouth_signals": list(mouth.signals),
         "lags_ms": est.lags_ms,
         "correlation": est.correlation,
     }
