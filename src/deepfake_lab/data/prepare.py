@@ -242,20 +242,8 @@ class _Run:
         same image moved or re-timestamped, which counts as done.
         """
         path = str(image.path)
-        try:
-            stat = mf.stat_key(image.path)
-        except OSError as exc:
-            self.reject(image, (0, 0), None, _Reject("unreadable", os_error_detail(exc)))
-            return None
-        if (path, *stat) in self.done_by_stat:
-            self.summary.skipped_done += 1
-            return None
-        cached = self.rejections.cache.get((path, *stat, self.options))
-        if cached is not None:
-            if cached.get("sha256"):
-                self.first_seen.setdefault(cached["sha256"], path)
-            detail = str(cached.get("detail") or "rejected by an earlier run")
-            self.reject(image, stat, cached.get("sha256"), _Reject(cached["reason"], detail))
+        stat = self.needs_work(image, self.options)
+        if stat is None:
             return None
         try:
             data = read_image_file(image.path, self.max_pixels)
@@ -275,6 +263,30 @@ class _Run:
             self.summary.skipped_done += 1
             return None
         return _Source(data, sha, stat)
+
+    def needs_work(self, source: SourceImage | SourceVideo, options: str) -> tuple[int, int] | None:
+        """The ``stat_key`` of a source to read, or None when it is settled without reading:
+        unreadable (rejected), unchanged since an earlier run kept it (``skipped_done``
+        counted), or unchanged since an earlier run with the same ``options`` rejected it
+        (rejected again, with the earlier reason)."""
+        path = str(source.path)
+        try:
+            stat = mf.stat_key(source.path)
+        except OSError as exc:
+            self.reject(source, (0, 0), None, _Reject("unreadable", os_error_detail(exc)), options)
+            return None
+        if (path, *stat) in self.done_by_stat:
+            self.summary.skipped_done += 1
+            return None
+        cached = self.rejections.cache.get((path, *stat, options))
+        if cached is not None:
+            if cached.get("sha256"):
+                self.first_seen.setdefault(cached["sha256"], path)
+            detail = str(cached.get("detail") or "rejected by an earlier run")
+            again = _Reject(cached["reason"], detail)
+            self.reject(source, stat, cached.get("sha256"), again, options)
+            return None
+        return stat
 
     def _duplicate(self, image: SourceImage, stat: tuple[int, int], sha: str, of: str) -> None:
         self.reject(image, stat, sha, _Reject("duplicate", f"same bytes as {of}", duplicate_of=of))

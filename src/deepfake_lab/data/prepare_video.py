@@ -192,21 +192,10 @@ def _classify(run: _Run, video: SourceVideo, opts: VideoOptions) -> _Source | No
     The same rules as ``prepare._Run.classify`` for images; only the hashing streams.
     """
     path = str(video.path)
-    try:
-        stat = mf.stat_key(video.path)
-    except OSError as exc:
-        run.reject_reason(video, (0, 0), None, "unreadable", os_error_detail(exc), opts.options)
-        return None
-    if (path, *stat) in run.done_by_stat:
-        run.summary.skipped_done += 1
-        run.summary.videos_skipped_done += 1
-        return None
-    cached = run.rejections.cache.get((path, *stat, opts.options))
-    if cached is not None:
-        if cached.get("sha256"):
-            run.first_seen.setdefault(cached["sha256"], path)
-        detail = str(cached.get("detail") or "rejected by an earlier run")
-        run.reject_reason(video, stat, cached.get("sha256"), cached["reason"], detail, opts.options)
+    done_before = run.summary.skipped_done
+    stat = run.needs_work(video, opts.options)
+    if stat is None:
+        run.summary.videos_skipped_done += run.summary.skipped_done - done_before
         return None
     if stat[0] == 0:
         run.reject_reason(video, stat, None, "empty_file", "the file has 0 bytes", opts.options)
