@@ -8,17 +8,17 @@ import av
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from conftest import shared_path
 from deepfake_lab.cli.app import app
 from deepfake_lab.errors import UserError
-from deepfake_lab.export import load_generator, weights_sha256
+from deepfake_lab.export import load_generator
 from deepfake_lab.generate import latents_for_seeds
 from deepfake_lab.provenance.marking import ProvenanceOptions
-from deepfake_lab.video import render
+from deepfake_lab.video import render, render_measure
 from deepfake_lab.video.decode import iter_frames, probe
+from render_toys import textured_generator_export
 from tiny_configs import tiny_generator_export
 
 runner = CliRunner()
@@ -26,19 +26,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def textured(tmp_path_factory):
-    """A 16 px generator export with large random weights: its images have contrast (an
-    initialised DCGAN draws flat grey, too flat to carry the watermark through encoding)."""
-    out = tiny_generator_export(tmp_path_factory.mktemp("gen") / "export", size=16)
-    state = load_file(str(out / "model.safetensors"))
-    g = torch.Generator().manual_seed(1)
-    for k, v in state.items():
-        if v.ndim == 4:
-            state[k] = torch.randn(v.shape, generator=g) * 0.2
-    save_file(state, str(out / "model.safetensors"))
-    meta = json.loads((out / "config.json").read_text())
-    meta["weights_sha256"] = weights_sha256(state)
-    (out / "config.json").write_text(json.dumps(meta))
-    return out
+    return textured_generator_export(tmp_path_factory.mktemp("gen") / "export")
 
 
 def test_slerp_keeps_the_norm_of_equal_norm_latents():
@@ -168,7 +156,7 @@ def test_landmark_jitter_of_a_real_clip():
     from deepfake_lab.faces.detectors import FACE_DETECTORS
 
     finder = FACE_DETECTORS.build("yunet", face_model=finder_model)
-    r = render.measure_video(video, finder=finder)
+    r = render_measure.measure_video(video, finder=finder)
     assert r["face_frames"] >= 0.9 * r["frames"] and r["tracks"]
     assert r["landmark_jitter"] is not None and 0 < r["landmark_jitter"] < 0.1
     assert r["watermark_frames_verified"] is None  # nothing expected, nothing checked

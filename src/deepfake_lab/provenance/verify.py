@@ -1,10 +1,12 @@
-"""``deepfake-lab verify``: read the provenance of images (watermark, metadata, C2PA).
+"""``deepfake-lab verify``: read the provenance of images and videos.
 
 One record per image with the keys ``path``, ``watermark`` (bool), ``payload`` (the decoded
 payload or None), ``bit_errors`` (corrected bits, against ``budget``), ``metadata`` (PNG
 text / XMP, ``read_metadata``), ``c2pa`` (``read_c2pa``, None without a manifest) and a
-one-phrase ``verdict``. Unreadable files are reported in the record (``error``), never
-fatal.
+one-phrase ``verdict``. Videos (``decode.VIDEO_SUFFIXES``) get a record from
+``verify_video.verify_video`` (``kind: "video"``): the same keys, plus the frame counts
+behind the watermark decision. Unreadable files are reported in the record (``error``),
+never fatal.
 """
 
 from __future__ import annotations
@@ -14,12 +16,36 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_lab import __version__
-from deepfake_lab.data.decode import DecodeError, decode_image
-from deepfake_lab.detect import list_image_paths
+from deepfake_lab.data.decode import IMAGE_SUFFIXES, DecodeError, decode_image
 from deepfake_lab.errors import UserError
 from deepfake_lab.io import atomic_write_json
 from deepfake_lab.provenance.metadata import read_metadata
+from deepfake_lab.provenance.verify_video import DEFAULT_MAX_FRAMES, verify_video
 from deepfake_lab.provenance.watermark import BCH_T, code_matches, extract
+from deepfake_lab.video.decode import VIDEO_SUFFIXES
+
+
+def list_media_paths(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
+    """``(images, videos)`` among ``paths``: folders walked (sorted), files as given (a file
+    is a video by its suffix, ``VIDEO_SUFFIXES``, else an image).
+
+    Raises:
+        UserError: a path that does not exist, or nothing found.
+    """
+    images: list[Path] = []
+    videos: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file())
+            images += [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
+            videos += [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
+        elif p.is_file():
+            (videos if p.suffix.lower() in VIDEO_SUFFIXES else images).append(p)
+        else:
+            raise UserError(f"not found: {p}")
+    if not images and not videos:
+        raise UserError("no images or videos found in the given paths")
+    return images, videos
 
 
 def _c2pa_reader() -> Any:
@@ -50,23 +76,31 @@ def verify_images(
     secret_file: str | Path | None = None,
     trust_anchors: str | Path | None = None,
     search: bool = True,
+    max_frames: int = DEFAULT_MAX_FRAMES,
 ) -> list[dict[str, Any]]:
-    """Read watermark, metadata and C2PA manifest of every image.
+    """Read watermark, metadata and C2PA manifest of every image, and watermark and container
+    tags of every video.
 
     Args:
-        paths: image files and folders (walked recursively).
-        json_path: write ``{"tool", "version", "created", "results": [...]}`` here.
+        paths: image and video files and folders (walked recursively).
+        json_path: write ``{"tool", "version", "created", "results": [...], "videos": [...]}``
+            here (``results``: the image records).
         secret_file: the owner's secret: each keyed payload gets ``code_valid``.
         trust_anchors: PEM root certificates trusted for C2PA signers.
-        search: search crop alignments when the direct read fails (~0.3 s per such image).
+        search: images: search crop alignments when the direct read fails (~0.3 s per such
+            image). Video frames are read directly only (``verify_video``).
+        max_frames: videos: frames checked per video, evenly spaced.
 
     Returns:
-        Records sorted by path (see the module docstring).
+        The image records sorted by path, then the video records sorted by path (see the
+        module docstring).
 
     Raises:
-        UserError: missing paths or secret file, no images.
+        UserError: missing paths or secret file, nothing to verify, ``max_frames`` < 1.
     """
-    files = list_image_paths(paths)
+    if max_frames < 1:
+        raise UserError(f"--max-frames must be 1 or more, got {max_frames}")
+    files, videos = list_media_paths(paths)
     secret = None
     if secret_file is not None:
         if not Path(secret_file).is_file():
@@ -107,6 +141,7 @@ def verify_images(
         r["verdict"] = _verdict(r)
         records.append(r)
     records.sort(key=lambda r: r["path"])
+    video_records = [verify_video(v, secret, max_frames) for v in sorted(videos)]
     if json_path is not None:
         atomic_write_json(
             Path(json_path),
@@ -115,6 +150,7 @@ def verify_images(
                 "version": __version__,
                 "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                 "results": records,
+                "videos": video_records,
             },
         )
-    return records
+    return records + video_records

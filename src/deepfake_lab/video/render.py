@@ -14,8 +14,8 @@ as they come into a hidden temp file in the output folder, renamed to ``walk.mp4
 Codec: H.264 (libx264, yuv420p, CRF ``DEFAULT_CRF``), else MPEG-4 Part 2 at
 ``MPEG4_BITS_PER_PIXEL``. CRF 18, not libx264's 23, because of the watermark (direct reads
 of decoded 256 px frames): FFHQ face cross-fades kept it in 88/88 frames at CRF 18, 85/88 at
-20, 49/88 at 23; a 200-frame walk of a 64 px FastGAN upscaled to 256 px in 100 % at CRF 18,
-92 % at 23, 41 % at 28. Smaller frames lose it sooner (128 px: ~50 % at CRF 18 on
+20, 49/88 at 23; 200-frame walks of 64 px FastGANs upscaled to 256 px in 100 % at CRF 18,
+76-92 % at 23 (two models), ~40 % at 28. Smaller frames lose it sooner (128 px: ~50 % at CRF 18 on
 high-contrast content): lower ``crf`` there.
 
 Container tags (MP4 ``ilst``; ffprobe, exiftool, ``av.open(path).metadata``): ``title``;
@@ -23,10 +23,10 @@ Container tags (MP4 ``ilst``; ffprobe, exiftool, ``av.open(path).metadata``): ``
 trainedAlgorithmicMedia) by deepfake-lab; ``description``, the JSON provenance record (as in
 the PNG ``deepfake-lab:provenance`` chunk).
 
-The written video is decoded back (``decode.iter_frames``) and measured: the share of frames
-whose watermark reads with the generator's payload, whole-frame appearance flicker and, with
-a YuNet model, landmark jitter per face track (``temporal``). A baseline of independent
-latents per frame, rendered and encoded the same way, shows what "smooth" means in numbers.
+The written video is decoded back and measured (``render_measure.measure_video``): the share
+of frames whose watermark reads with the generator's payload, whole-frame appearance flicker
+and, with a YuNet model, landmark jitter per face track. A baseline of independent latents
+per frame, rendered and encoded the same way, shows what "smooth" means in numbers.
 """
 
 from __future__ import annotations
@@ -52,12 +52,9 @@ from deepfake_lab.generate import latents_for_seeds
 from deepfake_lab.io import atomic_write_json
 from deepfake_lab.provenance.marking import Marker, ProvenanceOptions
 from deepfake_lab.provenance.metadata import DIGITAL_SOURCE_TYPE, ProvenanceInfo
-from deepfake_lab.provenance.watermark import Payload, extract
 from deepfake_lab.report.grid import to_uint8
 from deepfake_lab.training.common import resolve_device
-from deepfake_lab.video.decode import iter_frames
-from deepfake_lab.video.temporal import appearance_flicker, track_consistency
-from deepfake_lab.video.tracks import link_tracks
+from deepfake_lab.video.render_measure import measure_video
 
 #: ``--codec`` names and their FFmpeg encoders.
 CODECS = {"h264": "libx264", "mpeg4": "mpeg4", "mjpeg": "mjpeg"}
@@ -66,7 +63,6 @@ MIN_VIDEO_SIDE = 256
 DEFAULT_CRF = 18  # keeps the watermark; libx264's default 23 does not (module docstring)
 MPEG4_BITS_PER_PIXEL = 0.8  # mpeg4/mjpeg: 1.3 Mbit/s at 256 px, 25 fps; the mark needs ~0.6
 BASELINE_FRAMES = 48
-_THUMB = 64  # side of the thumbnails and face crops kept for the temporal measures
 
 Progress = Callable[[str, int, int], None]
 
@@ -226,92 +222,6 @@ def encode_video(
     finally:
         tmp.unlink(missing_ok=True)
     return {"codec": codec, "encoder": CODECS[codec], "frames": n, "quality": quality}
-
-
-def measure_video(
-    path: str | Path,
-    payload: Payload | None = None,
-    strength: float = 0.4,
-    finder: Any = None,
-    progress: Callable[[int], None] | None = None,
-) -> dict[str, Any]:
-    """Decode ``path`` once and measure watermark survival and temporal consistency.
-
-    Args:
-        path: the video.
-        payload: the expected watermark payload; None skips the watermark check.
-        strength: the watermark's lattice step.
-        finder: a face detector (``faces.detectors``) for landmark jitter; None skips it.
-        progress: called with the number of frames decoded so far.
-
-    Returns:
-        ``frames``, ``width``, ``height``; ``watermark_frames_verified`` (fraction in [0, 1]
-        of frames whose mark decodes to ``payload``, or None); ``flicker``/``flicker_hf``
-        (whole-frame luma differences in [0, 1]); ``landmark_jitter`` (inter-ocular units,
-        frame-weighted over face tracks; None without faces or ``finder``), ``face_frames``
-        and ``tracks`` (per-track consistency), or ``landmark_jitter_skipped`` (why).
-    """
-    from deepfake_lab.faces.align import align_face
-
-    thumbs, index, records, crops = [], [], [], {}
-    verified = 0
-    shape = (0, 0)
-    for n, fr in enumerate(iter_frames(path), 1):
-        img, shape = fr.image, fr.image.shape[:2]
-        if payload is not None:
-            # Direct read only: the frames are whole, and a crop search costs 0.3 s each.
-            reading = extract(img, search=False, strength=strength)
-            verified += reading.found and reading.payload == payload
-        # 64 px thumbnails (12 kB a frame) carry the flicker; full frames are not kept.
-        thumbs.append(cv2.resize(img, (_THUMB, _THUMB), interpolation=cv2.INTER_AREA))
-        index.append(fr.index)
-        if finder is not None:
-            kept = []
-            for f in finder.detect(img):
-                try:
-                    crops[id(f)] = align_face(img, f.landmarks, _THUMB)[0]
-                except ValueError:  # degenerate landmarks
-                    continue
-                kept.append(f)  # ``records`` keeps ``f`` alive, so its id stays unique
-            records.append((fr.index, fr.time_s, kept))
-        if progress is not None:
-            progress(n)
-    idx = np.array(index)
-    flicker, flicker_hf = appearance_flicker(np.stack(thumbs), idx) if thumbs else (None, None)
-    result: dict[str, Any] = {
-        "frames": len(index),
-        "height": int(shape[0]),
-        "width": int(shape[1]),
-        "watermark_frames_verified": verified / len(index)
-        if payload is not None and index
-        else None,
-        "flicker": flicker,
-        "flicker_hf": flicker_hf,
-        "landmark_jitter": None,
-    }
-    if finder is None:
-        result["landmark_jitter_skipped"] = "no face model given (--face-model PATH to YuNet)"
-        return result
-    tracks = []
-    for track in link_tracks(records):
-        faces = track.faces
-        c = track_consistency(
-            np.stack([f.face.landmarks for f in faces]),
-            np.stack([crops[id(f.face)] for f in faces]),
-            np.array([f.frame_index for f in faces]),
-        )
-        tracks.append({"id": track.id, **c.to_dict()})
-    scored = [t for t in tracks if t["landmark_jitter"] is not None]
-    if scored:
-        w = np.array([t["frames"] for t in scored], float)
-        result["landmark_jitter"] = float(
-            np.average([t["landmark_jitter"] for t in scored], weights=w)
-        )
-    else:
-        result["landmark_jitter_skipped"] = "no face track of 7 or more consecutive frames"
-    result["face_frames"] = sum(1 for r in records if r[2])
-    result["tracks"] = tracks
-    return result
 
 
 def render_walk(
