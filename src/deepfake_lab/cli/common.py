@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import typer
@@ -12,6 +13,8 @@ from rich.console import Console
 from deepfake_lab.errors import UserError
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: ``progress(stage, done, total)``: the callback the Python API's long functions take.
+StageReport = Callable[[str, int, int], None]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -37,3 +40,28 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def stage_progress(labels: dict[str, str], disable: bool = False) -> Iterator[StageReport]:
+    """A transient rich progress display with one bar per stage, fed by the yielded callback.
+
+    Args:
+        labels: the text shown for each stage name (unknown stages show their name).
+        disable: show nothing (``--no-progress``).
+
+    Yields:
+        ``report(stage, done, total)``: adds the stage's bar on first call, then updates it.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, disable=disable, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
+            bar.update(tasks[stage], completed=done)
+
+        yield report

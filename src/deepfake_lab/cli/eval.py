@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from deepfake_lab.cli.app import app
-from deepfake_lab.cli.common import console, handle_errors
+from deepfake_lab.cli.common import console, handle_errors, stage_progress
 
 eval_app = typer.Typer(help="Evaluate models.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
@@ -46,28 +46,13 @@ def eval_gan_cmd(
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
     """Score generated faces against real ones: FD (FID), KID, IS, precision/recall, ..."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from rich.table import Table
 
     from deepfake_lab.io import atomic_write_json
     from deepfake_lab.metrics.evaluate import evaluate_gan, metric_rows
 
     stages = {"fake": "generated images", "real": "reference images"}
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        disable=no_progress,
-        transient=True,
-    ) as bar:
-        tasks: dict[str, int] = {}
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stages.get(stage, stage), total=total)
-            bar.update(tasks[stage], completed=done)
-
+    with stage_progress(stages, disable=no_progress) as report:
         result = evaluate_gan(
             source,
             ref,

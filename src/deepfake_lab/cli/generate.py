@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from deepfake_lab.cli.app import app
-from deepfake_lab.cli.common import console, handle_errors
+from deepfake_lab.cli.common import console, handle_errors, stage_progress
 from deepfake_lab.errors import UserError
 from deepfake_lab.provenance.watermark import DEFAULT_STRENGTH
 
@@ -167,26 +167,11 @@ def _video(
     **kwargs: Any,
 ) -> None:
     """``generate --video``: a progress bar around ``render_walk`` and a summary."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from deepfake_lab.video.render import MANIFEST_NAME, VIDEO_NAME, render_walk
 
     stages = {"render": "rendering", "measure": "measuring", "baseline": "baseline"}
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        disable=no_progress,
-        transient=True,
-    ) as bar:
-        tasks: dict[str, Any] = {}
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stages.get(stage, stage), total=total)
-            bar.update(tasks[stage], completed=done)
-
+    with stage_progress(stages, disable=no_progress) as report:
         m = render_walk(
             source,
             out,
