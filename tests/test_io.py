@@ -23,3 +23,29 @@ def test_jsonl_skips_torn_line(tmp_path):
     with open(p, "a") as fh:
         fh.write('{"a": 2')  # torn by a crash
     assert read_jsonl(p) == [{"a": 1}]
+
+
+def test_atomic_files_and_export_folders_get_the_umask_permissions(tmp_path):
+    """mkstemp/mkdtemp are owner-only; what lands under its final name must not be."""
+    import os
+    import stat
+
+    from deepfake_lab.export import _write_export
+
+    old = os.umask(0o027)
+    try:
+        import importlib
+
+        import deepfake_lab.io as dio
+
+        importlib.reload(dio)  # it reads the umask at import
+        dio.atomic_write_text(tmp_path / "a.txt", "x")
+        assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
+        importlib.reload(dio)
+    atomic_write_text(tmp_path / "b.txt", "x")
+    assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o666 & ~old
+    out = _write_export(tmp_path / "exp", {}, {"format": "test"})
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~old
+    assert stat.S_IMODE((out / "config.json").stat().st_mode) == 0o666 & ~old

@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save
 
 from deepfake_lab import __version__
 from deepfake_lab.errors import UserError
-from deepfake_lab.io import atomic_write, atomic_write_json
+from deepfake_lab.io import atomic_write, atomic_write_json, usual_permissions
 from deepfake_lab.models import GENERATORS
 from deepfake_lab.models.detectors import DETECTORS
 from deepfake_lab.registry import Registry
@@ -171,6 +171,7 @@ def _write_export(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        usual_permissions(tmp)
         if extra is not None:
             extra(tmp)
         blob = save(state, metadata={"format": meta["format"]})

@@ -16,6 +16,20 @@ from typing import IO, Any
 
 import numpy as np
 
+# mkstemp/mkdtemp make 0600 files and 0700 folders; what gets renamed into place should get
+# what open()/mkdir() would give it (0666/0777 less the umask), so that a team can share run
+# folders. The umask can only be read by setting it: done once, at import, before any thread
+# writes files.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def usual_permissions(path: str | Path) -> None:
+    """Give a temp file or folder (mkstemp/mkdtemp: owner only) the permissions that
+    ``open()`` or ``mkdir()`` would have given it under the process umask."""
+    mode = 0o777 if os.path.isdir(path) else 0o666
+    os.chmod(path, mode & ~_UMASK)
+
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write(fileobj)`` on a temp file beside ``path`` and rename it into place."""
@@ -23,6 +37,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        usual_permissions(tmp)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

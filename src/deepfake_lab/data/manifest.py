@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_lab.errors import UserError
-from deepfake_lab.io import append_jsonl, atomic_write_text
+from deepfake_lab.io import append_jsonl, atomic_write_text, usual_permissions
 
 MANIFEST = "manifest.jsonl"
 REJECTED = "rejected.jsonl"
@@ -249,6 +249,7 @@ class RejectionLog:
                 continue
         self._settled: set[str] = set()
         fd, self._tmp = tempfile.mkstemp(prefix=f".{REJECTED}.", suffix=".tmp", dir=out)
+        usual_permissions(self._tmp)
         self._fh = os.fdopen(fd, "w", encoding="utf-8")
 
     def add(self, record: dict[str, Any]) -> None:
