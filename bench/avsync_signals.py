@@ -25,23 +25,24 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
-from deepfake_lab.video import avsync
+from deepfake_lab.video import avsync, mouth
 from deepfake_lab.video.decode import read_audio
 from deepfake_lab.video.lips import LipTracker, lips_available
 
 CLIPS = ("grid_bbaf2n_real.mpg", "grid_brbk7n_real.mpg", "sadtalker_art0_synthesized.mp4")
 SHIFTS_MS = (-400, -200, 200, 400)
 RATE = 16000
+MAX_LAG_MS = 1000.0  # what the tests use: room for a clip's own reading plus +-400 ms
 
 
 def extract(path: Path, finder, lips) -> dict:
-    """The main track's mouth signals (``avsync.mouth_track``), PCM, frame times, fps."""
-    mouth = avsync.mouth_track(path, finder, lips=lips)
-    signals = dict(mouth.signals)
-    if mouth.track_frames == len(mouth.times_s):  # motion needs the crops of every frame
-        signals["motion"] = avsync.mouth_motion(mouth.crops)
+    """The main track's mouth signals (``mouth.mouth_track``), PCM, frame times, fps."""
+    track = mouth.mouth_track(path, finder, lips=lips)
+    signals = dict(track.signals)
+    if track.track_frames == len(track.times_s):  # motion needs the crops of every frame
+        signals["motion"] = mouth.mouth_motion(track.crops)
     pcm, rate = read_audio(path, RATE)
-    return {"mouth": signals, "times": mouth.times_s, "fps": mouth.fps, "pcm": pcm, "rate": rate}
+    return {"mouth": signals, "times": track.times_s, "fps": track.fps, "pcm": pcm, "rate": rate}
 
 
 def _detrend(x: np.ndarray, fps: float, seconds: float = 1.0) -> np.ndarray:
@@ -49,29 +50,60 @@ def _detrend(x: np.ndarray, fps: float, seconds: float = 1.0) -> np.ndarray:
     return x - uniform_filter1d(np.asarray(x, np.float64), int(round(seconds * fps)) | 1)
 
 
-def variant(mouth: tuple[str, ...], onsets=False, window=2.0, detrend=False):
-    """A reading function: (clip data, PCM) -> SyncEstimate."""
+def variant(
+    signals: tuple[str, ...],
+    onsets=False,
+    window=2.0,
+    detrend=False,
+    floor=False,
+    amplitude=False,
+    band=False,
+):
+    """A reading function: (clip data, PCM) -> SyncEstimate. ``floor``: the envelope's
+    ``ENVELOPE_RANGE_DB`` floor (off: as before it existed); ``band``: both sides band-passed
+    to ``SYLLABLE_BAND_HZ``."""
 
     def read(d: dict, pcm: np.ndarray) -> avsync.SyncEstimate:
         env = avsync.audio_envelope(
-            pcm, d["rate"], d["fps"], len(d["times"]), d["times"], onsets, window
+            pcm,
+            d["rate"],
+            d["fps"],
+            len(d["times"]),
+            d["times"],
+            onsets,
+            window,
+            amplitude,
+            avsync.ENVELOPE_RANGE_DB if floor else np.inf,
         )
-        signals = [d["mouth"][m] for m in mouth]
+        sig = [d["mouth"][m] for m in signals]
         if detrend:
-            env, signals = _detrend(env, d["fps"]), [_detrend(v, d["fps"]) for v in signals]
-        return avsync.estimate_offset(signals, env, d["fps"], 600.0)
+            env, sig = _detrend(env, d["fps"]), [_detrend(v, d["fps"]) for v in sig]
+        if band:
+            env = avsync.band_limit(env, d["fps"])
+            sig = [avsync.band_limit(v, d["fps"]) for v in sig]
+        return avsync.estimate_offset(sig, env, d["fps"], MAX_LAG_MS, avsync.SURROGATES)
 
     return read
 
 
 VARIANTS = {
-    "openness / energy (before)": variant(("openness",)),
+    "openness / energy dB (first)": variant(("openness",)),
     "motion / onsets": variant(("motion",), onsets=True),
     "openness / onsets": variant(("openness",), onsets=True),
     "openness / energy, 4-frame audio window": variant(("openness",), window=4.0),
     "openness / energy, 1 s detrended": variant(("openness",), detrend=True),
     "lip-gap (68 points) / energy": variant(("lip-gap",)),
-    "openness + lip-gap / energy (now)": variant(("openness", "lip-gap")),
+    "openness + lip-gap / energy (second)": variant(("openness", "lip-gap")),
+    "openness + lip-gap / energy, 60 dB floor": variant(("openness", "lip-gap"), floor=True),
+    "openness + lip-gap / energy dB, floor, 2-7 Hz": variant(
+        ("openness", "lip-gap"), floor=True, band=True
+    ),
+    "openness / amplitude, floor, 2-7 Hz": variant(
+        ("openness",), floor=True, amplitude=True, band=True
+    ),
+    "openness + lip-gap / amplitude, floor, 2-7 Hz (now)": variant(
+        ("openness", "lip-gap"), floor=True, amplitude=True, band=True
+    ),
 }
 
 
@@ -94,8 +126,8 @@ def main() -> int:
     data = {c: extract(args.shared / "videos" / c, finder, lips) for c in CLIPS}
     others = {CLIPS[0]: CLIPS[1], CLIPS[1]: CLIPS[0]}
     print(
-        "| variant | clip | untouched offset ms (conf, +-unc) | shift errors ms "
-        "(-400/-200/+200/+400) | other speaker conf |"
+        "| variant | clip | untouched offset ms (conf, +-unc, chance p) | shift errors ms "
+        "(-400/-200/+200/+400) | other speaker conf (chance p) |"
     )
     print("|---|---|---|---|---|")
     for name, read in VARIANTS.items():
@@ -111,10 +143,12 @@ def main() -> int:
             other = "-"
             if clip in others:
                 o = np.resize(data[others[clip]]["pcm"], len(d["pcm"]))
-                other = f"{read(d, o).confidence:.2f}"
+                r = read(d, o)
+                other = f"{r.confidence:.2f} ({r.chance_p:.2f})"
             print(
                 f"| {name} | {clip.split('_')[1]} | {base.offset_ms:+.0f} ({base.confidence:.2f},"
-                f" +-{base.offset_uncertainty_ms:.0f}) | {' / '.join(f'{e:+.0f}' for e in errs)}"
+                f" +-{base.offset_uncertainty_ms:.0f}, p {base.chance_p:.2f}) | "
+                f"{' / '.join(f'{e:+.0f}' for e in errs)}"
                 f" | {other} |",
                 flush=True,
             )

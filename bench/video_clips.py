@@ -7,8 +7,9 @@ consistency and audio-visual sync.
 For each clip (every frame, stride 1): faces per frame (mean, min-max), the tracks and their
 lengths, the per-video P(fake) of each detector (mean of the faces and max-face
 aggregation), the main track's landmark jitter and flicker, and, where the clip has audio,
-the ``av-sync`` offset with its confidence and uncertainty (with the lip landmarks when the
-``lips`` extra is installed). Prints a Markdown table; ``--json`` writes everything.
+the ``av-sync`` offset with its confidence, uncertainty and chance p (with the lip
+landmarks when the ``lips`` extra is installed). Prints a Markdown table; ``--json`` writes
+everything.
 """
 
 from __future__ import annotations
@@ -54,7 +55,14 @@ def clip_numbers(path: Path, detectors: dict, finder, lips) -> dict:
     if info.has_audio:
         r = av_sync(path, finder, lips=lips)
         row["av_sync"] = {
-            k: r[k] for k in ("offset_ms", "confidence", "offset_uncertainty_ms", "mouth_signals")
+            k: r[k]
+            for k in (
+                "offset_ms",
+                "confidence",
+                "offset_uncertainty_ms",
+                "chance_p",
+                "mouth_signals",
+            )
         }
     return row
 
@@ -78,7 +86,7 @@ def main() -> int:
     names = list(dets)
     head = ["clip", "frames", "faces/frame", "tracks (frames)"]
     head += [f"P(fake) {n} mean / max-face" for n in names]
-    head += ["jitter (IOD)", "flicker", "flicker HF", "av-sync ms (conf, +-unc)"]
+    head += ["jitter (IOD)", "flicker", "flicker HF", "av-sync ms (conf, +-unc, chance p)"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
@@ -100,7 +108,7 @@ def main() -> int:
             "no audio"
             if sync is None
             else f"{sync['offset_ms']:+.0f} ({sync['confidence']:.2f}, "
-            f"+-{sync['offset_uncertainty_ms']:.0f})"
+            f"+-{sync['offset_uncertainty_ms']:.0f}, p {sync['chance_p']:.2f})"
         )
         print("| " + " | ".join(cells) + " |", flush=True)
     if args.json:

@@ -48,7 +48,15 @@ def av_sync_cmd(
         atomic_write_json(json_path, r)
     console.print(
         f"{video}: offset {r['offset_ms']:+.0f} ms (+-{r['offset_uncertainty_ms']:.0f} ms; "
-        f"positive = audio lags), confidence {r['confidence']:.2f}, "
-        f"{r['track_frames']}/{r['frames']} frames with the face; mouth signals: "
-        f"{', '.join(r['mouth_signals'])}"
+        f"positive = audio lags), confidence {r['confidence']:.2f}, chance p "
+        f"{r['chance_p']:.2f}, {r['track_frames']}/{r['frames']} frames with the face; "
+        f"mouth signals: {', '.join(r['mouth_signals'])}",
+        highlight=False,
     )
+    if r["chance_p"] > 0.05:
+        console.print(
+            f"  the peak is not above chance (p {r['chance_p']:.2f} > 0.05: unrelated audio "
+            "with this spectrum often correlates as well): no evidence the audio belongs to "
+            "this mouth, and the offset is a weak reading; a longer clip helps",
+            highlight=False,
+        )

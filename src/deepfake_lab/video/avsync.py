@@ -1,20 +1,18 @@
 """Audio-visual sync, the classical way: a mouth signal from a face track against the
-audio's energy envelope, cross-correlated over a range of lags.
+audio's speech envelope, cross-correlated over a range of lags.
 
-- Mouth openness (what ``av_sync`` uses): per frame, the darkness of the mouth region of
-  the aligned crop (minus its 10th-percentile luma: an open mouth shows a dark cavity);
-  FFHQ alignment puts the mouth at a fixed place, so head motion is already removed.
-  ``mouth_motion`` (mean absolute luma change) is the alternative.
-- Lip opening (optional, ``lips.LipTracker``): the outer-lip gap of dlib's 68 landmarks,
-  a second mouth signal whose correlation curve is averaged with the openness's.
-  ``bench/avsync_signals.py`` measures each signal and variant on the shared clips.
-- Audio envelope: RMS energy of the speech band (300-3400 Hz) in windows centred on each
-  video frame, in dB (``onsets=True``: its positive first difference instead).
-- Measured on a GRID clip with its audio shifted by -400..+400 ms (rebuilt with PyAV):
-  openness against energy recovers every shift within 5 ms, reads the untouched clip near
-  0 ms, and gives another speaker's audio a lower confidence; motion against onsets also
-  recovers the shifts but reads the untouched clip at -450 ms and does not separate the
-  other speaker, so openness/energy is the default.
+- Mouth signals (``mouth``): the crop's mouth openness and, with the ``lips`` extra, the
+  outer-lip gap of dlib's 68 landmarks; their correlation curves are averaged.
+- Audio envelope: RMS of the speech band (300-3400 Hz) in windows centred on each video
+  frame, floored ``ENVELOPE_RANGE_DB`` below the loudest window (digital silence, e.g. the
+  padding of a shifted track, would otherwise be an outlier), as amplitude (``av_sync``),
+  dB, or the positive first difference of the dB (onsets).
+- Both sides band-passed to ``SYLLABLE_BAND_HZ`` (2-7 Hz), where mouth opening and the
+  speech envelope are most coherent (Chandrasekaran et al. 2009, PLoS Comput Biol 5(7)):
+  it removes the speech/silence plateau and slow drift, which otherwise decide the peak.
+  ``bench/avsync_signals.py`` measures every variant on the shared clips; this one moved
+  the untouched GRID/SadTalker readings from -254/-15/+8 ms to -27/+5/+15 ms and recovers
+  every +-200/400 ms shift within 2 ms.
 - Both are z-scored; the normalised cross-correlation ``c(k)`` for lags ``|k| <= max_lag``
   frames picks the offset (refined by a parabola through the peak).
 
@@ -22,7 +20,10 @@ Sign: a positive ``offset_ms`` means the audio lags the video (the sound comes l
 Confidence: the peak's height above the median correlation, in units of the correlations'
 median absolute deviation (a robust z-score of the peak). Uncertainty: the half-width of
 the peak where ``c`` stays above half of its height over the median, in ms, at least half a
-frame.
+frame. ``chance_p``: the share of phase-randomised audio signals (same spectrum, no relation
+to the mouth) whose best correlation over the same lags reaches the peak; on 3-second
+clips it is rarely small, i.e. such a clip is too short to show that the audio belongs to
+the mouth, whatever the offset reads.
 """
 
 from __future__ import annotations
@@ -34,11 +35,14 @@ from typing import Any
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
-from deepfake_lab.color import luma
 from deepfake_lab.errors import UserError
 
-#: Mouth region of an FFHQ-aligned crop, as fractions of its side (rows, cols).
-MOUTH_ROWS, MOUTH_COLS = (0.66, 0.90), (0.30, 0.70)
+#: Syllable-rate band (Hz) both signals are filtered to before correlating (module docstring).
+SYLLABLE_BAND_HZ = (2.0, 7.0)
+#: Windows quieter than the loudest by more than this (dB) are floored there.
+ENVELOPE_RANGE_DB = 60.0
+#: Phase-randomised audio signals behind ``chance_p``.
+SURROGATES = 200
 
 
 @dataclass
@@ -51,6 +55,8 @@ class SyncEstimate:
         offset_uncertainty_ms: half-width of the peak, in ms.
         lags_ms: the lags tried, in ms.
         correlation: the normalised cross-correlation at each lag.
+        chance_p: share of phase-randomised audio signals whose best correlation reaches
+            the peak (None when not computed).
     """
 
     offset_ms: float
@@ -58,47 +64,10 @@ class SyncEstimate:
     offset_uncertainty_ms: float
     lags_ms: list[float]
     correlation: list[float]
+    chance_p: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _mouth_luma(crops: np.ndarray) -> np.ndarray:
-    """(T, h, w) luma of the mouth region (``MOUTH_ROWS`` x ``MOUTH_COLS``) of aligned crops."""
-    s = crops.shape[1]
-    r0, r1 = (int(round(f * s)) for f in MOUTH_ROWS)
-    c0, c1 = (int(round(f * s)) for f in MOUTH_COLS)
-    return luma(crops[:, r0:r1, c0:c1])
-
-
-def mouth_motion(crops: np.ndarray) -> np.ndarray:
-    """Mouth-region motion per frame of aligned crops.
-
-    Args:
-        crops: (T, S, S, 3) uint8 FFHQ-aligned face crops of one track, consecutive frames.
-
-    Returns:
-        (T,) float, mean absolute luma change in the mouth region against the previous
-        frame (the first frame repeats the second's value).
-    """
-    if crops.shape[0] < 2:
-        raise UserError("mouth motion needs at least 2 frames")
-    y = _mouth_luma(crops)
-    d = np.abs(np.diff(y, axis=0)).mean(axis=(1, 2))
-    return np.concatenate([d[:1], d])
-
-
-def mouth_openness(crops: np.ndarray) -> np.ndarray:
-    """Mouth openness per frame: minus the 10th-percentile luma of the mouth region.
-
-    Args:
-        crops: (T, S, S, 3) uint8 FFHQ-aligned crops of one track.
-
-    Returns:
-        (T,) float; higher when a dark mouth cavity shows.
-    """
-    y = _mouth_luma(crops)
-    return -np.percentile(y.reshape(len(y), -1), 10, axis=1)
 
 
 def audio_envelope(
@@ -109,8 +78,10 @@ def audio_envelope(
     times_s: np.ndarray | None = None,
     onsets: bool = True,
     window_frames: float = 2.0,
+    amplitude: bool = False,
+    range_db: float = ENVELOPE_RANGE_DB,
 ) -> np.ndarray:
-    """Speech-band onset envelope sampled at the video frames.
+    """Speech-band envelope sampled at the video frames.
 
     Args:
         pcm: (N,) mono float audio; sample ``i`` at ``i / rate`` s.
@@ -119,12 +90,15 @@ def audio_envelope(
         n_frames: frames to sample.
         times_s: start time of each frame (default ``t / fps``); windows are centred half
             a frame later.
-        onsets: return the positive first difference of the energy (True) or the energy
-            in dB itself (False).
+        onsets: return the positive first difference of the energy in dB (True) or the
+            envelope itself (False).
         window_frames: length of the energy window, in frames (longer: smoother).
+        amplitude: without ``onsets``, the RMS amplitude instead of the energy in dB.
+        range_db: windows more than this below the loudest are floored there.
 
     Returns:
-        (n_frames,) float: band energy in dB, or its positive first difference.
+        (n_frames,) float: band energy in dB (or RMS amplitude), or the positive first
+        difference of the dB.
     """
     if rate < 8000:
         raise UserError(f"audio at {rate} Hz is too coarse for the speech band; need >= 8 kHz")
@@ -136,10 +110,49 @@ def audio_envelope(
     energy = np.empty(n_frames)
     for i, c in enumerate(centres):
         seg = band[max(0, c - half) : c + half]
-        energy[i] = 10 * np.log10(np.mean(seg**2) + 1e-10) if len(seg) else -100.0
+        energy[i] = 10 * np.log10(np.mean(seg**2) + 1e-20) if len(seg) else -200.0
+    energy = np.maximum(energy, energy.max() - range_db)
     if not onsets:
-        return energy
+        return 10 ** (energy / 20) if amplitude else energy
     return np.maximum(np.diff(energy, prepend=energy[0]), 0.0)
+
+
+def band_limit(
+    x: np.ndarray, fps: float, band: tuple[float, float] = SYLLABLE_BAND_HZ
+) -> np.ndarray:
+    """``x`` band-passed to ``band`` Hz (2nd-order Butterworth, forward and backward, so no
+    delay is added).
+
+    Args:
+        x: (T,) a signal sampled at ``fps``.
+        fps: its rate; the band's top is lowered to 0.9 x Nyquist for low frame rates.
+        band: (low, high) in Hz.
+
+    Returns:
+        (T,) float64.
+
+    Raises:
+        UserError: too few frames to filter, or a band above the Nyquist frequency.
+    """
+    lo, hi = band[0], min(band[1], 0.45 * fps)
+    if not 0 < lo < hi:
+        raise UserError(f"{fps:g} fps is too low for a {band[0]:g}-{band[1]:g} Hz band")
+    sos = butter(2, [lo, hi], btype="bandpass", fs=fps, output="sos")
+    x = np.asarray(x, np.float64)
+    if len(x) < 16:
+        raise UserError(f"{len(x)} frames are too few to filter; use a longer clip")
+    return sosfiltfilt(sos, x, padlen=min(len(x) - 1, 3 * (2 * len(sos) + 1)))
+
+
+def _phase_randomised(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A signal with ``a``'s power spectrum and random phases (a surrogate with no relation
+    to anything else)."""
+    f = np.fft.rfft(a)
+    phase = np.exp(1j * rng.uniform(0, 2 * np.pi, len(f)))
+    phase[0] = 1.0
+    if len(a) % 2 == 0:
+        phase[-1] = 1.0  # the Nyquist bin stays real
+    return _z(np.fft.irfft(f * phase, len(a)))
 
 
 def _z(x: np.ndarray) -> np.ndarray:
@@ -165,6 +178,8 @@ def estimate_offset(
     audio_signal: np.ndarray,
     fps: float,
     max_lag_ms: float = 600.0,
+    surrogates: int = 0,
+    seed: int = 0,
 ) -> SyncEstimate:
     """Offset between a video-side and an audio-side signal sampled at the same frames.
 
@@ -175,6 +190,9 @@ def estimate_offset(
         audio_signal: (T,) e.g. ``audio_envelope``.
         fps: frames per second of both.
         max_lag_ms: lags tried, both ways.
+        surrogates: phase-randomised versions of the audio signal to compute ``chance_p``
+            from (0: skip).
+        seed: their random generator's seed.
 
     Returns:
         The estimate (see the module docstring for sign, confidence and uncertainty).
@@ -204,6 +222,14 @@ def estimate_offset(
     hi = i
     while hi < len(corr) - 1 and corr[hi + 1] > half:
         hi += 1
+    chance_p = None
+    if surrogates > 0:
+        rng = np.random.default_rng(seed)
+        null = [
+            np.mean([_xcorr(v, s, lags) for v in vs], axis=0).max()
+            for s in (_phase_randomised(a, rng) for _ in range(surrogates))
+        ]
+        chance_p = (1 + int(np.sum(np.array(null) >= corr[i]))) / (1 + surrogates)
     frame_ms = 1000 / fps
     return SyncEstimate(
         offset_ms=float((lags[i] + shift) * frame_ms),
@@ -211,71 +237,8 @@ def estimate_offset(
         offset_uncertainty_ms=float(max(0.5, (hi - lo + 1) / 2) * frame_ms),
         lags_ms=[float(k * frame_ms) for k in lags],
         correlation=[float(c) for c in corr],
+        chance_p=chance_p,
     )
-
-
-@dataclass
-class MouthTrack:
-    """The mouth of a video's main face track, one value per decoded frame.
-
-    Attributes:
-        signals: name -> (T,) signal: ``"openness"`` (crop darkness), ``"lip-gap"`` (with
-            a lip tracker); frames where the track was missed are interpolated.
-        crops: (P, S, S, 3) uint8 aligned crops of the P frames the track was found in.
-        times_s: (T,) start time of every decoded frame.
-        fps: the video's frame rate.
-        track_frames: P.
-    """
-
-    signals: dict[str, np.ndarray]
-    crops: np.ndarray
-    times_s: np.ndarray
-    fps: float
-    track_frames: int
-
-
-def mouth_track(
-    path: str | Path,
-    finder: Any,
-    start_s: float | None = None,
-    end_s: float | None = None,
-    crop: int = 96,
-    lips: Any = None,
-) -> MouthTrack:
-    """Decode every frame in ``[start_s, end_s)`` and follow the mouth of the longest face
-    track (see :func:`av_sync` for the arguments).
-
-    Raises:
-        UserError: no face in the video.
-    """
-    from deepfake_lab.faces.align import align_face
-    from deepfake_lab.video.decode import iter_frames, probe
-    from deepfake_lab.video.tracks import link_tracks
-
-    info = probe(path)
-    records, crops, gaps = [], {}, {}
-    for frame in iter_frames(path, 1, start_s, end_s):
-        faces = finder.detect(frame.image)[:4]
-        records.append((frame.index, frame.time_s, faces))
-        for f in faces:
-            crops[(frame.index, id(f))] = align_face(frame.image, f.landmarks, crop)[0]
-            if lips is not None:
-                gaps[(frame.index, id(f))] = lips.opening(frame.image, f)
-    tracks = link_tracks(records, max_gap=3)
-    if not tracks:
-        raise UserError(f"{path}: no face found, so no mouth to follow")
-    main = max(tracks, key=len)
-    index = [r[0] for r in records]
-    keys = {tf.frame_index: (tf.frame_index, id(tf.face)) for tf in main.faces}
-    present = [i for i in index if i in keys]
-    stack = np.stack([crops[keys[i]] for i in present])
-    per_frame = {"openness": mouth_openness(stack)}
-    if lips is not None:
-        per_frame["lip-gap"] = np.array([gaps[keys[i]] for i in present])
-    # Frames where the track was missed get the signal interpolated from their neighbours.
-    signals = {k: np.interp(index, present, v) for k, v in per_frame.items()}
-    times = np.array([r[1] for r in records])
-    return MouthTrack(signals, stack, times, info.fps, len(main))
 
 
 def av_sync(
@@ -290,7 +253,8 @@ def av_sync(
     """Estimate the audio-visual offset of a talking-face video.
 
     Every frame in ``[start_s, end_s)`` is decoded; the longest face track gives the mouth
-    signals (:func:`mouth_track`), the audio track its speech-band energy.
+    signals (``mouth.mouth_track``), the audio track its speech-band amplitude; both are
+    band-passed to ``SYLLABLE_BAND_HZ`` and cross-correlated (module docstring).
 
     Args:
         path: the video.
@@ -303,27 +267,37 @@ def av_sync(
             what it buys). None: the crop's mouth openness alone.
 
     Returns:
-        ``{"path", "offset_ms", "confidence", "offset_uncertainty_ms", "frames",
-        "track_frames", "fps", "mouth_signals", "lags_ms", "correlation"}``; positive
-        ``offset_ms``: the audio lags the video.
+        ``{"path", "offset_ms", "confidence", "offset_uncertainty_ms", "chance_p",
+        "band_hz", "frames", "track_frames", "fps", "mouth_signals", "lags_ms",
+        "correlation"}``; positive ``offset_ms``: the audio lags the video.
 
     Raises:
         UserError: no audio, no face, or a clip too short for the lags.
     """
     from deepfake_lab.video.decode import probe, read_audio
+    from deepfake_lab.video.mouth import mouth_track
 
     if not probe(path).has_audio:
         raise UserError(f"{path}: no audio track, so nothing to synchronise")
     mouth = mouth_track(path, finder, start_s, end_s, crop, lips)
     pcm, rate = read_audio(path, 16000)
     n = len(mouth.times_s)
-    env = audio_envelope(pcm, rate, mouth.fps, n, times_s=mouth.times_s, onsets=False)
-    est = estimate_offset(list(mouth.signals.values()), env, mouth.fps, max_lag_ms)
+    env = audio_envelope(pcm, rate, mouth.fps, n, mouth.times_s, onsets=False, amplitude=True)
+    fps = mouth.fps
+    est = estimate_offset(
+        [band_limit(v, fps) for v in mouth.signals.values()],
+        band_limit(env, fps),
+        fps,
+        max_lag_ms,
+        surrogates=SURROGATES,
+    )
     return {
         "path": str(path),
         "offset_ms": round(est.offset_ms, 1),
         "confidence": round(est.confidence, 3),
         "offset_uncertainty_ms": round(est.offset_uncertainty_ms, 1),
+        "chance_p": round(est.chance_p or 1.0, 3),
+        "band_hz": [SYLLABLE_BAND_HZ[0], min(SYLLABLE_BAND_HZ[1], 0.45 * fps)],
         "frames": n,
         "track_frames": mouth.track_frames,
         "fps": mouth.fps,
