@@ -168,6 +168,7 @@ def test_chance_p_separates_a_matching_signal_from_an_unrelated_one():
     matched = estimate_offset(video, video + 0.5 * _speechlike(n, seed=4), FPS, surrogates=99)
     other = estimate_offset(video, _speechlike(n, seed=5), FPS, surrogates=99)
     assert matched.chance_p == pytest.approx(0.01)  # no surrogate reaches it: 1 / (1 + 99)
+    assert max(matched.correlation) > matched.chance_level
     assert other.chance_p > 0.05
     again = estimate_offset(video, _speechlike(n, seed=5), FPS, surrogates=99)
     assert again.chance_p == other.chance_p  # seeded
@@ -186,8 +187,9 @@ def test_av_sync_cli_prints_and_writes_the_issue_keys(tmp_path):
 
     clip = shared_path("videos", "grid_brbk7n_real.mpg")
     model = shared_path("models", "face_detection_yunet.onnx")
-    out = tmp_path / "sync.json"
+    out, png = tmp_path / "sync.json", tmp_path / "sync.png"
     args = ["av-sync", str(clip), "--json", str(out), "--face-model", str(model), "--lips", "off"]
+    args += ["--plot", str(png)]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     r = json.loads(out.read_text())
@@ -197,6 +199,9 @@ def test_av_sync_cli_prints_and_writes_the_issue_keys(tmp_path):
     assert f"{r['offset_ms']:+.0f} ms" in text and f"chance p {r['chance_p']:.2f}" in text
     assert ("not above chance" in text) == (r["chance_p"] > 0.05)
     assert len(r["lags_ms"]) == len(r["correlation"]) == 31  # +-600 ms at 25 fps
+    assert len(r["times_s"]) == len(r["audio"]) == len(r["signals"]["openness"]) == 75
+    assert max(r["correlation"]) > r["chance_level"] or r["chance_p"] > 0.05
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_av_sync_cli_user_mistakes_are_one_line(tmp_path):

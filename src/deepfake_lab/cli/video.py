@@ -26,6 +26,9 @@ def av_sync_cmd(
     lip_model: Path = typer.Option(
         None, "--lip-model", help="dlib 68-point predictor (default: the 'lips' extra's)."
     ),
+    plot: Path = typer.Option(
+        None, "--plot", help="Write a PNG of the signals and the correlation per lag here."
+    ),
 ) -> None:
     """Offset between lips and speech (positive: the audio lags), with confidence."""
     from deepfake_lab.errors import UserError
@@ -46,6 +49,10 @@ def av_sync_cmd(
     r = av_sync(video, build_face_detector(face_detector, face_model), max_lag_ms, lips=tracker)
     if json_path:
         atomic_write_json(json_path, r)
+    if plot:
+        from deepfake_lab.report.video_plots import plot_sync
+
+        plot_sync(r, plot)
     console.print(
         f"{video}: offset {r['offset_ms']:+.0f} ms (+-{r['offset_uncertainty_ms']:.0f} ms; "
         f"positive = audio lags), confidence {r['confidence']:.2f}, chance p "
@@ -60,3 +67,5 @@ def av_sync_cmd(
             "this mouth, and the offset is a weak reading; a longer clip helps",
             highlight=False,
         )
+    if plot:
+        console.print(f"plot: {plot}", highlight=False)

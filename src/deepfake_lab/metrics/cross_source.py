@@ -21,7 +21,6 @@ Layout::
 from __future__ import annotations
 
 import datetime as _dt
-import io
 import json
 import re
 from collections.abc import Sequence
@@ -43,7 +42,7 @@ from deepfake_lab.data.detection import (
 )
 from deepfake_lab.detect import LoadedDetector, load_detector
 from deepfake_lab.errors import UserError
-from deepfake_lab.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from deepfake_lab.io import atomic_write_json, atomic_write_text
 from deepfake_lab.metrics.detection import bootstrap_intervals, detection_metrics
 from deepfake_lab.metrics.detector_eval import score
 from deepfake_lab.training.common import resolve_device
@@ -260,14 +259,12 @@ def plot_matrix(
     A diverging map centred on 0.5 (chance is white, red detects, blue is inverted);
     undefined cells (None) are grey and say ``n/a``.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from deepfake_lab.report.figure import new_figure, save_png
 
     m = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=np.float64)
     n = len(sources)
     side = 2.2 + 0.9 * n
-    fig = Figure(figsize=(side + 1.0, side), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)  # attaches itself to fig; savefig renders with Agg
+    fig = new_figure(side + 1.0, side)
     ax = fig.subplots()
     ax.set_facecolor("0.85")  # NaN cells are left transparent: grey shows through
     im = ax.imshow(np.ma.masked_invalid(m), cmap="RdBu_r", vmin=0.0, vmax=1.0)
@@ -283,7 +280,4 @@ def plot_matrix(
     ax.set_ylabel("train source")
     ax.set_title(title, fontsize="medium")
     fig.colorbar(im, ax=ax, label="ROC-AUC (0.5 = chance)")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    atomic_write_bytes(Path(path), buf.getvalue())
-    return Path(path)
+    return save_png(fig, path)

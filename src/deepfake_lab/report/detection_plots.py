@@ -1,26 +1,23 @@
 """Detector pictures as PNGs: ROC, precision-recall, reliability, confusion, score histograms.
 
-Same approach as :mod:`deepfake_lab.report.plots`: ``matplotlib.figure.Figure`` rendered
-with the Agg canvas (no pyplot, no display, no global figure registry) and written
-atomically. Degenerate input (empty, one class, constant scores, non-finite values) never
-raises: the affected panel says what is missing instead. Labels are 1 = fake, 0 = real.
+Figures come from :mod:`deepfake_lab.report.figure` (Agg canvas, written atomically).
+Degenerate input (empty, one class, constant scores, non-finite values) never raises: the
+affected panel says what is missing instead. Labels are 1 = fake, 0 = real.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
-from deepfake_lab.io import atomic_write_bytes
 from deepfake_lab.metrics.detection import ECE_BINS, reliability_bins
+from deepfake_lab.report.figure import new_figure, save_png
 
 __all__ = [
     "plot_confusion",
@@ -28,27 +25,20 @@ __all__ = [
     "plot_reliability",
     "plot_roc",
     "plot_score_hist",
-    "plot_timeline",
 ]
 
 Curves = Mapping[str, tuple[ArrayLike, ArrayLike]]
 
 
 def _figure(w: float = 5.0, h: float = 4.4) -> Figure:
-    fig = Figure(figsize=(w, h), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)  # attaches itself to fig; savefig renders with Agg
-    return fig
+    return new_figure(w, h)
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    path = Path(path)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+_save = save_png
 
 
-def _say(ax: Axes, text: str) -> None:
+def say(ax: Axes, text: str) -> None:
+    """Write ``text`` in grey in the middle of an empty panel (what is missing, and why)."""
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
 
 
@@ -83,10 +73,11 @@ def _note_skipped(ax: Axes, skipped: list[str], any_curves: bool, corner: str) -
             color="0.4",
         )
     if not any_curves:
-        _say(ax, "no data")
+        say(ax, "no data")
 
 
-def _finish(fig: Figure, ax: Axes, title: str | None, drawn: bool) -> None:
+def finish(fig: Figure, ax: Axes, title: str | None, drawn: bool) -> None:
+    """Legend (when something was drawn), a light grid and the figure title."""
     if drawn:
         ax.legend(loc="best", fontsize="small", frameon=False)
     ax.grid(True, alpha=0.3)
@@ -132,7 +123,7 @@ def plot_roc(curves: Curves, path: Path, title: str | None = None, log_x: bool =
     ax.set_xlabel("false-positive rate (reals flagged)")
     ax.set_ylabel("true-positive rate (fakes caught)")
     _note_skipped(ax, skipped, bool(curves), corner="right")
-    _finish(fig, ax, title, drawn)
+    finish(fig, ax, title, drawn)
     return _save(fig, path)
 
 
@@ -166,7 +157,7 @@ def plot_pr(curves: Curves, path: Path, title: str | None = None) -> Path:
     ax.set_xlabel("recall (fakes caught)")
     ax.set_ylabel("precision (flagged that are fake)")
     _note_skipped(ax, skipped, bool(curves), corner="left")
-    _finish(fig, ax, title, drawn)
+    finish(fig, ax, title, drawn)
     return _save(fig, path)
 
 
@@ -222,13 +213,13 @@ def plot_reliability(
         if why and why != "no data":
             ax.text(0.02, 0.98, why, ha="left", va="top", transform=ax.transAxes, color="0.4")
     else:
-        _say(ax, "no probabilities in [0, 1]" if why is None else why)
+        say(ax, "no probabilities in [0, 1]" if why is None else why)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     ax.set_ylabel("fraction fake")
     axc.set_xlabel("predicted P(fake)")
     axc.set_ylabel("count")
-    _finish(fig, ax, title, True)
+    finish(fig, ax, title, True)
     return _save(fig, path)
 
 
@@ -313,38 +304,11 @@ def plot_score_hist(
         if why:
             ax.text(0.02, 0.98, why, ha="left", va="top", transform=ax.transAxes, color="0.4")
     else:
-        _say(ax, why or "no data")
+        say(ax, why or "no data")
     if threshold is not None and np.isfinite(threshold):
         ax.axvline(threshold, color="k", ls="--", lw=1.2, label=f"threshold {threshold:.3g}")
         drawn = True
     ax.set_xlabel("fake score")
     ax.set_ylabel("count")
-    _finish(fig, ax, title, drawn)
-    return _save(fig, path)
-
-
-def plot_timeline(
-    tracks: list[Mapping], threshold: float, path: Path, title: str | None = None
-) -> Path:
-    """P(fake) over time, one line per face track, with the decision threshold.
-
-    Args:
-        tracks: dicts with ``id``, ``times`` (s) and ``scores`` (P(fake)), as in
-            ``VideoScan.tracks``.
-        threshold: the detector's threshold on the probability scale.
-        path: where the PNG goes.
-    """
-    fig = _figure(7.0, 3.2)
-    ax = fig.add_subplot()
-    drawn = False
-    for t in tracks:
-        if len(t["times"]):
-            style = "-" if len(t["times"]) > 1 else "o"
-            ax.plot(t["times"], t["scores"], style, lw=1.2, ms=3, label=f"track {t['id']}")
-            drawn = True
-    ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"threshold {threshold:.2f}")
-    ax.set(xlabel="time (s)", ylabel="P(fake)", ylim=(-0.02, 1.02))
-    if not drawn:
-        _say(ax, "no face found")
-    _finish(fig, ax, title, True)
+    finish(fig, ax, title, drawn)
     return _save(fig, path)

@@ -7,17 +7,14 @@ no figures alive in pyplot's global registry, and works without a display.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from deepfake_lab.io import atomic_write_bytes
+from deepfake_lab.report.figure import new_figure, save_png
 
 X_KEY = "kimg"
 
@@ -108,8 +105,7 @@ def plot_loss_curves(
     """
     keys = list(keys) if keys is not None else _default_keys(records)
     groups = _group(keys) or [[]]
-    fig = Figure(figsize=(6.4, 2.4 * len(groups) + 0.4), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)  # attaches itself to fig; savefig below renders with Agg
+    fig = new_figure(6.4, 2.4 * len(groups) + 0.4)
     axes = fig.subplots(len(groups), 1, squeeze=False)[:, 0]
     for ax, group in zip(axes, groups, strict=True):
         drawn = False
@@ -145,8 +141,4 @@ def plot_loss_curves(
             ax.set_ylabel(group[0].split("/", 1)[0])
     if title:
         fig.suptitle(title)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    path = Path(path)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return save_png(fig, path)

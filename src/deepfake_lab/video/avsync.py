@@ -57,6 +57,7 @@ class SyncEstimate:
         correlation: the normalised cross-correlation at each lag.
         chance_p: share of phase-randomised audio signals whose best correlation reaches
             the peak (None when not computed).
+        chance_level: the 95th percentile of those best correlations (None likewise).
     """
 
     offset_ms: float
@@ -65,6 +66,7 @@ class SyncEstimate:
     lags_ms: list[float]
     correlation: list[float]
     chance_p: float | None = None
+    chance_level: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -222,7 +224,7 @@ def estimate_offset(
     hi = i
     while hi < len(corr) - 1 and corr[hi + 1] > half:
         hi += 1
-    chance_p = None
+    chance_p = chance_level = None
     if surrogates > 0:
         rng = np.random.default_rng(seed)
         null = [
@@ -230,6 +232,7 @@ def estimate_offset(
             for s in (_phase_randomised(a, rng) for _ in range(surrogates))
         ]
         chance_p = (1 + int(np.sum(np.array(null) >= corr[i]))) / (1 + surrogates)
+        chance_level = float(np.percentile(null, 95))
     frame_ms = 1000 / fps
     return SyncEstimate(
         offset_ms=float((lags[i] + shift) * frame_ms),
@@ -238,6 +241,7 @@ def estimate_offset(
         lags_ms=[float(k * frame_ms) for k in lags],
         correlation=[float(c) for c in corr],
         chance_p=chance_p,
+        chance_level=chance_level,
     )
 
 
@@ -269,7 +273,9 @@ def av_sync(
     Returns:
         ``{"path", "offset_ms", "confidence", "offset_uncertainty_ms", "chance_p",
         "band_hz", "frames", "track_frames", "fps", "mouth_signals", "lags_ms",
-        "correlation"}``; positive ``offset_ms``: the audio lags the video.
+        "correlation", "chance_level", "times_s", "signals", "audio"}`` (the last three: the
+        band-passed series that were correlated, for ``report.video_plots.plot_sync``);
+        positive ``offset_ms``: the audio lags the video.
 
     Raises:
         UserError: no audio, no face, or a clip too short for the lags.
@@ -284,13 +290,9 @@ def av_sync(
     n = len(mouth.times_s)
     env = audio_envelope(pcm, rate, mouth.fps, n, mouth.times_s, onsets=False, amplitude=True)
     fps = mouth.fps
-    est = estimate_offset(
-        [band_limit(v, fps) for v in mouth.signals.values()],
-        band_limit(env, fps),
-        fps,
-        max_lag_ms,
-        surrogates=SURROGATES,
-    )
+    signals = {k: band_limit(v, fps) for k, v in mouth.signals.items()}
+    audio = band_limit(env, fps)
+    est = estimate_offset(list(signals.values()), audio, fps, max_lag_ms, SURROGATES)
     return {
         "path": str(path),
         "offset_ms": round(est.offset_ms, 1),
@@ -304,4 +306,8 @@ def av_sync(
         "mouth_signals": list(mouth.signals),
         "lags_ms": est.lags_ms,
         "correlation": est.correlation,
+        "chance_level": est.chance_level,
+        "times_s": [round(float(t), 4) for t in mouth.times_s],
+        "signals": {k: [round(float(x), 4) for x in v] for k, v in signals.items()},
+        "audio": [round(float(x), 4) for x in audio],
     }

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_lab.errors import UserError
-from deepfake_lab.report.detection_plots import plot_timeline
+from deepfake_lab.report.video_plots import plot_timeline
 from deepfake_lab.video.decode import VIDEO_SUFFIXES
 from deepfake_lab.video.scan import AGGREGATIONS, scan_video
 
