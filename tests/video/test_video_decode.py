@@ -7,6 +7,7 @@ here pins the behaviour documented in deepfake_lab.video.decode.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -293,3 +294,52 @@ def test_missing_path_is_a_one_line_user_error(tmp_path: Path) -> None:
         with pytest.raises(UserError, match="video not found") as info:
             call(tmp_path / "nope.mp4")
         assert not isinstance(info.value, VideoDecodeError) and "\n" not in str(info.value)
+
+
+# --- containers ---------------------------------------------------------------------------
+
+
+def transcode(src: Path, dst: Path, vcodec: str, acodec: str) -> Path:
+    """Re-encode ``src`` (video and audio) into ``dst``; the container from its suffix."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin, ain = inp.streams.video[0], inp.streams.audio[0]
+        vout = out.add_stream(vcodec, rate=25)
+        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
+        aout = out.add_stream(acodec, rate=48000 if acodec == "libopus" else 44100)
+        aout.layout = "mono"
+        n = 0
+        for frame in inp.decode(vin, ain):
+            if isinstance(frame, av.VideoFrame):
+                frame = frame.reformat(format="yuv420p")
+                frame.pts, frame.time_base, n = n, Fraction(1, 25), n + 1
+                out.mux(vout.encode(frame))
+            else:
+                frame.pts = None  # the encoder counts samples
+                out.mux(aout.encode(frame))
+        out.mux(vout.encode(None))
+        out.mux(aout.encode(None))
+    return dst
+
+
+@pytest.mark.parametrize(
+    "suffix, vcodec, acodec",
+    [(".mov", "libx264", "aac"), (".avi", "mpeg4", "mp3"), (".webm", "libvpx-vp9", "libopus")],
+)
+def test_mov_avi_and_webm_decode_like_the_original(tmp_path, suffix, vcodec, acodec) -> None:
+    """The issue's containers beside MP4 and MPG: same frames (up to re-encoding), times
+    and audio as the source clip."""
+    assert suffix in VIDEO_SUFFIXES
+    src = clip(GRID)
+    dst = transcode(src, tmp_path / f"grid{suffix}", vcodec, acodec)
+    info = probe(dst)
+    assert (info.width, info.height) == (360, 288) and info.has_audio
+    original = [f.image.astype(np.float32) for f in iter_frames(src)]
+    frames = list(iter_frames(dst))
+    assert len(frames) == len(original) == 75
+    assert [f.index for f in frames] == list(range(75))
+    assert frames[-1].time_s == pytest.approx(74 / 25, abs=0.02)
+    err = [np.abs(f.image - o).mean() for f, o in zip(frames, original, strict=True)]
+    assert max(err) < 6.0, max(err)  # lossy re-encoding, not a different picture
+    pcm, rate = read_audio(dst, 16000)
+    ref, _ = read_audio(src, 16000)
+    assert rate == 16000 and abs(len(pcm) - len(ref)) < 0.1 * rate
