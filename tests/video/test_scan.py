@@ -115,6 +115,43 @@ def test_detect_cli_scores_videos_beside_images(toy_detector, tmp_path):
     assert clip["probability"] == pytest.approx(np.mean(top2))
     assert (tmp_path / "tl" / "clip.mp4.timeline.png").is_file()
     assert videos["cut.mp4"]["label"] == "error" and "cut.mp4" in videos["cut.mp4"]["error"]
+    main = max(clip["tracks"], key=lambda t: t["frames"])
+    assert clip["consistency"] == main["consistency"]
+    assert clip["watermark"] is False and clip["watermark_fingerprint"] is None
+    assert clip["sync"] is None  # not asked for
+
+
+def test_detect_sync_reads_videos_with_audio_and_says_which_have_none(
+    toy_detector, tmp_path, monkeypatch
+):
+    """`detect --sync`: the av-sync reading of a video with audio (the same as `av-sync`
+    gives), "no audio" for one without; the table shows it."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from deepfake_lab.cli.app import app
+    from deepfake_lab.cli.common import console
+    from deepfake_lab.faces.detectors import FACE_DETECTORS
+    from deepfake_lab.video.avsync import av_sync
+
+    monkeypatch.setattr(console, "_width", 200)  # a wide terminal: one line per table row
+    grid = shared_path("videos", "grid_bbaf2n_real.mpg")
+    anchor = shared_path("videos", "ffpp_anchor_real.mp4")
+    model = shared_path("models", "face_detection_yunet.onnx")
+    run = toy_detector.identity["source"]
+    out = tmp_path / "d.json"
+    args = ["detect", run, str(grid), str(anchor), "--json", str(out), "--sync"]
+    args += ["--face-model", str(model), "--lips", "off", "--max-frames", "30"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    videos = {r["path"].rsplit("/", 1)[-1]: r for r in json.loads(out.read_text())["videos"]}
+    sync = videos[grid.name]["sync"]
+    direct = av_sync(grid, FACE_DETECTORS.build("yunet", face_model=model))
+    assert sync["offset_ms"] == direct["offset_ms"] and sync["chance_p"] == direct["chance_p"]
+    assert sync["mouth_signals"] == ["openness"] and videos[anchor.name]["sync"] is None
+    text = " ".join(res.output.split())
+    assert f"{sync['offset_ms']:+.0f} ({sync['confidence']:.2f}" in text and "no audio" in text
 
 
 def test_evenly_spaced_frames_span_the_clip_and_skip_temporal_measures(toy_detector):

@@ -46,6 +46,12 @@ def detect_cmd(
     frames: int = typer.Option(
         None, "--frames", help="Videos: instead of --stride, N evenly spaced frames."
     ),
+    sync: bool = typer.Option(
+        False, "--sync", help="Videos with audio: also read the lip/speech offset (av-sync)."
+    ),
+    lips: str = typer.Option(
+        "auto", "--lips", help="With --sync: the 68-point lip opening: auto | on | off."
+    ),
 ) -> None:
     """P(fake) for every image and video, with the detector's calibrated threshold."""
     from deepfake_lab.video.detect_video import split_media
@@ -65,8 +71,6 @@ def detect_cmd(
             explain,
         )
     if videos:
-        from rich.table import Table
-
         from deepfake_lab.video.detect_video import detect_video_files
 
         # After the images: their JSON file gets the videos added under "videos".
@@ -84,17 +88,52 @@ def detect_cmd(
             face_model,
             merge_json=bool(images),
             frames=frames,
+            sync=sync,
+            lips=lips,
         )
-        table = Table(title=f"{len(vrecs)} videos ({aggregate} of the face scores)")
-        for col in ("video", "P(fake)", "label", "frames", "tracks"):
-            table.add_column(col)
-        for r in vrecs:
-            p = "" if r["probability"] is None else f"{r['probability']:.4f}"
-            n_tracks = str(len(r.get("tracks", [])))
-            table.add_row(r["path"], p, r["label"], str(r.get("frames", "")), n_tracks)
-        console.print(table)
+        _video_table(vrecs, aggregate, sync)
         if timeline is not None:
             console.print(f"timelines in {timeline}")
+
+
+def _video_table(records: list[dict], aggregate: str, sync: bool) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{len(records)} videos ({aggregate} of the face scores)")
+    cols = ["video", "P(fake)", "label", "frames", "tracks", "jitter", "flicker", "our mark"]
+    for col in cols + (["av-sync ms (conf, p)"] if sync else []):
+        table.add_column(col)
+    for r in records:
+        c = r.get("consistency") or {}
+
+        def num(v: float | None, fmt: str = "{:.3f}") -> str:
+            return "" if v is None else fmt.format(v)
+
+        row = [
+            Path(r["path"]).name,  # the whole path is in --json; the table is narrow
+            num(r["probability"], "{:.4f}"),
+            r["label"],
+            str(r.get("frames", "")),
+            str(len(r.get("tracks", []))),
+            num(c.get("landmark_jitter")),
+            num(c.get("flicker")),
+            f"yes ({r['watermark_fingerprint']})" if r.get("watermark") else "",
+        ]
+        if sync:
+            s = r.get("sync")
+            if s is None:
+                cell = "no audio" if r["label"] != "error" else ""
+            elif "error" in s:
+                cell = "unreadable"
+            else:
+                cell = f"{s['offset_ms']:+.0f} ({s['confidence']:.2f}, {s['chance_p']:.2f})"
+            row.append(cell)
+        table.add_row(*row)
+    console.print(table)
+    for r in records:
+        s = r.get("sync") or {}
+        if "error" in s:
+            console.print(f"av-sync: {s['error']}", highlight=False)
 
 
 def _scan_images(

@@ -201,7 +201,10 @@ def _video(
         def f(x: float | None) -> str:
             return "n/a" if x is None else f"{x:.4f}"
 
-        text = f"flicker {f(r['flicker'])} (high-pass {f(r['flicker_hf'])})"
+        text = f"frame flicker {f(r['flicker'])} (high-pass {f(r['flicker_hf'])})"
+        main = max(r.get("tracks") or [], key=lambda t: t["frames"], default=None)
+        if main is not None and main["flicker"] is not None:
+            text += f", face-crop flicker {f(main['flicker'])}"  # what `detect` reports
         jitter = r["landmark_jitter"]
         return text + ("" if jitter is None else f", landmark jitter {f(jitter)} IOD")
 

@@ -36,16 +36,12 @@ def av_sync_cmd(
     from deepfake_lab.io import atomic_write_json
     from deepfake_lab.video.avsync import av_sync
     from deepfake_lab.video.decode import probe
-    from deepfake_lab.video.lips import LipTracker, lips_available
+    from deepfake_lab.video.lips import lip_tracker
 
     if not video.is_file():
         raise UserError(f"not found: {video}")
     probe(video)  # a bad video fails here, before the face model is looked for
-    if lips not in ("auto", "on", "off"):
-        raise UserError(f"--lips must be auto, on or off, got {lips!r}")
-    tracker = None
-    if lips == "on" or lip_model is not None or (lips == "auto" and lips_available()):
-        tracker = LipTracker(lip_model)
+    tracker = lip_tracker(lips, lip_model)
     r = av_sync(video, build_face_detector(face_detector, face_model), max_lag_ms, lips=tracker)
     if json_path:
         atomic_write_json(json_path, r)

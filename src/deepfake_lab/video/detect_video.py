@@ -1,5 +1,7 @@
 """``deepfake-lab detect`` on videos: one record per video with per-frame, per-track and
-per-video scores, and a timeline PNG of P(fake) over time per track."""
+per-video scores, the main track's temporal consistency, whether the video carries this
+tool's watermark, optionally the audio-visual sync reading, and a timeline PNG of P(fake)
+over time per track."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_lab.errors import UserError
+from deepfake_lab.provenance.verify_video import verify_video
 from deepfake_lab.report.video_plots import plot_timeline
 from deepfake_lab.video.decode import VIDEO_SUFFIXES
+from deepfake_lab.video.lips import lip_tracker
 from deepfake_lab.video.scan import AGGREGATIONS, scan_video
 
 
@@ -26,6 +30,8 @@ def detect_videos(
     stride: int = 1,
     max_frames: int | None = None,
     frames: int | None = None,
+    sync: bool = False,
+    lips: Any = None,
 ) -> list[dict[str, Any]]:
     """Scan each video with a loaded detector.
 
@@ -36,12 +42,20 @@ def detect_videos(
         timeline_dir: write ``<video name>.timeline.png`` per video here (optional).
         aggregation, topk: how the per-face scores become the video score.
         stride, max_frames: which frames; ``frames``: instead, this many evenly spaced.
+        sync: also read the audio-visual offset (``avsync.av_sync``, a second pass over
+            every frame) of videos with an audio track.
+        lips: a ``lips.LipTracker`` for the sync reading (None: the crop's openness).
 
     Returns:
         Records with ``path``, ``probability`` (video P(fake) or None), ``label``
         ("fake" | "real" | "no_face" | "error"), ``threshold``, ``aggregation``, ``frames``,
-        ``faces_per_frame``, ``tracks``, ``frame_scores``, ``timeline`` (PNG path or None)
-        and ``error``. A video that cannot be opened is an "error" record, never fatal.
+        ``faces_per_frame``, ``tracks``, ``frame_scores``, ``consistency`` (the longest
+        track's, or None), ``watermark`` and ``watermark_fingerprint`` (this tool's mark in
+        a majority of 64 evenly spaced frames: ``verify_video``), ``sync`` (with ``sync``:
+        ``av_sync``'s offset, confidence, uncertainty and chance p, or ``{"error": ...}``
+        when it cannot be read; None without an audio track), ``timeline`` (PNG path or
+        None) and ``error``. A video that cannot be opened is an "error" record, never
+        fatal.
     """
     if aggregation not in AGGREGATIONS:
         raise UserError(f"unknown aggregation {aggregation!r}; choose one of {AGGREGATIONS}")
@@ -72,6 +86,8 @@ def detect_videos(
                     title=Path(v).name,
                 )
             )
+        main = max(scan.tracks, key=lambda t: t["frames"], default=None)
+        mark = verify_video(v)
         out.append(
             base
             | {
@@ -81,11 +97,33 @@ def detect_videos(
                 "faces_per_frame": scan.faces_per_frame,
                 "tracks": scan.tracks,
                 "frame_scores": scan.frame_scores,
+                "consistency": main["consistency"] if main else None,
+                "watermark": mark["watermark"],
+                "watermark_fingerprint": (
+                    mark["payload"]["fingerprint"] if mark["watermark"] else None
+                ),
+                "sync": _sync(v, finder, lips) if sync else None,
                 "timeline": timeline,
                 "error": scan.error,
             }
         )
     return out
+
+
+def _sync(path: Path, finder: Any, lips: Any) -> dict[str, Any] | None:
+    """``av_sync``'s headline numbers for a video with audio; None without an audio track;
+    ``{"error": ...}`` when it cannot be read (no face, too short)."""
+    from deepfake_lab.video.avsync import av_sync
+    from deepfake_lab.video.decode import probe
+
+    if not probe(path).has_audio:
+        return None
+    try:
+        r = av_sync(path, finder, lips=lips)
+    except UserError as exc:
+        return {"error": str(exc)}
+    keys = ("offset_ms", "confidence", "offset_uncertainty_ms", "chance_p", "mouth_signals")
+    return {k: r[k] for k in keys}
 
 
 def split_media(paths: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -123,10 +161,14 @@ def detect_video_files(
     face_model: str | Path | None = None,
     merge_json: bool = False,
     frames: int | None = None,
+    sync: bool = False,
+    lips: str = "auto",
 ) -> list[dict[str, Any]]:
     """``detect_videos`` with the detector and face finder loaded from their names; with
     ``json_path``, the records go under ``"videos"``: added to the file ``detect`` just wrote
-    for the images when ``merge_json``, else in a new file."""
+    for the images when ``merge_json``, else in a new file. ``lips`` ("auto" | "on" |
+    "off"): the 68-point lip opening in the sync reading (auto: when the extra is
+    installed)."""
     import json
 
     from deepfake_lab.detect import load_detector
@@ -138,6 +180,7 @@ def detect_video_files(
         raise UserError("--stride, --max-frames and --frames must be 1 or more")
     det = load_detector(model, resolve_device(device))
     finder = build_face_detector(face_detector, face_model)
+    tracker = lip_tracker(lips) if sync else None
     records = detect_videos(
         det,
         videos,
@@ -148,6 +191,8 @@ def detect_video_files(
         stride,
         max_frames,
         frames,
+        sync,
+        tracker,
     )
     if json_path is not None:
         path = Path(json_path)

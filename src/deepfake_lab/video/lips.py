@@ -43,6 +43,24 @@ def lips_available() -> bool:
     return importlib.util.find_spec("dlib") is not None and find_predictor() is not None
 
 
+def lip_tracker(mode: str = "auto", model: str | Path | None = None) -> LipTracker | None:
+    """The lip tracker a ``--lips`` choice asks for.
+
+    Args:
+        mode: "on" (required: a clear error without dlib or the model), "off" (None), or
+            "auto" (one when the ``lips`` extra is installed or ``model`` is given).
+        model: a dlib 68-point predictor file (default: the extra's).
+
+    Raises:
+        UserError: an unknown mode, or "on" without dlib or the model file.
+    """
+    if mode not in ("auto", "on", "off"):
+        raise UserError(f"--lips must be auto, on or off, got {mode!r}")
+    if mode == "on" or (mode == "auto" and (model is not None or lips_available())):
+        return LipTracker(model)
+    return None
+
+
 class LipTracker:
     """Outer-lip opening of detected faces, from a dlib 68-point shape predictor.
 
