@@ -82,6 +82,11 @@ class LoadedDetector:
         return int(self.model.size)
 
     @property
+    def model_id(self) -> str:
+        """``name:first 12 hex digits of the weights' sha256``, as the records show it."""
+        return f"{self.identity.get('name')}:{str(self.identity.get('weights_sha256'))[:12]}"
+
+    @property
     def threshold(self) -> float:
         """The decision threshold on the calibrated probability scale (for display)."""
         return float(expit(self.logit_threshold / self.temperature))
@@ -285,7 +290,7 @@ def detect_images(
     finder = build_face_detector(face_detector, face_model) if faces else None
     names = dict(zip(files, make_names(files), strict=True)) if explain is not None else {}
     reencode = parse_reencode(det.reencode)
-    model_id = f"{det.identity['name']}:{det.identity['weights_sha256'][:12]}"
+    model_id = det.model_id
 
     def record(f: Path, label: str, **extra: Any) -> dict[str, Any]:
         r: dict[str, Any] = {

@@ -143,6 +143,7 @@ def test_detect_sync_reads_videos_with_audio_and_says_which_have_none(
     out = tmp_path / "d.json"
     args = ["detect", run, str(grid), str(anchor), "--json", str(out), "--sync"]
     args += ["--face-model", str(model), "--lips", "off", "--max-frames", "30"]
+    args += ["--report", str(tmp_path / "report")]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     videos = {r["path"].rsplit("/", 1)[-1]: r for r in json.loads(out.read_text())["videos"]}
@@ -151,7 +152,12 @@ def test_detect_sync_reads_videos_with_audio_and_says_which_have_none(
     assert sync["offset_ms"] == direct["offset_ms"] and sync["chance_p"] == direct["chance_p"]
     assert sync["mouth_signals"] == ["openness"] and videos[anchor.name]["sync"] is None
     text = " ".join(res.output.split())
-    assert f"{sync['offset_ms']:+.0f} ({sync['confidence']:.2f}" in text and "no audio" in text
+    assert f"{sync['offset_ms']:+.0f} ms ({sync['confidence']:.2f}" in text and "no audio" in text
+    # --report: the page, each video's timeline, and the sync plot of the one with audio.
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert f'src="{grid.name}.sync.png"' in page and f'src="{anchor.name}.timeline.png"' in page
+    assert (tmp_path / "report" / f"{grid.name}.sync.png").is_file()
+    assert sync["plot"] == str(tmp_path / "report" / f"{grid.name}.sync.png")
 
 
 def test_evenly_spaced_frames_span_the_clip_and_skip_temporal_measures(toy_detector):

@@ -52,13 +52,17 @@ def detect_cmd(
     lips: str = typer.Option(
         "auto", "--lips", help="With --sync: the 68-point lip opening: auto | on | off."
     ),
+    report: Path = typer.Option(
+        None, "--report", help="Write index.html with tables, timelines and sync plots here."
+    ),
 ) -> None:
     """P(fake) for every image and video, with the detector's calibrated threshold."""
     from deepfake_lab.video.detect_video import split_media
 
     images, videos = split_media(paths)
+    irecs, vrecs = [], []
     if images or not videos:
-        _scan_images(
+        irecs = _scan_images(
             model,
             images,
             json_path,
@@ -90,8 +94,15 @@ def detect_cmd(
             frames=frames,
             sync=sync,
             lips=lips,
+            report_dir=report,
         )
         _video_table(vrecs, aggregate, sync)
+    if report is not None:
+        from deepfake_lab.report.detect_report import write_detect_report
+
+        first = (irecs or vrecs)[0]
+        page = write_detect_report(report, first["model"], first["threshold"], irecs, vrecs)
+        console.print(f"report: {page}", highlight=False)
         if timeline is not None:
             console.print(f"timelines in {timeline}")
 
@@ -99,9 +110,11 @@ def detect_cmd(
 def _video_table(records: list[dict], aggregate: str, sync: bool) -> None:
     from rich.table import Table
 
+    from deepfake_lab.report.detect_report import sync_cell
+
     table = Table(title=f"{len(records)} videos ({aggregate} of the face scores)")
     cols = ["video", "P(fake)", "label", "frames", "tracks", "jitter", "flicker", "our mark"]
-    for col in cols + (["av-sync ms (conf, p)"] if sync else []):
+    for col in cols + (["av-sync (conf, chance p)"] if sync else []):
         table.add_column(col)
     for r in records:
         c = r.get("consistency") or {}
@@ -120,14 +133,7 @@ def _video_table(records: list[dict], aggregate: str, sync: bool) -> None:
             f"yes ({r['watermark_fingerprint']})" if r.get("watermark") else "",
         ]
         if sync:
-            s = r.get("sync")
-            if s is None:
-                cell = "no audio" if r["label"] != "error" else ""
-            elif "error" in s:
-                cell = "unreadable"
-            else:
-                cell = f"{s['offset_ms']:+.0f} ({s['confidence']:.2f}, {s['chance_p']:.2f})"
-            row.append(cell)
+            row.append(sync_cell(r.get("sync"), r["label"]))
         table.add_row(*row)
     console.print(table)
     for r in records:
@@ -138,7 +144,7 @@ def _video_table(records: list[dict], aggregate: str, sync: bool) -> None:
 
 def _scan_images(
     model, paths, json_path, csv_path, batch, device, faces, face_detector, face_model, explain
-) -> None:
+) -> list[dict]:
     from rich.table import Table
 
     from deepfake_lab.detect import detect_images
@@ -179,3 +185,4 @@ def _scan_images(
     console.print(line)
     if explain is not None:
         console.print(f"Grad-CAM overlays in {explain}")
+    return records

@@ -32,6 +32,7 @@ def detect_videos(
     frames: int | None = None,
     sync: bool = False,
     lips: Any = None,
+    sync_plot_dir: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Scan each video with a loaded detector.
 
@@ -45,23 +46,25 @@ def detect_videos(
         sync: also read the audio-visual offset (``avsync.av_sync``, a second pass over
             every frame) of videos with an audio track.
         lips: a ``lips.LipTracker`` for the sync reading (None: the crop's openness).
+        sync_plot_dir: write ``<video name>.sync.png`` (``plot_sync``) per reading here.
 
     Returns:
-        Records with ``path``, ``probability`` (video P(fake) or None), ``label``
-        ("fake" | "real" | "no_face" | "error"), ``threshold``, ``aggregation``, ``frames``,
-        ``faces_per_frame``, ``tracks``, ``frame_scores``, ``consistency`` (the longest
-        track's, or None), ``watermark`` and ``watermark_fingerprint`` (this tool's mark in
-        a majority of 64 evenly spaced frames: ``verify_video``), ``sync`` (with ``sync``:
-        ``av_sync``'s offset, confidence, uncertainty and chance p, or ``{"error": ...}``
-        when it cannot be read; None without an audio track), ``timeline`` (PNG path or
-        None) and ``error``. A video that cannot be opened is an "error" record, never
-        fatal.
+        Records with ``path``, ``model`` (``name:weights-sha256-prefix``), ``probability``
+        (video P(fake) or None), ``label`` ("fake" | "real" | "no_face" | "error"),
+        ``threshold``, ``aggregation``, ``frames``, ``faces_per_frame``, ``tracks``,
+        ``frame_scores``, ``consistency`` (the longest track's, or None), ``watermark`` and
+        ``watermark_fingerprint`` (this tool's mark in a majority of 64 evenly spaced
+        frames: ``verify_video``), ``sync`` (with ``sync``: ``av_sync``'s offset,
+        confidence, uncertainty, chance p and ``plot``, or ``{"error": ...}`` when it cannot
+        be read; None without an audio track), ``timeline`` (PNG path or None) and
+        ``error``. A video that cannot be opened is an "error" record, never fatal.
     """
     if aggregation not in AGGREGATIONS:
         raise UserError(f"unknown aggregation {aggregation!r}; choose one of {AGGREGATIONS}")
     out = []
     for v in videos:
-        base = {"path": str(v), "threshold": det.threshold, "aggregation": aggregation}
+        base = {"path": str(v), "model": det.model_id, "threshold": det.threshold}
+        base["aggregation"] = aggregation
         try:
             scan = scan_video(
                 v,
@@ -102,7 +105,7 @@ def detect_videos(
                 "watermark_fingerprint": (
                     mark["payload"]["fingerprint"] if mark["watermark"] else None
                 ),
-                "sync": _sync(v, finder, lips) if sync else None,
+                "sync": _sync(v, finder, lips, sync_plot_dir) if sync else None,
                 "timeline": timeline,
                 "error": scan.error,
             }
@@ -110,9 +113,10 @@ def detect_videos(
     return out
 
 
-def _sync(path: Path, finder: Any, lips: Any) -> dict[str, Any] | None:
-    """``av_sync``'s headline numbers for a video with audio; None without an audio track;
-    ``{"error": ...}`` when it cannot be read (no face, too short)."""
+def _sync(path: Path, finder: Any, lips: Any, plot_dir: Path | None) -> dict[str, Any] | None:
+    """``av_sync``'s headline numbers for a video with audio (and its plot in ``plot_dir``);
+    None without an audio track; ``{"error": ...}`` when it cannot be read (no face, too
+    short)."""
     from deepfake_lab.video.avsync import av_sync
     from deepfake_lab.video.decode import probe
 
@@ -123,7 +127,12 @@ def _sync(path: Path, finder: Any, lips: Any) -> dict[str, Any] | None:
     except UserError as exc:
         return {"error": str(exc)}
     keys = ("offset_ms", "confidence", "offset_uncertainty_ms", "chance_p", "mouth_signals")
-    return {k: r[k] for k in keys}
+    out: dict[str, Any] = {k: r[k] for k in keys} | {"plot": None}
+    if plot_dir is not None:
+        from deepfake_lab.report.video_plots import plot_sync
+
+        out["plot"] = str(plot_sync(r, Path(plot_dir) / f"{Path(path).name}.sync.png"))
+    return out
 
 
 def split_media(paths: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -163,12 +172,14 @@ def detect_video_files(
     frames: int | None = None,
     sync: bool = False,
     lips: str = "auto",
+    report_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """``detect_videos`` with the detector and face finder loaded from their names; with
     ``json_path``, the records go under ``"videos"``: added to the file ``detect`` just wrote
     for the images when ``merge_json``, else in a new file. ``lips`` ("auto" | "on" |
     "off"): the 68-point lip opening in the sync reading (auto: when the extra is
-    installed)."""
+    installed). ``report_dir``: timelines (unless ``timeline_dir`` says otherwise) and sync
+    plots go there, for ``report.detect_report``."""
     import json
 
     from deepfake_lab.detect import load_detector
@@ -181,6 +192,8 @@ def detect_video_files(
     det = load_detector(model, resolve_device(device))
     finder = build_face_detector(face_detector, face_model)
     tracker = lip_tracker(lips) if sync else None
+    if timeline_dir is None and report_dir is not None:
+        timeline_dir = report_dir
     records = detect_videos(
         det,
         videos,
@@ -193,6 +206,7 @@ def detect_video_files(
         frames,
         sync,
         tracker,
+        Path(report_dir) if report_dir is not None else None,
     )
     if json_path is not None:
         path = Path(json_path)
