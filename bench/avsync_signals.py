@@ -37,7 +37,7 @@ MAX_LAG_MS = 1000.0  # what the tests use: room for a clip's own reading plus +-
 
 def extract(path: Path, finder, lips) -> dict:
     """The main track's mouth signals (``mouth.mouth_track``), PCM, frame times, fps."""
-    track = mouth.mouth_track(path, finder, lips=lips)
+    track = mouth.mouth_track(path, finder, lips=lips, keep_crops=True)
     signals = dict(track.signals)
     if track.track_frames == len(track.times_s):  # motion needs the crops of every frame
         signals["motion"] = mouth.mouth_motion(track.crops)

@@ -189,7 +189,7 @@ def test_av_sync_cli_prints_and_writes_the_issue_keys(tmp_path):
     model = shared_path("models", "face_detection_yunet.onnx")
     out, png = tmp_path / "sync.json", tmp_path / "sync.png"
     args = ["av-sync", str(clip), "--json", str(out), "--face-model", str(model), "--lips", "off"]
-    args += ["--plot", str(png)]
+    args += ["--plot", str(png), "--window", "2", "--hop", "0.5"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     r = json.loads(out.read_text())
@@ -202,6 +202,12 @@ def test_av_sync_cli_prints_and_writes_the_issue_keys(tmp_path):
     assert len(r["times_s"]) == len(r["audio"]) == len(r["signals"]["openness"]) == 75
     assert max(r["correlation"]) > r["chance_level"] or r["chance_p"] > 0.05
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # 2 s windows (50 frames) every 0.5 s (12 frames) in 75 frames: starting at 0, 12, 24.
+    assert [w["start_s"] for w in r["windows"]] == pytest.approx([0.0, 0.48, 0.96], abs=0.01)
+    assert "3 windows" in text and "3 of 3 windows read" in text
+    for bad, why in ((["--hop", "1"], "--hop needs --window"), (["--window", "0"], "positive")):
+        res = CliRunner().invoke(app, ["av-sync", str(clip), "--face-model", str(model), *bad])
+        assert res.exit_code == 2 and why in res.output, res.output
 
 
 def test_av_sync_cli_user_mistakes_are_one_line(tmp_path):
@@ -236,3 +242,54 @@ def test_lip_tracker_missing_model_is_a_clear_error(tmp_path):
 
     with pytest.raises(UserError, match="lip landmark model not found"):
         LipTracker(tmp_path / "nope.dat")
+
+
+def test_windowed_readings_follow_a_shift_in_every_window(tmp_path):
+    """`av_sync(window_s=...)` on the 9 s SadTalker clip (4 s windows every 2 s, lip
+    landmarks on): each window of a copy with its audio shifted reads that window's own
+    offset plus the shift, within +-40 ms."""
+    from avtools import shifted_copy
+    from conftest import shared_path
+    from deepfake_lab.faces.detectors import FACE_DETECTORS
+    from deepfake_lab.video.avsync import av_sync
+    from deepfake_lab.video.lips import LipTracker, lips_available
+
+    if not lips_available():
+        pytest.skip("the 'lips' extra (dlib + its 68-point model) is not installed")
+    src = shared_path("videos", "sadtalker_art0_synthesized.mp4")
+    finder = FACE_DETECTORS.build(
+        "yunet", face_model=shared_path("models", "face_detection_yunet.onnx")
+    )
+    lips = LipTracker()
+
+    def windows(shift: float) -> list[dict]:
+        copy = shifted_copy(src, tmp_path / f"s{shift:+.0f}.mkv", shift)
+        r = av_sync(copy, finder, lips=lips, window_s=4.0, hop_s=2.0)
+        return r["windows"]
+
+    base = windows(0)
+    assert [w["start_s"] for w in base] == [0.0, 2.0, 4.0]  # 9.08 s: windows ending by 8 s
+    assert all(w["face_coverage"] == 1.0 and "skipped" not in w for w in base)
+    for shift in (-400, 200):
+        moved = windows(shift)
+        for b, m in zip(base, moved, strict=True):
+            assert m["offset_ms"] == pytest.approx(b["offset_ms"] + shift, abs=40), (shift, b, m)
+
+
+def test_windows_skip_stretches_without_the_face_and_refuse_bad_lengths():
+    from deepfake_lab.video.avsync import windowed_offsets
+
+    n, fps = 250, 25.0
+    video = _speechlike(n, seed=7)
+    audio = np.roll(video, 3)  # the audio lags by 3 frames = 120 ms
+    present = np.ones(n, bool)
+    present[150:] = False  # the face leaves after 6 s
+    times = np.arange(n) / fps
+    out = windowed_offsets([video], audio, present, times, fps, 4.0, 2.0, surrogates=0)
+    assert [w["start_s"] for w in out] == [0.0, 2.0, 4.0, 6.0]
+    assert [w["offset_ms"] for w in out[:2]] == pytest.approx([120, 120], abs=20)
+    assert "skipped" in out[2] and "50%" in out[2]["skipped"] and "offset_ms" not in out[3]
+    with pytest.raises(UserError, match="too short for lags"):
+        windowed_offsets([video], audio, present, times, fps, 1.0)
+    with pytest.raises(UserError, match="longer than the video"):
+        windowed_offsets([video], audio, present, times, fps, 20.0)

@@ -29,6 +29,10 @@ def av_sync_cmd(
     plot: Path = typer.Option(
         None, "--plot", help="Write a PNG of the signals and the correlation per lag here."
     ),
+    window: float = typer.Option(
+        None, "--window", help="Also read the offset in sliding windows of this many seconds."
+    ),
+    hop: float = typer.Option(None, "--hop", help="Seconds between windows (default: half)."),
 ) -> None:
     """Offset between lips and speech (positive: the audio lags), with confidence."""
     from deepfake_lab.errors import UserError
@@ -42,7 +46,12 @@ def av_sync_cmd(
         raise UserError(f"not found: {video}")
     probe(video)  # a bad video fails here, before the face model is looked for
     tracker = lip_tracker(lips, lip_model)
-    r = av_sync(video, build_face_detector(face_detector, face_model), max_lag_ms, lips=tracker)
+    if (window is not None and window <= 0) or (hop is not None and hop <= 0):
+        raise UserError("--window and --hop must be positive (seconds)")
+    if hop is not None and window is None:
+        raise UserError("--hop needs --window")
+    finder = build_face_detector(face_detector, face_model)
+    r = av_sync(video, finder, max_lag_ms, lips=tracker, window_s=window, hop_s=hop)
     if json_path:
         atomic_write_json(json_path, r)
     if plot:
@@ -63,5 +72,35 @@ def av_sync_cmd(
             "this mouth, and the offset is a weak reading; a longer clip helps",
             highlight=False,
         )
+    if "windows" in r:
+        _window_table(r["windows"])
     if plot:
         console.print(f"plot: {plot}", highlight=False)
+
+
+def _window_table(windows: list[dict]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{len(windows)} windows")
+    for col in ("from s", "to s", "offset ms", "+-ms", "confidence", "chance p", "face"):
+        table.add_column(col, justify="right")
+    for w in windows:
+        if "skipped" in w:
+            cells = ["", "", "", "", f"{w['face_coverage']:.0%}"]
+            cells[0] = "skipped"
+        else:
+            cells = [
+                f"{w['offset_ms']:+.0f}",
+                f"{w['offset_uncertainty_ms']:.0f}",
+                f"{w['confidence']:.2f}",
+                f"{w['chance_p']:.2f}",
+                f"{w['face_coverage']:.0%}",
+            ]
+        table.add_row(f"{w['start_s']:.1f}", f"{w['end_s']:.1f}", *cells)
+    console.print(table)
+    read = [w for w in windows if "offset_ms" in w]
+    strong = [w["offset_ms"] for w in read if w["chance_p"] <= 0.05]
+    line = f"{len(read)} of {len(windows)} windows read, {len(strong)} above chance (p <= 0.05)"
+    if strong:
+        line += f"; their offsets {min(strong):+.0f} to {max(strong):+.0f} ms"
+    console.print(line, highlight=False)

@@ -62,11 +62,15 @@ def plot_sync(reading: Mapping[str, Any], path: Path, title: str | None = None) 
         title: optional title (default: the video's file name).
 
     Top panel: each mouth signal and the audio envelope moved back by the offset (so that
-    they line up where the reading is right), z-scored. Bottom: the correlation at every
+    they line up where the reading is right), z-scored. Middle: the correlation at every
     lag, the peak with its uncertainty, and the level 5 % of unrelated audio signals reach.
+    With ``windows`` in the reading, a third panel: each window's offset and uncertainty
+    over time (filled: above chance, p <= 0.05).
     """
-    fig = new_figure(7.5, 5.2)
-    top, bottom = fig.subplots(2, 1)
+    windows = [w for w in reading.get("windows") or [] if "offset_ms" in w]
+    fig = new_figure(7.5, 7.4 if windows else 5.2)
+    axes = fig.subplots(3 if windows else 2, 1)
+    top, bottom = axes[0], axes[1]
     t = np.asarray(reading["times_s"], np.float64)
     shift = reading["offset_ms"] / 1000.0
     for i, (name, v) in enumerate(reading["signals"].items()):
@@ -86,6 +90,18 @@ def plot_sync(reading: Mapping[str, Any], path: Path, title: str | None = None) 
     bottom.axvline(0.0, color="0.7", lw=0.6)
     bottom.set(xlabel="lag (ms; positive: the audio lags)", ylabel="correlation")
     bottom.legend(loc="lower right", fontsize="small", frameon=False)
+    if windows:
+        ax = axes[2]
+        mid = np.array([(w["start_s"] + w["end_s"]) / 2 for w in windows])
+        offs = np.array([w["offset_ms"] for w in windows])
+        errs = np.array([w["offset_uncertainty_ms"] for w in windows])
+        strong = np.array([w["chance_p"] <= 0.05 for w in windows])
+        ax.errorbar(mid, offs, yerr=errs, fmt="none", ecolor="0.5", lw=0.8)
+        ax.plot(mid[strong], offs[strong], "o", color="C3", label="above chance")
+        ax.plot(mid[~strong], offs[~strong], "o", mfc="white", color="C3", label="not")
+        ax.axhline(reading["offset_ms"], color="C3", lw=0.8, ls="--", label="whole video")
+        ax.set(xlabel="window centre (s)", ylabel="offset (ms)")
+        ax.legend(loc="best", fontsize="small", frameon=False, ncols=3)
     name = title or Path(str(reading.get("path", ""))).name
     fig.suptitle(
         f"{name}: confidence {reading['confidence']:.2f}, chance p {reading['chance_p']:.2f}",

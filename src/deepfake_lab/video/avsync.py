@@ -43,6 +43,8 @@ SYLLABLE_BAND_HZ = (2.0, 7.0)
 ENVELOPE_RANGE_DB = 60.0
 #: Phase-randomised audio signals behind ``chance_p``.
 SURROGATES = 200
+#: A window is read only when the face track covers at least this share of its frames.
+MIN_WINDOW_COVERAGE = 0.8
 
 
 @dataclass
@@ -245,6 +247,71 @@ def estimate_offset(
     )
 
 
+def windowed_offsets(
+    signals: list[np.ndarray],
+    audio: np.ndarray,
+    present: np.ndarray,
+    times_s: np.ndarray,
+    fps: float,
+    window_s: float,
+    hop_s: float | None = None,
+    max_lag_ms: float = 600.0,
+    surrogates: int = SURROGATES,
+) -> list[dict[str, Any]]:
+    """The offset read in sliding windows: does it hold over the whole video?
+
+    Args:
+        signals: (T,) band-passed mouth signals; ``audio``: (T,) band-passed envelope.
+        present: (T,) bool, frames where the face track was found (its signal elsewhere is
+            interpolated, so a window mostly without the face is skipped, not read).
+        times_s: (T,) frame times; ``fps``: their rate.
+        window_s: window length; ``hop_s``: step between window starts (default: half a
+            window).
+        max_lag_ms, surrogates: as in :func:`estimate_offset`, per window.
+
+    Returns:
+        One dict per window: ``start_s``, ``end_s``, ``face_coverage`` and either
+        ``offset_ms``, ``confidence``, ``offset_uncertainty_ms``, ``chance_p``, or
+        ``skipped`` (why).
+
+    Raises:
+        UserError: a window too short for the lags or longer than the video.
+    """
+    n, size = len(audio), int(round(window_s * fps))
+    hop = max(1, int(round((hop_s if hop_s is not None else window_s / 2) * fps)))
+    need = 2 * int(round(max_lag_ms / 1000 * fps)) + 8
+    if size < need:
+        raise UserError(
+            f"--window {window_s:g} s is too short for lags of +-{max_lag_ms:.0f} ms; "
+            f"use {need / fps:.1f} s or more"
+        )
+    if size > n:
+        raise UserError(f"--window {window_s:g} s is longer than the video ({n / fps:.1f} s)")
+    out = []
+    for k, start in enumerate(range(0, n - size + 1, hop)):
+        part = slice(start, start + size)
+        cover = float(np.mean(present[part]))
+        rec: dict[str, Any] = {
+            "start_s": round(float(times_s[start]), 3),
+            "end_s": round(float(times_s[start + size - 1]) + 1 / fps, 3),
+            "face_coverage": round(cover, 3),
+        }
+        if cover < MIN_WINDOW_COVERAGE:
+            rec["skipped"] = f"the face is in {cover:.0%} of the window's frames"
+        else:
+            est = estimate_offset(
+                [v[part] for v in signals], audio[part], fps, max_lag_ms, surrogates, seed=k
+            )
+            rec |= {
+                "offset_ms": round(est.offset_ms, 1),
+                "confidence": round(est.confidence, 3),
+                "offset_uncertainty_ms": round(est.offset_uncertainty_ms, 1),
+                "chance_p": round(est.chance_p or 1.0, 3),
+            }
+        out.append(rec)
+    return out
+
+
 def av_sync(
     path: str | Path,
     finder: Any,
@@ -253,6 +320,8 @@ def av_sync(
     end_s: float | None = None,
     crop: int = 96,
     lips: Any = None,
+    window_s: float | None = None,
+    hop_s: float | None = None,
 ) -> dict[str, Any]:
     """Estimate the audio-visual offset of a talking-face video.
 
@@ -269,13 +338,16 @@ def av_sync(
         lips: a :class:`deepfake_lab.video.lips.LipTracker`: adds the outer-lip opening of
             its 68 landmarks as a second mouth signal (``bench/avsync_signals.py`` measures
             what it buys). None: the crop's mouth openness alone.
+        window_s, hop_s: also read the offset in sliding windows of this length
+            (:func:`windowed_offsets`).
 
     Returns:
         ``{"path", "offset_ms", "confidence", "offset_uncertainty_ms", "chance_p",
         "band_hz", "frames", "track_frames", "fps", "mouth_signals", "lags_ms",
         "correlation", "chance_level", "times_s", "signals", "audio"}`` (the last three: the
-        band-passed series that were correlated, for ``report.video_plots.plot_sync``);
-        positive ``offset_ms``: the audio lags the video.
+        band-passed series that were correlated, for ``report.video_plots.plot_sync``),
+        and with ``window_s`` ``"windows"``; positive ``offset_ms``: the audio lags the
+        video.
 
     Raises:
         UserError: no audio, no face, or a clip too short for the lags.
@@ -293,7 +365,19 @@ def av_sync(
     signals = {k: band_limit(v, fps) for k, v in mouth.signals.items()}
     audio = band_limit(env, fps)
     est = estimate_offset(list(signals.values()), audio, fps, max_lag_ms, SURROGATES)
-    return {
+    windows = None
+    if window_s is not None:
+        windows = windowed_offsets(
+            list(signals.values()),
+            audio,
+            mouth.present,
+            mouth.times_s,
+            fps,
+            window_s,
+            hop_s,
+            max_lag_ms,
+        )
+    out = {
         "path": str(path),
         "offset_ms": round(est.offset_ms, 1),
         "confidence": round(est.confidence, 3),
@@ -311,3 +395,6 @@ def av_sync(
         "signals": {k: [round(float(x), 4) for x in v] for k, v in signals.items()},
         "audio": [round(float(x), 4) for x in audio],
     }
+    if windows is not None:
+        out["windows"] = windows
+    return out

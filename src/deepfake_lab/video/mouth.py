@@ -69,17 +69,20 @@ class MouthTrack:
     Attributes:
         signals: name -> (T,) signal: ``"openness"`` (crop darkness), ``"lip-gap"`` (with
             a lip tracker); frames where the track was missed are interpolated.
-        crops: (P, S, S, 3) uint8 aligned crops of the P frames the track was found in.
+        present: (T,) bool, whether the track was found in each frame.
         times_s: (T,) start time of every decoded frame.
         fps: the video's frame rate.
-        track_frames: P.
+        track_frames: P, the frames the track was found in.
+        crops: (P, S, S, 3) uint8 aligned crops of those frames with ``keep_crops``, else
+            None (a long video's crops do not fit in memory: 27 kB a frame at 96 px).
     """
 
     signals: dict[str, np.ndarray]
-    crops: np.ndarray
+    present: np.ndarray
     times_s: np.ndarray
     fps: float
     track_frames: int
+    crops: np.ndarray | None = None
 
 
 def mouth_track(
@@ -89,9 +92,12 @@ def mouth_track(
     end_s: float | None = None,
     crop: int = 96,
     lips: Any = None,
+    keep_crops: bool = False,
 ) -> MouthTrack:
     """Decode every frame in ``[start_s, end_s)`` and follow the mouth of the longest face
-    track (see :func:`av_sync` for the arguments).
+    track (see ``avsync.av_sync`` for the arguments). Each face's mouth values are taken
+    as it is found, so memory grows by a few numbers a frame (plus the crops with
+    ``keep_crops``).
 
     Raises:
         UserError: no face in the video.
@@ -101,26 +107,31 @@ def mouth_track(
     from deepfake_lab.video.tracks import link_tracks
 
     info = probe(path)
-    records, crops, gaps = [], {}, {}
+    records: list[tuple[int, float, list]] = []
+    values: dict[tuple[int, int], dict[str, float]] = {}
+    crops: dict[tuple[int, int], np.ndarray] = {}
     for frame in iter_frames(path, 1, start_s, end_s):
         faces = finder.detect(frame.image)[:4]
         records.append((frame.index, frame.time_s, faces))
         for f in faces:
-            crops[(frame.index, id(f))] = align_face(frame.image, f.landmarks, crop)[0]
+            key = (frame.index, id(f))
+            aligned = align_face(frame.image, f.landmarks, crop)[0]
+            values[key] = {"openness": float(mouth_openness(aligned[None])[0])}
             if lips is not None:
-                gaps[(frame.index, id(f))] = lips.opening(frame.image, f)
+                values[key]["lip-gap"] = lips.opening(frame.image, f)
+            if keep_crops:
+                crops[key] = aligned
     tracks = link_tracks(records, max_gap=3)
     if not tracks:
         raise UserError(f"{path}: no face found, so no mouth to follow")
     main = max(tracks, key=len)
     index = [r[0] for r in records]
     keys = {tf.frame_index: (tf.frame_index, id(tf.face)) for tf in main.faces}
-    present = [i for i in index if i in keys]
-    stack = np.stack([crops[keys[i]] for i in present])
-    per_frame = {"openness": mouth_openness(stack)}
-    if lips is not None:
-        per_frame["lip-gap"] = np.array([gaps[keys[i]] for i in present])
+    found = [i for i in index if i in keys]
+    names = ["openness"] + (["lip-gap"] if lips is not None else [])
     # Frames where the track was missed get the signal interpolated from their neighbours.
-    signals = {k: np.interp(index, present, v) for k, v in per_frame.items()}
+    signals = {k: np.interp(index, found, [values[keys[i]][k] for i in found]) for k in names}
+    stack = np.stack([crops[keys[i]] for i in found]) if keep_crops else None
     times = np.array([r[1] for r in records])
-    return MouthTrack(signals, stack, times, info.fps, len(main))
+    present = np.array([i in keys for i in index])
+    return MouthTrack(signals, present, times, info.fps, len(main), stack)
