@@ -20,7 +20,7 @@ from deepfake_lab.video.scan import AGGREGATIONS
 class BrightnessDetector:
     """A stand-in detector whose logit is the crop's mean brightness: known scores."""
 
-    size, threshold = 32, 0.5
+    size, threshold, model_id = 32, 0.5, "brightness:test"
 
     def __init__(self) -> None:
         self.model = torch.nn.Linear(1, 1)

@@ -129,7 +129,16 @@ def evaluate_videos(
     rows, excluded = [], []
     for i, (path, label, source) in enumerate(videos):
         rec = detect_videos(
-            det, [path], finder, None, aggregation, topk, stride, max_frames, frames
+            det,
+            [path],
+            finder,
+            None,
+            aggregation,
+            topk,
+            stride,
+            max_frames,
+            frames,
+            watermark=False,
         )[0]
         if progress is not None:
             progress(i + 1, len(videos))

@@ -33,6 +33,7 @@ def detect_videos(
     sync: bool = False,
     lips: Any = None,
     sync_plot_dir: Path | None = None,
+    watermark: bool = True,
 ) -> list[dict[str, Any]]:
     """Scan each video with a loaded detector.
 
@@ -47,6 +48,8 @@ def detect_videos(
             every frame) of videos with an audio track.
         lips: a ``lips.LipTracker`` for the sync reading (None: the crop's openness).
         sync_plot_dir: write ``<video name>.sync.png`` (``plot_sync``) per reading here.
+        watermark: look for this tool's watermark (64 frames, ~0.1 s a video); False
+            leaves ``watermark`` None (``eval detector`` has no use for it).
 
     Returns:
         Records with ``path``, ``model`` (``name:weights-sha256-prefix``), ``probability``
@@ -90,7 +93,7 @@ def detect_videos(
                 )
             )
         main = max(scan.tracks, key=lambda t: t["frames"], default=None)
-        mark = verify_video(v)
+        mark = verify_video(v) if watermark else {"watermark": None}
         out.append(
             base
             | {
