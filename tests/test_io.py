@@ -49,3 +49,11 @@ def test_atomic_files_and_export_folders_get_the_umask_permissions(tmp_path):
     out = _write_export(tmp_path / "exp", {}, {"format": "test"})
     assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~old
     assert stat.S_IMODE((out / "config.json").stat().st_mode) == 0o666 & ~old
+
+
+def test_a_folder_in_the_way_is_named_in_the_error_not_the_temp_file(tmp_path):
+    (tmp_path / "out.png").mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        atomic_write_text(tmp_path / "out.png", "x")
+    assert info.value.filename == str(tmp_path / "out.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # no temp file left behind

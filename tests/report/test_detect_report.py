@@ -33,7 +33,13 @@ def test_report_lays_out_videos_and_images(tmp_path):
     sync = {"offset_ms": -27.0, "confidence": 1.95, "chance_p": 0.11, "plot": str(plot)}
     videos = [
         _video("talk.mpg", tmp_path, sync=sync),
-        _video("walk.mp4", tmp_path, watermark=True, watermark_fingerprint="702b8a9d"),
+        _video(
+            "walk.mp4",
+            tmp_path,
+            watermark=True,
+            watermark_fingerprint="702b8a9d",
+            sync={"skipped": "no audio track"},
+        ),
         {"path": "/data/cut.mp4", "label": "error", "probability": None, "error": "cut short"},
     ]
     images = [{"path": "a.png", "probability": 0.2, "label": "real", "watermark": False}]
@@ -50,5 +56,27 @@ def test_report_lays_out_videos_and_images(tmp_path):
 
 
 def test_sync_cell_says_why_there_is_no_reading():
-    assert sync_cell(None, "real") == "no audio" and sync_cell(None, "error") == ""
-    assert sync_cell({"error": "no face"}, "real") == "unreadable"
+    assert sync_cell(None) == "" and sync_cell({"skipped": "no audio track"}) == "no audio"
+    assert sync_cell({"error": "no face"}) == "unreadable"
+
+
+def test_without_sync_there_is_no_sync_column_and_pictures_outside_are_linked(tmp_path):
+    """Not asking for --sync is not "no audio"; a timeline written beside the report folder
+    (--timeline elsewhere) is still shown, by a relative path."""
+    report, beside = tmp_path / "report", tmp_path / "tl"
+    beside.mkdir()
+    page = write_detect_report(report, "npr:x", 0.5, [], [_video("talk.mpg", beside)])
+    text = page.read_text()
+    assert "av-sync" not in text and "no audio" not in text
+    assert 'src="../tl/talk.mpg.timeline.png"' in text
+
+
+def test_pictures_of_videos_with_the_same_name_do_not_overwrite_each_other():
+    from pathlib import Path
+
+    from deepfake_lab.video.detect_video import picture_stems
+
+    stems = picture_stems([Path("a/clip.mp4"), Path("b/clip.mp4"), Path("c/other.mp4")])
+    assert stems[Path("c/other.mp4")] == "other.mp4"
+    a, b = stems[Path("a/clip.mp4")], stems[Path("b/clip.mp4")]
+    assert a != b and a.startswith("clip.mp4.") and b.startswith("clip.mp4.")

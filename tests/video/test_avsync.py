@@ -293,3 +293,36 @@ def test_windows_skip_stretches_without_the_face_and_refuse_bad_lengths():
         windowed_offsets([video], audio, present, times, fps, 1.0)
     with pytest.raises(UserError, match="longer than the video"):
         windowed_offsets([video], audio, present, times, fps, 20.0)
+    for bad in (float("nan"), -1.0):
+        with pytest.raises(UserError, match="positive number of seconds"):
+            windowed_offsets([video], audio, present, times, fps, bad)
+    # Silence in part of the audio: that window is skipped, not read at the lag limit.
+    quiet = audio.copy()
+    quiet[:100] = 0.0
+    out = windowed_offsets([video], quiet, np.ones(n, bool), times, fps, 4.0, 2.0, surrogates=0)
+    assert out[0]["skipped"] == "the audio is silent here" and "offset_ms" in out[2]
+    assert out[2]["chance_p"] is None  # surrogates=0: not computed, not 1.0
+
+
+def test_a_window_reads_the_same_whatever_the_hop():
+    from deepfake_lab.video.avsync import windowed_offsets
+
+    n, fps = 200, 25.0
+    video = _speechlike(n, seed=11)
+    audio = np.roll(video, 2) + 0.8 * _speechlike(n, seed=12)
+    times, present = np.arange(n) / fps, np.ones(n, bool)
+    coarse = windowed_offsets([video], audio, present, times, fps, 4.0, 2.0, surrogates=50)
+    fine = windowed_offsets([video], audio, present, times, fps, 4.0, 1.0, surrogates=50)
+    by_start = {w["start_s"]: w for w in fine}
+    for w in coarse:
+        assert by_start[w["start_s"]] == w
+
+
+def test_lag_range_and_flat_signals_are_user_errors():
+    from deepfake_lab.video.avsync import is_flat
+
+    v = _speechlike(100)
+    for bad in (-100.0, float("nan"), 10.0):  # 10 ms is under a frame at 25 fps
+        with pytest.raises(UserError, match="at least one frame"):
+            estimate_offset(v, v, FPS, bad)
+    assert is_flat(np.full(50, 1e-10)) and is_flat(np.zeros(50)) and not is_flat(v)

@@ -57,8 +57,11 @@ def detect_cmd(
     ),
 ) -> None:
     """P(fake) for every image and video, with the detector's calibrated threshold."""
+    from deepfake_lab.errors import UserError
     from deepfake_lab.video.detect_video import split_media
 
+    if lips not in ("auto", "on", "off"):
+        raise UserError(f"--lips must be auto, on or off, got {lips!r}")
     images, videos = split_media(paths)
     irecs, vrecs = [], []
     if images or not videos:
@@ -97,14 +100,14 @@ def detect_cmd(
             report_dir=report,
         )
         _video_table(vrecs, aggregate, sync)
+        if timeline is not None:
+            console.print(f"timelines in {timeline}")
     if report is not None:
         from deepfake_lab.report.detect_report import write_detect_report
 
         first = (irecs or vrecs)[0]
         page = write_detect_report(report, first["model"], first["threshold"], irecs, vrecs)
         console.print(f"report: {page}", highlight=False)
-        if timeline is not None:
-            console.print(f"timelines in {timeline}")
 
 
 def _video_table(records: list[dict], aggregate: str, sync: bool) -> None:
@@ -133,7 +136,7 @@ def _video_table(records: list[dict], aggregate: str, sync: bool) -> None:
             f"yes ({r['watermark_fingerprint']})" if r.get("watermark") else "",
         ]
         if sync:
-            row.append(sync_cell(r.get("sync"), r["label"]))
+            row.append(sync_cell(r.get("sync")))
         table.add_row(*row)
     console.print(table)
     for r in records:

@@ -249,8 +249,12 @@ class RejectionLog:
                 continue
         self._settled: set[str] = set()
         fd, self._tmp = tempfile.mkstemp(prefix=f".{REJECTED}.", suffix=".tmp", dir=out)
-        usual_permissions(self._tmp)
         self._fh = os.fdopen(fd, "w", encoding="utf-8")
+        try:
+            usual_permissions(self._tmp)
+        except OSError:
+            self.discard()
+            raise
 
     def add(self, record: dict[str, Any]) -> None:
         """Record a rejection of this run (its ``source`` counts as settled)."""

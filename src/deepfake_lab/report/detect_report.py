@@ -8,6 +8,7 @@ The pictures are written into ``DIR`` by the scan itself (``detect_videos`` with
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +24,26 @@ def _num(v: float | None, digits: int = 3) -> float | str:
     return "" if v is None else round(float(v), digits)
 
 
-def sync_cell(sync: dict[str, Any] | None, label: str) -> str:
-    """The av-sync column of a video: offset (confidence, chance p), or why there is none."""
+def sync_cell(sync: dict[str, Any] | None) -> str:
+    """The av-sync column of a video: offset (confidence, chance p), or why there is none
+    ("" when it was not asked for)."""
     if sync is None:
-        return "" if label == "error" else "no audio"
+        return ""
+    if "skipped" in sync:
+        return "no audio"
     if "error" in sync:
         return "unreadable"
     return f"{sync['offset_ms']:+.0f} ms ({sync['confidence']:.2f}, p {sync['chance_p']:.2f})"
 
 
 def _rel(path: str | None, root: Path) -> str | None:
-    """``path`` relative to the report folder, or None when it lies elsewhere."""
+    """``path`` relative to the report folder (``../`` when it lies beside it: the two
+    folders then move together), or None."""
     if path is None:
         return None
     try:
-        return Path(path).resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
+        return Path(os.path.relpath(Path(path).resolve(), root.resolve())).as_posix()
+    except ValueError:  # another drive (Windows)
         return None
 
 
@@ -57,11 +62,14 @@ def _video_section(videos: list[dict[str, Any]], root: Path) -> Section:
                 _num(c.get("landmark_jitter")),
                 _num(c.get("flicker")),
                 mark,
-                sync_cell(r.get("sync"), r["label"]),
             ]
         )
     header = ["video", "P(fake)", "label", "frames", "tracks", "jitter (IOD)", "flicker"]
-    header += ["our watermark", "av-sync"]
+    header += ["our watermark"]
+    if any(r.get("sync") is not None for r in videos):  # --sync was given
+        header.append("av-sync")
+        for row, r in zip(rows, videos, strict=True):
+            row.append(sync_cell(r.get("sync")))
     images = []
     for r in videos:
         name = Path(r["path"]).name
@@ -72,12 +80,17 @@ def _video_section(videos: list[dict[str, Any]], root: Path) -> Section:
         if rel:
             images.append(ReportImage(rel, f"{name}: mouth and speech, correlation per lag"))
     errors = [f"{Path(r['path']).name}: {r['error']}" for r in videos if r.get("error")]
-    notes = [
+    note = (
         "P(fake) is the detector's calibrated probability aggregated over the faces of the "
         "sampled frames; jitter and flicker are the longest face track's (consecutive frames "
-        "only); av-sync: offset (positive: the audio lags), confidence, and chance p (above "
-        "0.05 the peak does not beat unrelated audio)."
-    ]
+        "only)."
+    )
+    if "av-sync" in header:
+        note += (
+            " av-sync: offset (positive: the audio lags), confidence, and chance p (above "
+            "0.05 the peak does not beat unrelated audio)."
+        )
+    notes = [note]
     return Section("Videos", paragraphs=notes + errors, tables=[Table(header, rows)], images=images)
 
 

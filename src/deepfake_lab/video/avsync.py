@@ -28,6 +28,7 @@ the mouth, whatever the offset reads.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,27 @@ def _xcorr(v: np.ndarray, a: np.ndarray, lags: np.ndarray) -> np.ndarray:
     return corr
 
 
+def check_max_lag(max_lag_ms: float, fps: float) -> int:
+    """``max_lag_ms`` in whole frames at ``fps``.
+
+    Raises:
+        UserError: not a finite number, or under one frame.
+    """
+    if not math.isfinite(max_lag_ms) or max_lag_ms * fps / 1000 < 0.5:
+        raise UserError(
+            f"--max-lag-ms must be at least one frame ({1000 / fps:.0f} ms at {fps:g} fps), "
+            f"got {max_lag_ms}"
+        )
+    return int(round(max_lag_ms / 1000 * fps))
+
+
+def is_flat(x: np.ndarray) -> bool:
+    """True when ``x`` does not vary (digital silence, a mouth that never moves): nothing to
+    correlate, and every lag would tie."""
+    x = np.asarray(x, np.float64)
+    return not np.isfinite(x).all() or float(np.ptp(x)) <= 1e-9 * max(float(np.abs(x).max()), 1e-30)
+
+
 def estimate_offset(
     video_signal: np.ndarray | list[np.ndarray],
     audio_signal: np.ndarray,
@@ -205,7 +227,7 @@ def estimate_offset(
     vs, a = [_z(v) for v in signals], _z(audio_signal)
     if any(len(v) != len(a) for v in vs):
         raise UserError(f"signals differ in length ({[len(v) for v in vs]} vs {len(a)} frames)")
-    max_lag = int(round(max_lag_ms / 1000 * fps))
+    max_lag = check_max_lag(max_lag_ms, fps)
     if len(a) < 2 * max_lag + 8:
         raise UserError(
             f"{len(a)} frames are too few for lags of +-{max_lag_ms:.0f} ms; use a longer clip"
@@ -277,9 +299,15 @@ def windowed_offsets(
     Raises:
         UserError: a window too short for the lags or longer than the video.
     """
+    for name, value in (("--window", window_s), ("--hop", hop_s)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UserError(f"{name} must be a positive number of seconds, got {value}")
     n, size = len(audio), int(round(window_s * fps))
     hop = max(1, int(round((hop_s if hop_s is not None else window_s / 2) * fps)))
-    need = 2 * int(round(max_lag_ms / 1000 * fps)) + 8
+    need = 2 * check_max_lag(max_lag_ms, fps) + 8
+    # A window whose band-passed audio (or mouth) has almost none of the clip's variation
+    # is silent (or still) there: skipped, not read.
+    quiet = 1e-3 * float(np.std(audio)), [1e-3 * float(np.std(v)) for v in signals]
     if size < need:
         raise UserError(
             f"--window {window_s:g} s is too short for lags of +-{max_lag_ms:.0f} ms; "
@@ -288,7 +316,7 @@ def windowed_offsets(
     if size > n:
         raise UserError(f"--window {window_s:g} s is longer than the video ({n / fps:.1f} s)")
     out = []
-    for k, start in enumerate(range(0, n - size + 1, hop)):
+    for start in range(0, n - size + 1, hop):
         part = slice(start, start + size)
         cover = float(np.mean(present[part]))
         rec: dict[str, Any] = {
@@ -298,15 +326,20 @@ def windowed_offsets(
         }
         if cover < MIN_WINDOW_COVERAGE:
             rec["skipped"] = f"the face is in {cover:.0%} of the window's frames"
+        elif np.std(audio[part]) <= quiet[0]:
+            rec["skipped"] = "the audio is silent here"
+        elif all(np.std(v[part]) <= q for v, q in zip(signals, quiet[1], strict=True)):
+            rec["skipped"] = "the mouth does not move here"
         else:
+            # Seeded by the window's start: the same window reads the same whatever --hop.
             est = estimate_offset(
-                [v[part] for v in signals], audio[part], fps, max_lag_ms, surrogates, seed=k
+                [v[part] for v in signals], audio[part], fps, max_lag_ms, surrogates, seed=start
             )
             rec |= {
                 "offset_ms": round(est.offset_ms, 1),
                 "confidence": round(est.confidence, 3),
                 "offset_uncertainty_ms": round(est.offset_uncertainty_ms, 1),
-                "chance_p": round(est.chance_p or 1.0, 3),
+                "chance_p": None if est.chance_p is None else round(est.chance_p, 3),
             }
         out.append(rec)
     return out
@@ -361,6 +394,10 @@ def av_sync(
     pcm, rate = read_audio(path, 16000)
     n = len(mouth.times_s)
     env = audio_envelope(pcm, rate, mouth.fps, n, mouth.times_s, onsets=False, amplitude=True)
+    if is_flat(env):
+        raise UserError(f"{path}: the audio is silent in the range read, so nothing to match")
+    if all(is_flat(v) for v in mouth.signals.values()):
+        raise UserError(f"{path}: the mouth never moves in the range read, so nothing to match")
     fps = mouth.fps
     signals = {k: band_limit(v, fps) for k, v in mouth.signals.items()}
     audio = band_limit(env, fps)

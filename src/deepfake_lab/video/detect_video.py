@@ -41,13 +41,14 @@ def detect_videos(
         det: a ``LoadedDetector``.
         videos: video files.
         finder: a face detector.
-        timeline_dir: write ``<video name>.timeline.png`` per video here (optional).
+        timeline_dir: write ``<stem>.timeline.png`` per video here (optional; the stem is
+            the video's file name, plus a hash of its path when two share a name).
         aggregation, topk: how the per-face scores become the video score.
         stride, max_frames: which frames; ``frames``: instead, this many evenly spaced.
         sync: also read the audio-visual offset (``avsync.av_sync``, a second pass over
             every frame) of videos with an audio track.
         lips: a ``lips.LipTracker`` for the sync reading (None: the crop's openness).
-        sync_plot_dir: write ``<video name>.sync.png`` (``plot_sync``) per reading here.
+        sync_plot_dir: write ``<stem>.sync.png`` (``plot_sync``) per reading here.
         watermark: look for this tool's watermark (64 frames, ~0.1 s a video); False
             leaves ``watermark`` None (``eval detector`` has no use for it).
 
@@ -59,12 +60,14 @@ def detect_videos(
         ``watermark_fingerprint`` (this tool's mark in a majority of 64 evenly spaced
         frames: ``verify_video``), ``sync`` (with ``sync``: ``av_sync``'s offset,
         confidence, uncertainty, chance p and ``plot``, or ``{"error": ...}`` when it cannot
-        be read; None without an audio track), ``timeline`` (PNG path or None) and
-        ``error``. A video that cannot be opened is an "error" record, never fatal.
+        be read, or ``{"skipped": "no audio track"}``; None when not asked for),
+        ``timeline`` (PNG path or None) and ``error``. A video that cannot be opened is an
+        "error" record, never fatal.
     """
     if aggregation not in AGGREGATIONS:
         raise UserError(f"unknown aggregation {aggregation!r}; choose one of {AGGREGATIONS}")
     out = []
+    stems = picture_stems(videos)
     for v in videos:
         base = {"path": str(v), "model": det.model_id, "threshold": det.threshold}
         base["aggregation"] = aggregation
@@ -88,7 +91,7 @@ def detect_videos(
                 plot_timeline(
                     scan.tracks,
                     det.threshold,
-                    Path(timeline_dir) / f"{Path(v).name}.timeline.png",
+                    Path(timeline_dir) / f"{stems[v]}.timeline.png",
                     title=Path(v).name,
                 )
             )
@@ -108,7 +111,7 @@ def detect_videos(
                 "watermark_fingerprint": (
                     mark["payload"]["fingerprint"] if mark["watermark"] else None
                 ),
-                "sync": _sync(v, finder, lips, sync_plot_dir) if sync else None,
+                "sync": _sync(v, finder, lips, sync_plot_dir, stems[v]) if sync else None,
                 "timeline": timeline,
                 "error": scan.error,
             }
@@ -116,15 +119,30 @@ def detect_videos(
     return out
 
 
-def _sync(path: Path, finder: Any, lips: Any, plot_dir: Path | None) -> dict[str, Any] | None:
+def picture_stems(videos: list[Path]) -> dict[Path, str]:
+    """A file-name stem per video for its pictures: the video's name, with a short hash of
+    its path added when another video in the list has the same name."""
+    import hashlib
+    from collections import Counter
+
+    names = Counter(Path(v).name for v in videos)
+    return {
+        v: Path(v).name
+        if names[Path(v).name] == 1
+        else f"{Path(v).name}.{hashlib.sha1(str(v).encode()).hexdigest()[:8]}"
+        for v in videos
+    }
+
+
+def _sync(path: Path, finder: Any, lips: Any, plot_dir: Path | None, stem: str) -> dict[str, Any]:
     """``av_sync``'s headline numbers for a video with audio (and its plot in ``plot_dir``);
-    None without an audio track; ``{"error": ...}`` when it cannot be read (no face, too
-    short)."""
+    ``{"skipped": ...}`` without an audio track; ``{"error": ...}`` when it cannot be read
+    (no face, silent, too short)."""
     from deepfake_lab.video.avsync import av_sync
     from deepfake_lab.video.decode import probe
 
     if not probe(path).has_audio:
-        return None
+        return {"skipped": "no audio track"}
     try:
         r = av_sync(path, finder, lips=lips)
     except UserError as exc:
@@ -134,7 +152,7 @@ def _sync(path: Path, finder: Any, lips: Any, plot_dir: Path | None) -> dict[str
     if plot_dir is not None:
         from deepfake_lab.report.video_plots import plot_sync
 
-        out["plot"] = str(plot_sync(r, Path(plot_dir) / f"{Path(path).name}.sync.png"))
+        out["plot"] = str(plot_sync(r, Path(plot_dir) / f"{stem}.sync.png"))
     return out
 
 

@@ -111,16 +111,20 @@ def mouth_track(
     values: dict[tuple[int, int], dict[str, float]] = {}
     crops: dict[tuple[int, int], np.ndarray] = {}
     for frame in iter_frames(path, 1, start_s, end_s):
-        faces = finder.detect(frame.image)[:4]
-        records.append((frame.index, frame.time_s, faces))
-        for f in faces:
+        faces = []
+        for f in finder.detect(frame.image)[:4]:
+            try:
+                aligned = align_face(frame.image, f.landmarks, crop)[0]
+            except ValueError:  # degenerate landmarks (eyes on one point): not a usable face
+                continue
+            faces.append(f)
             key = (frame.index, id(f))
-            aligned = align_face(frame.image, f.landmarks, crop)[0]
             values[key] = {"openness": float(mouth_openness(aligned[None])[0])}
             if lips is not None:
                 values[key]["lip-gap"] = lips.opening(frame.image, f)
             if keep_crops:
                 crops[key] = aligned
+        records.append((frame.index, frame.time_s, faces))
     tracks = link_tracks(records, max_gap=3)
     if not tracks:
         raise UserError(f"{path}: no face found, so no mouth to follow")
