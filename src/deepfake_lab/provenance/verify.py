@@ -16,33 +16,25 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_lab import __version__
-from deepfake_lab.data.decode import IMAGE_SUFFIXES, DecodeError, decode_image
+from deepfake_lab.data.decode import DecodeError, decode_image
+from deepfake_lab.detect import list_image_paths
 from deepfake_lab.errors import UserError
 from deepfake_lab.io import atomic_write_json
 from deepfake_lab.provenance.metadata import read_metadata
 from deepfake_lab.provenance.verify_video import DEFAULT_MAX_FRAMES, verify_video
 from deepfake_lab.provenance.watermark import BCH_T, code_matches, extract
-from deepfake_lab.video.decode import VIDEO_SUFFIXES
+from deepfake_lab.video.detect_video import split_media
 
 
 def list_media_paths(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
-    """``(images, videos)`` among ``paths``: folders walked (sorted), files as given (a file
-    is a video by its suffix, ``VIDEO_SUFFIXES``, else an image).
+    """``(images, videos)`` among ``paths``, as ``detect`` splits them (``split_media``,
+    then ``list_image_paths``): folders walked (sorted), files as given.
 
     Raises:
         UserError: a path that does not exist, or nothing found.
     """
-    images: list[Path] = []
-    videos: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file())
-            images += [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
-            videos += [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
-        elif p.is_file():
-            (videos if p.suffix.lower() in VIDEO_SUFFIXES else images).append(p)
-        else:
-            raise UserError(f"not found: {p}")
+    image_args, videos = split_media([Path(p) for p in paths])
+    images = list_image_paths(image_args) if image_args else []
     if not images and not videos:
         raise UserError("no images or videos found in the given paths")
     return images, videos

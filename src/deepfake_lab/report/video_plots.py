@@ -11,6 +11,7 @@ import numpy as np
 
 from deepfake_lab.report.detection_plots import finish, say
 from deepfake_lab.report.figure import new_figure, save_png
+from deepfake_lab.video.avsync import zscore
 
 __all__ = ["plot_sync", "plot_timeline"]
 
@@ -43,12 +44,6 @@ def plot_timeline(
     return save_png(fig, path)
 
 
-def _z(x: Any) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    sd = x.std()
-    return (x - x.mean()) / sd if sd > 0 else x * 0.0
-
-
 def plot_sync(reading: Mapping[str, Any], path: Path, title: str | None = None) -> Path:
     """What ``av_sync`` saw: the band-passed signals over time and the correlation per lag.
 
@@ -74,8 +69,8 @@ def plot_sync(reading: Mapping[str, Any], path: Path, title: str | None = None) 
     t = np.asarray(reading["times_s"], np.float64)
     shift = reading["offset_ms"] / 1000.0
     for i, (name, v) in enumerate(reading["signals"].items()):
-        top.plot(t, _z(v), lw=1.2, color=f"C{i + 1}", label=f"mouth: {name}")
-    top.plot(t - shift, _z(reading["audio"]), lw=1.6, color="C0", label="audio, shifted back")
+        top.plot(t, zscore(v), lw=1.2, color=f"C{i + 1}", label=f"mouth: {name}")
+    top.plot(t - shift, zscore(reading["audio"]), lw=1.6, color="C0", label="audio, shifted back")
     top.set(xlabel="time (s)", ylabel="z-score (2-7 Hz band)")
     top.legend(loc="upper right", fontsize="small", frameon=False, ncols=3)
     lags = np.asarray(reading["lags_ms"], np.float64)

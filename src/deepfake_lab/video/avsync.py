@@ -157,10 +157,11 @@ def _phase_randomised(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     phase[0] = 1.0
     if len(a) % 2 == 0:
         phase[-1] = 1.0  # the Nyquist bin stays real
-    return _z(np.fft.irfft(f * phase, len(a)))
+    return zscore(np.fft.irfft(f * phase, len(a)))
 
 
-def _z(x: np.ndarray) -> np.ndarray:
+def zscore(x: np.ndarray) -> np.ndarray:
+    """``x`` minus its mean over its standard deviation (all zeros when constant)."""
     x = np.asarray(x, np.float64)
     sd = x.std()
     return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
@@ -224,7 +225,7 @@ def estimate_offset(
         The estimate (see the module docstring for sign, confidence and uncertainty).
     """
     signals = [video_signal] if isinstance(video_signal, np.ndarray) else list(video_signal)
-    vs, a = [_z(v) for v in signals], _z(audio_signal)
+    vs, a = [zscore(v) for v in signals], zscore(audio_signal)
     if any(len(v) != len(a) for v in vs):
         raise UserError(f"signals differ in length ({[len(v) for v in vs]} vs {len(a)} frames)")
     max_lag = check_max_lag(max_lag_ms, fps)
