@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
-from deepfake_lab.video import avsync, mouth
+from deepfake_lab.video import avsync, mouth, sync_signals
 from deepfake_lab.video.decode import read_audio
 from deepfake_lab.video.lips import LipTracker, lips_available
 
@@ -64,7 +64,7 @@ def variant(
     to ``SYLLABLE_BAND_HZ``."""
 
     def read(d: dict, pcm: np.ndarray) -> avsync.SyncEstimate:
-        env = avsync.audio_envelope(
+        env = sync_signals.audio_envelope(
             pcm,
             d["rate"],
             d["fps"],
@@ -73,14 +73,14 @@ def variant(
             onsets,
             window,
             amplitude,
-            avsync.ENVELOPE_RANGE_DB if floor else np.inf,
+            sync_signals.ENVELOPE_RANGE_DB if floor else np.inf,
         )
         sig = [d["mouth"][m] for m in signals]
         if detrend:
             env, sig = _detrend(env, d["fps"]), [_detrend(v, d["fps"]) for v in sig]
         if band:
-            env = avsync.band_limit(env, d["fps"])
-            sig = [avsync.band_limit(v, d["fps"]) for v in sig]
+            env = sync_signals.band_limit(env, d["fps"])
+            sig = [sync_signals.band_limit(v, d["fps"]) for v in sig]
         return avsync.estimate_offset(sig, env, d["fps"], MAX_LAG_MS, avsync.SURROGATES)
 
     return read

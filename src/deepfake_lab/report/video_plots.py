@@ -11,7 +11,7 @@ import numpy as np
 
 from deepfake_lab.report.detection_plots import finish, say
 from deepfake_lab.report.figure import new_figure, save_png
-from deepfake_lab.video.avsync import zscore
+from deepfake_lab.video.sync_signals import zscore
 
 __all__ = ["plot_sync", "plot_timeline"]
 

@@ -3,16 +3,12 @@ audio's speech envelope, cross-correlated over a range of lags.
 
 - Mouth signals (``mouth``): the crop's mouth openness and, with the ``lips`` extra, the
   outer-lip gap of dlib's 68 landmarks; their correlation curves are averaged.
-- Audio envelope: RMS of the speech band (300-3400 Hz) in windows centred on each video
-  frame, floored ``ENVELOPE_RANGE_DB`` below the loudest window (digital silence, e.g. the
-  padding of a shifted track, would otherwise be an outlier), as amplitude (``av_sync``),
-  dB, or the positive first difference of the dB (onsets).
-- Both sides band-passed to ``SYLLABLE_BAND_HZ`` (2-7 Hz), where mouth opening and the
-  speech envelope are most coherent (Chandrasekaran et al. 2009, PLoS Comput Biol 5(7)):
-  it removes the speech/silence plateau and slow drift, which otherwise decide the peak.
+- Audio side (``sync_signals``): the speech band's amplitude envelope, floored 60 dB
+  below its loudest window; both sides band-passed to 2-7 Hz, the syllable rate.
   ``bench/avsync_signals.py`` measures every variant on the shared clips; this one moved
   the untouched GRID/SadTalker readings from -254/-15/+8 ms to -27/+5/+15 ms and recovers
-  every +-200/400 ms shift within 2 ms.
+  every +-200/400 ms shift within 2 ms. ``bench/avsync_content.py`` adds what phones
+  recognised in the audio predict of the lips' shape; it did not help (README, "Video").
 - Both are z-scored; the normalised cross-correlation ``c(k)`` for lags ``|k| <= max_lag``
   frames picks the offset (refined by a parabola through the peak).
 
@@ -34,14 +30,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.signal import butter, sosfiltfilt
 
 from deepfake_lab.errors import UserError
+from deepfake_lab.video.sync_signals import (
+    SYLLABLE_BAND_HZ,
+    audio_envelope,
+    band_limit,
+    is_flat,
+    phase_randomised,
+    zscore,
+)
 
-#: Syllable-rate band (Hz) both signals are filtered to before correlating (module docstring).
-SYLLABLE_BAND_HZ = (2.0, 7.0)
-#: Windows quieter than the loudest by more than this (dB) are floored there.
-ENVELOPE_RANGE_DB = 60.0
 #: Phase-randomised audio signals behind ``chance_p``.
 SURROGATES = 200
 #: A window is read only when the face track covers at least this share of its frames.
@@ -75,98 +74,6 @@ class SyncEstimate:
         return asdict(self)
 
 
-def audio_envelope(
-    pcm: np.ndarray,
-    rate: int,
-    fps: float,
-    n_frames: int,
-    times_s: np.ndarray | None = None,
-    onsets: bool = True,
-    window_frames: float = 2.0,
-    amplitude: bool = False,
-    range_db: float = ENVELOPE_RANGE_DB,
-) -> np.ndarray:
-    """Speech-band envelope sampled at the video frames.
-
-    Args:
-        pcm: (N,) mono float audio; sample ``i`` at ``i / rate`` s.
-        rate: its sample rate (Hz).
-        fps: video frame rate.
-        n_frames: frames to sample.
-        times_s: start time of each frame (default ``t / fps``); windows are centred half
-            a frame later.
-        onsets: return the positive first difference of the energy in dB (True) or the
-            envelope itself (False).
-        window_frames: length of the energy window, in frames (longer: smoother).
-        amplitude: without ``onsets``, the RMS amplitude instead of the energy in dB.
-        range_db: windows more than this below the loudest are floored there.
-
-    Returns:
-        (n_frames,) float: band energy in dB (or RMS amplitude), or the positive first
-        difference of the dB.
-    """
-    if rate < 8000:
-        raise UserError(f"audio at {rate} Hz is too coarse for the speech band; need >= 8 kHz")
-    sos = butter(4, [300, 3400], btype="bandpass", fs=rate, output="sos")
-    band = sosfiltfilt(sos, np.asarray(pcm, np.float64))
-    half = int(window_frames * rate / fps / 2)  # windows centred on each frame
-    starts = np.arange(n_frames) / fps if times_s is None else np.asarray(times_s, np.float64)
-    centres = ((starts + 0.5 / fps) * rate).astype(int)
-    energy = np.empty(n_frames)
-    for i, c in enumerate(centres):
-        seg = band[max(0, c - half) : c + half]
-        energy[i] = 10 * np.log10(np.mean(seg**2) + 1e-20) if len(seg) else -200.0
-    energy = np.maximum(energy, energy.max() - range_db)
-    if not onsets:
-        return 10 ** (energy / 20) if amplitude else energy
-    return np.maximum(np.diff(energy, prepend=energy[0]), 0.0)
-
-
-def band_limit(
-    x: np.ndarray, fps: float, band: tuple[float, float] = SYLLABLE_BAND_HZ
-) -> np.ndarray:
-    """``x`` band-passed to ``band`` Hz (2nd-order Butterworth, forward and backward, so no
-    delay is added).
-
-    Args:
-        x: (T,) a signal sampled at ``fps``.
-        fps: its rate; the band's top is lowered to 0.9 x Nyquist for low frame rates.
-        band: (low, high) in Hz.
-
-    Returns:
-        (T,) float64.
-
-    Raises:
-        UserError: too few frames to filter, or a band above the Nyquist frequency.
-    """
-    lo, hi = band[0], min(band[1], 0.45 * fps)
-    if not 0 < lo < hi:
-        raise UserError(f"{fps:g} fps is too low for a {band[0]:g}-{band[1]:g} Hz band")
-    sos = butter(2, [lo, hi], btype="bandpass", fs=fps, output="sos")
-    x = np.asarray(x, np.float64)
-    if len(x) < 16:
-        raise UserError(f"{len(x)} frames are too few to filter; use a longer clip")
-    return sosfiltfilt(sos, x, padlen=min(len(x) - 1, 3 * (2 * len(sos) + 1)))
-
-
-def _phase_randomised(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A signal with ``a``'s power spectrum and random phases (a surrogate with no relation
-    to anything else)."""
-    f = np.fft.rfft(a)
-    phase = np.exp(1j * rng.uniform(0, 2 * np.pi, len(f)))
-    phase[0] = 1.0
-    if len(a) % 2 == 0:
-        phase[-1] = 1.0  # the Nyquist bin stays real
-    return zscore(np.fft.irfft(f * phase, len(a)))
-
-
-def zscore(x: np.ndarray) -> np.ndarray:
-    """``x`` minus its mean over its standard deviation (all zeros when constant)."""
-    x = np.asarray(x, np.float64)
-    sd = x.std()
-    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
-
-
 def _xcorr(v: np.ndarray, a: np.ndarray, lags: np.ndarray) -> np.ndarray:
     corr = np.empty(len(lags))
     for i, k in enumerate(lags):
@@ -193,16 +100,9 @@ def check_max_lag(max_lag_ms: float, fps: float) -> int:
     return int(round(max_lag_ms / 1000 * fps))
 
 
-def is_flat(x: np.ndarray) -> bool:
-    """True when ``x`` does not vary (digital silence, a mouth that never moves): nothing to
-    correlate, and every lag would tie."""
-    x = np.asarray(x, np.float64)
-    return not np.isfinite(x).all() or float(np.ptp(x)) <= 1e-9 * max(float(np.abs(x).max()), 1e-30)
-
-
 def estimate_offset(
     video_signal: np.ndarray | list[np.ndarray],
-    audio_signal: np.ndarray,
+    audio_signal: np.ndarray | list[np.ndarray],
     fps: float,
     max_lag_ms: float = 600.0,
     surrogates: int = 0,
@@ -214,7 +114,9 @@ def estimate_offset(
         video_signal: (T,) e.g. ``mouth_openness``, or several such signals of the same
             mouth: their correlation curves are averaged, so evidence they share adds up and
             noise they do not share averages out.
-        audio_signal: (T,) e.g. ``audio_envelope``.
+        audio_signal: (T,) e.g. ``audio_envelope``; or one such signal per video signal,
+            each correlated with its own (pairs such as lip rounding with a rounding
+            signal from the audio).
         fps: frames per second of both.
         max_lag_ms: lags tried, both ways.
         surrogates: phase-randomised versions of the audio signal to compute ``chance_p``
@@ -225,16 +127,28 @@ def estimate_offset(
         The estimate (see the module docstring for sign, confidence and uncertainty).
     """
     signals = [video_signal] if isinstance(video_signal, np.ndarray) else list(video_signal)
-    vs, a = [zscore(v) for v in signals], zscore(audio_signal)
-    if any(len(v) != len(a) for v in vs):
-        raise UserError(f"signals differ in length ({[len(v) for v in vs]} vs {len(a)} frames)")
+    vs = [zscore(v) for v in signals]
+    if isinstance(audio_signal, np.ndarray):
+        audios = [zscore(audio_signal)] * len(vs)
+    else:
+        audios = [zscore(x) for x in audio_signal]
+    if len(audios) != len(vs):
+        raise UserError(
+            f"{len(vs)} video signals but {len(audios)} audio signals to pair them with"
+        )
+    a = audios[0]
+    if any(len(x) != len(a) for x in vs + audios):
+        raise UserError(
+            f"signals differ in length ({[len(v) for v in vs]} vs "
+            f"{[len(x) for x in audios]} frames)"
+        )
     max_lag = check_max_lag(max_lag_ms, fps)
     if len(a) < 2 * max_lag + 8:
         raise UserError(
             f"{len(a)} frames are too few for lags of +-{max_lag_ms:.0f} ms; use a longer clip"
         )
     lags = np.arange(-max_lag, max_lag + 1)
-    corr = np.mean([_xcorr(v, a, lags) for v in vs], axis=0)
+    corr = np.mean([_xcorr(v, x, lags) for v, x in zip(vs, audios, strict=True)], axis=0)
     i = int(np.argmax(corr))
     shift = 0.0
     if 0 < i < len(corr) - 1:  # parabola through the peak and its neighbours
@@ -252,10 +166,20 @@ def estimate_offset(
     chance_p = chance_level = None
     if surrogates > 0:
         rng = np.random.default_rng(seed)
-        null = [
-            np.mean([_xcorr(v, s, lags) for v in vs], axis=0).max()
-            for s in (_phase_randomised(a, rng) for _ in range(surrogates))
-        ]
+        # One surrogate per distinct audio signal, shared by the video signals paired with
+        # it: independent surrogates for one signal would average out and understate chance.
+        distinct: list[np.ndarray] = []
+        which = []
+        for x in audios:
+            j = next((k for k, y in enumerate(distinct) if np.array_equal(x, y)), len(distinct))
+            if j == len(distinct):
+                distinct.append(x)
+            which.append(j)
+        null = []
+        for _ in range(surrogates):
+            fake = [phase_randomised(x, rng) for x in distinct]
+            curves = [_xcorr(v, fake[j], lags) for v, j in zip(vs, which, strict=True)]
+            null.append(np.mean(curves, axis=0).max())
         chance_p = (1 + int(np.sum(np.array(null) >= corr[i]))) / (1 + surrogates)
         chance_level = float(np.percentile(null, 95))
     frame_ms = 1000 / fps

@@ -75,6 +75,8 @@ class MouthTrack:
         track_frames: P, the frames the track was found in.
         crops: (P, S, S, 3) uint8 aligned crops of those frames with ``keep_crops``, else
             None (a long video's crops do not fit in memory: 27 kB a frame at 96 px).
+        landmarks: (P, 68, 2) the lip tracker's landmarks (pixels) of those frames with
+            ``keep_landmarks``, else None.
     """
 
     signals: dict[str, np.ndarray]
@@ -83,6 +85,7 @@ class MouthTrack:
     fps: float
     track_frames: int
     crops: np.ndarray | None = None
+    landmarks: np.ndarray | None = None
 
 
 def mouth_track(
@@ -93,23 +96,26 @@ def mouth_track(
     crop: int = 96,
     lips: Any = None,
     keep_crops: bool = False,
+    keep_landmarks: bool = False,
 ) -> MouthTrack:
     """Decode every frame in ``[start_s, end_s)`` and follow the mouth of the longest face
     track (see ``avsync.av_sync`` for the arguments). Each face's mouth values are taken
     as it is found, so memory grows by a few numbers a frame (plus the crops with
-    ``keep_crops``).
+    ``keep_crops``, the 68 landmarks with ``keep_landmarks`` and a lip tracker).
 
     Raises:
         UserError: no face in the video.
     """
     from deepfake_lab.faces.align import align_face
     from deepfake_lab.video.decode import iter_frames, probe
+    from deepfake_lab.video.lips import lip_opening
     from deepfake_lab.video.tracks import link_tracks
 
     info = probe(path)
     records: list[tuple[int, float, list]] = []
     values: dict[tuple[int, int], dict[str, float]] = {}
     crops: dict[tuple[int, int], np.ndarray] = {}
+    points: dict[tuple[int, int], np.ndarray] = {}
     for frame in iter_frames(path, 1, start_s, end_s):
         faces = []
         for f in finder.detect(frame.image)[:4]:
@@ -121,7 +127,10 @@ def mouth_track(
             key = (frame.index, id(f))
             values[key] = {"openness": float(mouth_openness(aligned[None])[0])}
             if lips is not None:
-                values[key]["lip-gap"] = lips.opening(frame.image, f)
+                pts = lips.landmarks(frame.image, f)
+                values[key]["lip-gap"] = float(lip_opening(pts[None])[0])
+                if keep_landmarks:
+                    points[key] = pts
             if keep_crops:
                 crops[key] = aligned
         records.append((frame.index, frame.time_s, faces))
@@ -136,6 +145,7 @@ def mouth_track(
     # Frames where the track was missed get the signal interpolated from their neighbours.
     signals = {k: np.interp(index, found, [values[keys[i]][k] for i in found]) for k in names}
     stack = np.stack([crops[keys[i]] for i in found]) if keep_crops else None
+    marks = np.stack([points[keys[i]] for i in found]) if points else None
     times = np.array([r[1] for r in records])
     present = np.array([i in keys for i in index])
-    return MouthTrack(signals, present, times, info.fps, len(main), stack)
+    return MouthTrack(signals, present, times, info.fps, len(main), stack, marks)
