@@ -31,60 +31,40 @@ count, and FFmpeg estimates their duration from the cut file itself.
 
 from __future__ import annotations
 
-import itertools
-import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
 from deepfake_lab.errors import UserError
+from deepfake_lab.video.demux import (
+    Clock,
+    Frame,
+    VideoDecodeError,
+    check_range,
+    count_packets,
+    ffmpeg_detail,
+    frames_of,
+    header_duration_s,
+    open_video,
+)
+
+__all__ = [
+    "VIDEO_SUFFIXES",
+    "Frame",
+    "VideoDecodeError",
+    "VideoInfo",
+    "iter_evenly_spaced",
+    "iter_frames",
+    "probe",
+    "read_audio",
+    "sample_frame_indices",
+]
 
 #: File suffixes (lower case) that are treated as videos when listing a folder.
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mpg", ".mpeg", ".webm", ".mkv")
-
-# A clean end of stream this many frames short of the header still counts as complete: edit
-# lists, and decoders that drop undecodable leading frames, lose one or two legitimately.
-_SHORTFALL_FRAMES = 3
-
-# How far before start_s a seek is retried when it lands after it (MPEG-PS/TS seek by a
-# timestamp search that often finds the next keyframe), in seconds.
-_SEEK_BACKOFF_S = (0.0, 1.0, 5.0, 30.0)
-
-
-class VideoDecodeError(UserError):
-    """A video that cannot be opened, or whose decoding stopped before its end.
-
-    Attributes:
-        path: the video file.
-        frames_decoded: how many frames were yielded before the error (0 at open).
-        detail: one human sentence saying what went wrong.
-        reason: ``not_video``, ``truncated`` or ``corrupt`` (see the module docstring).
-        index: stream index of the frame where decoding stopped (None at open).
-        time_s: that frame's time in seconds, when known.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        detail: str,
-        *,
-        reason: str,
-        frames_decoded: int = 0,
-        index: int | None = None,
-        time_s: float | None = None,
-    ) -> None:
-        where = ""
-        if index is not None:
-            at = f"frame {index}" + ("" if time_s is None else f" ({time_s:.2f} s)")
-            where = f"decoding stopped at {at} after {frames_decoded} frame(s) were read: "
-        super().__init__(f"{path}: {where}{detail}")
-        self.path, self.frames_decoded, self.detail = path, frames_decoded, detail
-        self.reason, self.index, self.time_s = reason, index, time_s
 
 
 @dataclass(frozen=True)
@@ -111,26 +91,10 @@ class VideoInfo:
     audio_rate: int | None
 
 
-@dataclass(frozen=True)
-class Frame:
-    """One decoded video frame.
-
-    Attributes:
-        index: position in the video stream, from 0 (see the module docstring).
-        time_s: ``pts * time_base`` in seconds from the container start (``index / fps``
-            for a frame without a timestamp).
-        image: ``(H, W, 3)`` uint8 RGB.
-    """
-
-    index: int
-    time_s: float
-    image: np.ndarray
-
-
 def probe(path: Path | str) -> VideoInfo:
     """Read a video's header. Raises ``UserError`` / :class:`VideoDecodeError` as opening does."""
     path = Path(path)
-    container = _open(path)
+    container = open_video(path)
     try:
         stream = container.streams.video[0]
         audio = container.streams.audio[0] if container.streams.audio else None
@@ -138,8 +102,8 @@ def probe(path: Path | str) -> VideoInfo:
             path=path,
             width=stream.codec_context.width,
             height=stream.codec_context.height,
-            fps=_Clock.of(container, stream).fps,
-            duration_s=_header_duration_s(container, stream, sole_stream_only=False),
+            fps=Clock.of(container, stream).fps,
+            duration_s=header_duration_s(container, stream, sole_stream_only=False),
             n_frames=stream.frames or None,
             codec=stream.codec_context.name,
             has_audio=audio is not None,
@@ -170,10 +134,10 @@ def iter_frames(
         raise UserError(f"stride must be 1 or more, got {stride}")
     if max_frames is not None and max_frames < 1:
         raise UserError(f"max_frames must be 1 or more, got {max_frames}")
-    _check_range(start_s, end_s)
+    check_range(start_s, end_s)
     path = Path(path)
-    _open(path).close()  # fail now on a bad file; the generator opens it on its first next()
-    return _frames(path, start_s, end_s, stride=stride, max_frames=max_frames)
+    open_video(path).close()  # fail now on a bad file; the generator opens it on its first next()
+    return frames_of(path, start_s, end_s, stride=stride, max_frames=max_frames)
 
 
 def sample_frame_indices(n_frames: int, k: int) -> list[int]:
@@ -203,15 +167,15 @@ def iter_evenly_spaced(path: Path | str, k: int = 32) -> Iterator[Frame]:
         UserError, VideoDecodeError: as :func:`iter_frames`.
     """
     path = Path(path)
-    container = _open(path)
+    container = open_video(path)
     try:
         n_frames = container.streams.video[0].frames
     finally:
         container.close()
-    n_frames = n_frames or _count_packets(path)
+    n_frames = n_frames or count_packets(path)
     wanted = sample_frame_indices(n_frames, k)
     # With nothing wanted (no packet counted), decoding all of it reports what is wrong.
-    return _frames(path, wanted=set(wanted), max_frames=len(wanted), expected_frames=n_frames)
+    return frames_of(path, wanted=set(wanted), max_frames=len(wanted), expected_frames=n_frames)
 
 
 def read_audio(
@@ -233,9 +197,9 @@ def read_audio(
     """
     if rate < 1:
         raise UserError(f"the audio sample rate must be 1 Hz or more, got {rate}")
-    _check_range(start_s, end_s)
+    check_range(start_s, end_s)
     path = Path(path)
-    container = _open(path, need_video=False)
+    container = open_video(path, need_video=False)
     start, first_s, t = start_s or 0.0, None, 0.0
     chunks: list[np.ndarray] = []
     try:
@@ -254,7 +218,7 @@ def read_audio(
             chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
         chunks.extend(f.to_ndarray() for f in resampler.resample(None))
     except av.FFmpegError as exc:
-        detail = f"audio decoding failed near {t:.2f} s ({_ffmpeg_detail(exc)})"
+        detail = f"audio decoding failed near {t:.2f} s ({ffmpeg_detail(exc)})"
         raise VideoDecodeError(path, detail, reason="corrupt") from None
     finally:
         container.close()
@@ -265,316 +229,3 @@ def read_audio(
     if end_s is not None:
         mono = mono[: round((end_s - start) * rate)]
     return np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False), rate
-
-
-# --- internals -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Clock:
-    """A video stream's timestamps as seconds from the container start, and frame indices."""
-
-    time_base: Fraction
-    origin_s: float  # the container's start: 0 on the returned clock
-    stream_start_s: float  # the stream's first timestamp, where index 0 is
-    fps: float
-
-    @classmethod
-    def of(cls, container: av.container.InputContainer, stream: av.VideoStream) -> _Clock:
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        time_base = stream.time_base or Fraction(1, 90000)
-        origin_s = (container.start_time or 0) / 1e6
-        first = origin_s if stream.start_time is None else float(stream.start_time * time_base)
-        return cls(time_base, origin_s, first, float(rate) if rate else 0.0)
-
-    def time_s(self, frame: av.VideoFrame, index: int) -> float:
-        if frame.pts is None:
-            return index / self.fps if self.fps else math.nan
-        return float(frame.pts * self.time_base) - self.origin_s
-
-    def index_at(self, time_s: float) -> int:
-        return max(round((time_s + self.origin_s - self.stream_start_s) * self.fps), 0)
-
-    def pts_at(self, time_s: float) -> int:
-        return int((time_s + self.origin_s) / self.time_base)
-
-    def after(self, time_s: float) -> float | None:
-        """Time of the frame after the one at ``time_s``; None when unknown."""
-        return None if math.isnan(time_s) or not self.fps else time_s + 1.0 / self.fps
-
-
-class _Broken(Exception):
-    """The demuxer or decoder failed; ``at_end`` when on the last or a short-read packet."""
-
-    def __init__(self, detail: str, at_end: bool) -> None:
-        super().__init__(detail)
-        self.detail, self.at_end = detail, at_end
-
-
-def _open(path: Path, need_video: bool = True) -> av.container.InputContainer:
-    """Open ``path`` for reading, or raise a one-line error saying why not."""
-    if not path.exists():
-        raise UserError(f"video not found: {path}")
-    if path.is_dir():
-        raise UserError(f"{path} is a folder, not a video file")
-    try:
-        container = av.open(str(path), mode="r")
-    except OSError as exc:  # before FFmpegError: PyAV's PermissionError is both
-        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except av.FFmpegError as exc:
-        if path.stat().st_size == 0:
-            raise VideoDecodeError(path, "the file has 0 bytes", reason="not_video") from None
-        cut = _cut_mp4_detail(path)
-        if cut is not None:
-            raise VideoDecodeError(path, cut, reason="truncated") from None
-        detail = f"not a readable video ({_ffmpeg_detail(exc)})"
-        raise VideoDecodeError(path, detail, reason="not_video") from None
-    fmt, kinds = container.format.name, sorted({s.type for s in container.streams})
-    detail = None
-    if fmt.endswith("_pipe") or fmt == "image2":  # FFmpeg reads a PNG as a 1-frame video
-        detail = f"a single image ({fmt}), not a video"
-    elif need_video and not container.streams.video:
-        detail = f"no video stream (streams: {', '.join(kinds) or 'none'})"
-    if detail is not None:
-        container.close()
-        raise VideoDecodeError(path, detail, reason="not_video")
-    return container
-
-
-def _cut_mp4_detail(path: Path) -> str | None:
-    """Why FFmpeg refused an MP4/MOV, when it is because the file is cut short; else None.
-
-    Walks the top-level boxes (headers only): a recording or download cut short leaves the
-    media data ('mdat') running past the end of the file, and the index ('moov'), which most
-    recorders write last, missing.
-    """
-    size, pos, seen = path.stat().st_size, 0, set()
-    with path.open("rb") as fh:
-        if fh.read(8)[4:8] != b"ftyp":
-            return None
-        while pos + 8 <= size and len(seen) < 10_000:  # bounded against chains of tiny boxes
-            fh.seek(pos)
-            header = fh.read(16)
-            box_size, kind = int.from_bytes(header[:4], "big"), header[4:8]
-            if box_size == 1 and len(header) == 16:
-                box_size = int.from_bytes(header[8:16], "big")
-            elif box_size == 0:
-                box_size = size - pos
-            if box_size < 8:
-                return None  # not a box structure this walk understands
-            seen.add((pos, kind))
-            if pos + box_size > size:
-                missing = "" if any(k == b"moov" for _, k in seen) else ", and no index ('moov')"
-                return (
-                    f"the file is cut short: its '{kind.decode('ascii', 'replace')}' box ends at "
-                    f"byte {pos + box_size} but the file has {size} bytes{missing}"
-                )
-            pos += box_size
-    if not any(k == b"moov" for _, k in seen):
-        return "the file has no index ('moov' box): it was probably cut short"
-    return None
-
-
-def _ffmpeg_detail(exc: av.FFmpegError) -> str:
-    """FFmpeg's message, without the errno and file name PyAV adds."""
-    text = exc.strerror or str(exc)
-    log = getattr(exc, "log", None)
-    if log and len(log) == 3 and log[2]:
-        text = f"{text}: [{log[1]}] {log[2]}"
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def _check_range(start_s: float | None, end_s: float | None) -> None:
-    if start_s is not None and not start_s >= 0:
-        raise UserError(f"start_s must be 0 or more, got {start_s}")
-    if end_s is not None and not end_s > (start_s or 0.0):
-        raise UserError(f"end_s ({end_s}) must be after start_s ({start_s or 0.0})")
-
-
-def _header_duration_s(
-    container: av.container.InputContainer, stream: av.VideoStream, sole_stream_only: bool
-) -> float | None:
-    """The video's duration as the file states it; with ``sole_stream_only``, the container's
-    duration (its longest stream) is used only when the video is its one stream."""
-    if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    tag = stream.metadata.get("DURATION")  # Matroska states each track's length as a tag
-    match = re.fullmatch(r"(\d+):(\d+):(\d+(?:\.\d*)?)", tag or "")
-    if match:
-        return int(match[1]) * 3600 + int(match[2]) * 60 + float(match[3])
-    if container.duration is None or (sole_stream_only and len(container.streams) > 1):
-        return None
-    return container.duration / 1e6
-
-
-def _count_packets(path: Path) -> int:
-    """Video packets in the file, demuxed without decoding (a container of its own, because
-    a seek back to 0 is not reliable in MPEG-TS)."""
-    container = av.open(str(path), mode="r")
-    try:
-        return sum(1 for p in container.demux(container.streams.video[0]) if p.size)
-    except av.FFmpegError:
-        return 0  # the decoding pass reports what is wrong, with the frame where it is
-    finally:
-        container.close()
-
-
-def _raw_frames(
-    container: av.container.InputContainer, stream: av.VideoStream
-) -> Iterator[tuple[av.VideoFrame, bool]]:
-    """``(frame, at_end)``: ``at_end`` for frames out of the final flush (the file ended)."""
-    packet = None
-    try:
-        for packet in container.demux(stream):
-            for frame in packet.decode():
-                yield frame, packet.size == 0
-    except av.FFmpegError as exc:
-        # The demuxer flags a packet it could read only partly: the file ends inside it.
-        at_end = packet is not None and (packet.size == 0 or packet.is_corrupt)
-        raise _Broken(_ffmpeg_detail(exc), at_end) from None
-
-
-def _seek(
-    container: av.container.InputContainer, stream: av.VideoStream, clock: _Clock, start_s: float
-) -> Iterator[tuple[av.VideoFrame, bool]] | None:
-    """Frames from a keyframe at or before ``start_s``; None when decoding from 0 is needed."""
-    try:
-        # Feed the decoder the first packet before seeking: FFmpeg reads the x264 build from
-        # it, to undo old x264 4:4:4 bugs; without it, frames after a seek come out green.
-        packets = container.demux(stream)
-        for packet in packets:
-            if packet.size:
-                packet.decode()
-                break
-        packets.close()
-        for backoff in _SEEK_BACKOFF_S:
-            if start_s - backoff <= 0:
-                return None
-            container.seek(clock.pts_at(start_s - backoff), stream=stream, backward=True)
-            raw = _raw_frames(container, stream)
-            first = next(raw, None)
-            if first is None:  # landed after the last keyframe
-                continue
-            if first[0].is_corrupt or first[0].pts is None:
-                return None  # missing references, or no timestamp to place it: untrusted
-            if clock.time_s(first[0], 0) <= start_s + 0.5 / (clock.fps or 25.0):
-                return itertools.chain([first], raw)
-            raw.close()
-    except (av.FFmpegError, _Broken):
-        pass  # decoding from the start reports any damage, with the frame where it is
-    return None
-
-
-def _decoded(
-    path: Path,
-    start_s: float | None,
-    end_s: float | None,
-    yielded: list[int],
-    expected_frames: int | None = None,
-) -> Iterator[tuple[int, float, av.VideoFrame]]:
-    """``(index, time_s, frame)`` for each frame in ``[start_s, end_s)``; damage raised.
-
-    ``yielded[0]`` is how many frames the caller has passed on, for the error. At a clean end
-    of stream the frames are checked against the header (or ``expected_frames``).
-    """
-
-    def stop(detail: str, at_end: bool, index: int, time_s: float | None) -> VideoDecodeError:
-        reason = "truncated" if at_end else "corrupt"
-        return VideoDecodeError(
-            path, detail, reason=reason, frames_decoded=yielded[0], index=index, time_s=time_s
-        )
-
-    container = _open(path)
-    try:
-        stream = container.streams.video[0]
-        clock = _Clock.of(container, stream)
-        raw = _seek(container, stream, clock, start_s) if start_s else None
-        counted = raw is None
-        if counted and start_s:
-            container.close()  # the seek attempts moved the demuxer: start over
-            container = _open(path)
-            stream = container.streams.video[0]
-        raw = raw or _raw_frames(container, stream)
-        index = last_index = -1
-        last_time, clean_seen = math.nan, False
-        while True:
-            try:
-                frame, at_end = next(raw, (None, True))
-            except _Broken as exc:
-                what = "file ends inside a frame" if exc.at_end else "decoder failed"
-                detail = f"the {what} ({exc.detail})"
-                raise stop(detail, exc.at_end, last_index + 1, clock.after(last_time)) from None
-            if frame is None:
-                break
-            index = index + 1 if counted else clock.index_at(clock.time_s(frame, 0))
-            time_s = clock.time_s(frame, index)
-            if end_s is not None and time_s >= end_s:
-                return
-            in_range = start_s is None or time_s >= start_s - 1e-6
-            if frame.is_corrupt:
-                # Damage before the first clean frame (a stream starting mid-GOP) or before
-                # the range is skipped; in the range it ends the iteration.
-                if clean_seen and in_range:
-                    detail = (
-                        "the file ends inside this frame, which decodes only in part"
-                        if at_end
-                        else "the decoder marked this frame as damaged"
-                    )
-                    raise stop(detail, at_end, index, time_s)
-                continue
-            clean_seen, last_index, last_time = True, index, time_s
-            if in_range:
-                yield index, time_s, frame
-        if last_index < 0:
-            raise stop("the video stream has no decodable frame", False, 0, None)
-        stated = _shortfall(container, stream, clock, last_index, last_time, expected_frames)
-        if stated is not None:
-            detail = f"the stream ends here but its header states {stated}: it is probably cut"
-            raise stop(detail, True, last_index + 1, clock.after(last_time))
-    finally:
-        container.close()
-
-
-def _shortfall(
-    container: av.container.InputContainer,
-    stream: av.VideoStream,
-    clock: _Clock,
-    last_index: int,
-    last_time: float,
-    expected_frames: int | None,
-) -> str | None:
-    """What the header states, when a clean end of stream falls short of it; else None."""
-    expected = expected_frames or stream.frames
-    if expected and last_index + 1 < expected - _SHORTFALL_FRAMES:
-        return f"{expected} frames"
-    # MPEG-PS/TS estimate their duration from the file itself, so only Matroska's stored one
-    # is compared (MP4/MOV/AVI state a frame count).
-    if "matroska" in container.format.name and clock.fps and not math.isnan(last_time):
-        duration = _header_duration_s(container, stream, sole_stream_only=True)
-        if duration is not None and last_time + (1 + _SHORTFALL_FRAMES) / clock.fps < duration:
-            return f"a duration of {duration:.2f} s"
-    return None
-
-
-def _frames(
-    path: Path,
-    start_s: float | None = None,
-    end_s: float | None = None,
-    stride: int = 1,
-    max_frames: int | None = None,
-    wanted: set[int] | None = None,
-    expected_frames: int | None = None,
-) -> Iterator[Frame]:
-    """Every ``stride``-th frame in the range, or the ``wanted`` indices, as RGB ``Frame`` s."""
-    yielded = [0]
-    frames = _decoded(path, start_s, end_s, yielded, expected_frames)
-    try:
-        for position, (index, time_s, frame) in enumerate(frames):
-            if (index not in wanted) if wanted is not None else (position % stride):
-                continue
-            yield Frame(index, time_s, np.ascontiguousarray(frame.to_ndarray(format="rgb24")))
-            yielded[0] += 1
-            if yielded[0] == max_frames:
-                return
-    finally:
-        frames.close()  # closes the file now, also when the caller stops early
