@@ -16,6 +16,7 @@ import time
 import torch
 
 from deepfake_lab.detect import LoadedDetector, load_detector
+from deepfake_lab.errors import UserError
 from deepfake_lab.faces.detectors import FACE_DETECTORS
 from deepfake_lab.models.detectors import build_detector
 from deepfake_lab.video.decode import probe
@@ -31,7 +32,12 @@ def main() -> None:
     ap.add_argument("--max-frames", type=int)
     ap.add_argument("--device", default="cpu", help="where the detector scores: cpu | cuda")
     args = ap.parse_args()
-    info = probe(args.video)
+    if args.stride < 1 or (args.max_frames is not None and args.max_frames < 1):
+        ap.error("--stride and --max-frames must be 1 or more")
+    try:
+        info = probe(args.video)
+    except UserError as exc:
+        ap.error(str(exc))
     if args.detector:
         det = load_detector(args.detector, args.device)
     else:

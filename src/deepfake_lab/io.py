@@ -31,6 +31,40 @@ def usual_permissions(path: str | Path) -> None:
     os.chmod(path, mode & ~_UMASK)
 
 
+def check_output_paths(
+    files: dict[str, str | Path | None] | None = None,
+    folders: dict[str, str | Path | None] | None = None,
+) -> None:
+    """Refuse output paths that cannot be written, before any long work starts.
+
+    Args:
+        files: option name -> a file to be written (None: not asked for); a folder there,
+            or a file where its parent folder should be, is an error.
+        folders: option name -> a folder to write into; a file there is an error.
+
+    Raises:
+        UserError: one line naming the option and the path.
+    """
+    from deepfake_lab.errors import UserError
+
+    for option, path in (files or {}).items():
+        if path is None:
+            continue
+        path = Path(path)
+        if path.is_dir():
+            raise UserError(f"{option} {path} is a folder; give a file name inside it")
+        blocker = next((p for p in path.parents if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise UserError(f"{option} {path}: {blocker} is a file, not a folder")
+    for option, path in (folders or {}).items():
+        if path is None:
+            continue
+        path = Path(path)
+        blocker = next((p for p in (path, *path.parents) if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise UserError(f"{option} {path}: {blocker} is a file, not a folder")
+
+
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write(fileobj)`` on a temp file beside ``path`` and rename it into place."""
     path = Path(path)

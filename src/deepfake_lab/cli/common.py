@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -13,11 +14,16 @@ from rich.console import Console
 from deepfake_lab.errors import UserError
 
 F = TypeVar("F", bound=Callable[..., Any])
-#: ``progress(stage, done, total)``: the callback the Python API's long functions take.
-StageReport = Callable[[str, int, int], None]
+#: ``progress(stage, done, total)``: the callback the Python API's long functions take
+#: (``total`` None when not known in advance).
+StageReport = Callable[[str, int, "int | None"], None]
 
 console = Console()
 err_console = Console(stderr=True)
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    # Piped or captured output: rich would fold every table to 80 columns, cutting names
+    # into pieces that grep cannot find; a log file has room.
+    console.width = 160
 
 
 def handle_errors(fn: F) -> F:
@@ -59,9 +65,11 @@ def stage_progress(labels: dict[str, str], disable: bool = False) -> Iterator[St
     with Progress(*columns, console=console, disable=disable, transient=True) as bar:
         tasks: dict[str, Any] = {}
 
-        def report(stage: str, done: int, total: int) -> None:
+        def report(stage: str, done: int, total: int | None) -> None:
+            # total may change between calls (a bar reused for each video's frames);
+            # None: unknown, an indeterminate bar.
             if stage not in tasks:
                 tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
-            bar.update(tasks[stage], completed=done)
+            bar.update(tasks[stage], completed=done, total=total)
 
         yield report

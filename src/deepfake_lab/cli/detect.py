@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from deepfake_lab.cli.app import app
-from deepfake_lab.cli.common import console, handle_errors
+from deepfake_lab.cli.common import console, handle_errors, stage_progress
 
 
 @app.command("detect")
@@ -55,13 +55,27 @@ def detect_cmd(
     report: Path = typer.Option(
         None, "--report", help="Write index.html with tables, timelines and sync plots here."
     ),
+    start: float = typer.Option(None, "--start", help="Videos: from this time (seconds)."),
+    end: float = typer.Option(None, "--end", help="Videos: up to this time (seconds)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
     """P(fake) for every image and video, with the detector's calibrated threshold."""
     from deepfake_lab.errors import UserError
+    from deepfake_lab.io import check_output_paths
     from deepfake_lab.video.detect_video import split_media
 
     if lips not in ("auto", "on", "off"):
         raise UserError(f"--lips must be auto, on or off, got {lips!r}")
+    if batch < 1:
+        raise UserError(f"--batch must be 1 or more, got {batch}")
+    if start is not None and not start >= 0:
+        raise UserError(f"--start must be 0 or more, got {start}")
+    if end is not None and not end > (start or 0.0):
+        raise UserError(f"--end ({end}) must be after --start ({start or 0.0})")
+    check_output_paths(
+        {"--json": json_path, "--csv": csv_path},
+        {"--timeline": timeline, "--report": report, "--explain": explain},
+    )
     images, videos = split_media(paths)
     irecs, vrecs = [], []
     if images or not videos:
@@ -80,26 +94,31 @@ def detect_cmd(
     if videos:
         from deepfake_lab.video.detect_video import detect_video_files
 
-        # After the images: their JSON file gets the videos added under "videos".
-        vrecs = detect_video_files(
-            model,
-            videos,
-            json_path,
-            timeline,
-            aggregate,
-            topk,
-            stride,
-            max_frames,
-            device,
-            face_detector,
-            face_model,
-            merge_json=bool(images),
-            frames=frames,
-            sync=sync,
-            lips=lips,
-            report_dir=report,
-        )
-        _video_table(vrecs, aggregate, sync)
+        stages = {"videos": "videos", "frames": "frames (this video)", "sync": "av-sync"}
+        with stage_progress(stages, disable=no_progress) as progress:
+            # After the images: their JSON file gets the videos added under "videos".
+            vrecs = detect_video_files(
+                model,
+                videos,
+                json_path,
+                timeline,
+                aggregate,
+                topk,
+                stride,
+                max_frames,
+                device,
+                face_detector,
+                face_model,
+                merge_json=bool(images),
+                frames=frames,
+                sync=sync,
+                lips=lips,
+                report_dir=report,
+                start_s=start,
+                end_s=end,
+                progress=progress,
+            )
+        _video_table(vrecs, aggregate, sync, frames)
         if timeline is not None:
             console.print(f"timelines in {timeline}")
     if report is not None:
@@ -110,7 +129,7 @@ def detect_cmd(
         console.print(f"report: {page}", highlight=False)
 
 
-def _video_table(records: list[dict], aggregate: str, sync: bool) -> None:
+def _video_table(records: list[dict], aggregate: str, sync: bool, frames: int | None) -> None:
     from rich.table import Table
 
     from deepfake_lab.report.detect_report import sync_cell
@@ -118,7 +137,8 @@ def _video_table(records: list[dict], aggregate: str, sync: bool) -> None:
     table = Table(title=f"{len(records)} videos ({aggregate} of the face scores)")
     cols = ["video", "P(fake)", "label", "frames", "tracks", "jitter", "flicker", "our mark"]
     for col in cols + (["av-sync (conf, chance p)"] if sync else []):
-        table.add_column(col)
+        # Names wrap rather than being cut: two clips may differ only at the end.
+        table.add_column(col, overflow="fold")
     for r in records:
         c = r.get("consistency") or {}
 
@@ -133,16 +153,55 @@ def _video_table(records: list[dict], aggregate: str, sync: bool) -> None:
             str(len(r.get("tracks", []))),
             num(c.get("landmark_jitter")),
             num(c.get("flicker")),
-            f"yes ({r['watermark_fingerprint']})" if r.get("watermark") else "",
+            _mark_cell(r),
         ]
         if sync:
             row.append(sync_cell(r.get("sync")))
         table.add_row(*row)
     console.print(table)
     for r in records:
+        name = Path(r["path"]).name
+        why = (r.get("error") or "").removeprefix(f"{r['path']}: ")  # errors name the file
+        if r["label"] == "error":
+            console.print(f"{name}: not scanned: {why}", highlight=False, soft_wrap=True)
+        elif r.get("error"):
+            console.print(
+                f"{name}: scored the {r['frames']} frames before the damage: {why}",
+                highlight=False,
+                soft_wrap=True,
+            )
         s = r.get("sync") or {}
         if "error" in s:
-            console.print(f"av-sync: {s['error']}", highlight=False)
+            console.print(f"{name}: av-sync: {s['error']}", highlight=False, soft_wrap=True)
+    count = {k: sum(r["label"] == k for r in records) for k in ("fake", "no_face", "error")}
+    threshold = records[0]["threshold"] if records else 0.5
+    line = f"{count['fake']} of {len(records)} videos called fake at threshold {threshold:.3f}"
+    if count["no_face"]:
+        line += f"; {count['no_face']} without a face"
+    if count["error"]:
+        line += f"; {count['error']} unreadable"
+    cut = sum(r["label"] != "error" and bool(r.get("error")) for r in records)
+    if cut:
+        line += f"; {cut} damaged part-way (scored up to the damage)"
+    marked = sum(bool(r.get("watermark")) for r in records)
+    if marked:
+        line += f"; {marked} carry this tool's watermark (generated by deepfake-lab)"
+    console.print(line, highlight=False)
+    scanned = [r for r in records if r["label"] != "error" and r.get("tracks")]
+    if frames is not None and any(
+        (r.get("consistency") or {}).get("landmark_jitter") is None for r in scanned
+    ):
+        console.print(
+            "jitter and flicker need consecutive frames: --frames spreads them out; use "
+            "--stride for these",
+            highlight=False,
+        )
+
+
+def _mark_cell(r: dict) -> str:
+    if r.get("watermark") is None:
+        return "" if r["label"] == "error" else "-"
+    return f"yes ({r['watermark_fingerprint']})" if r["watermark"] else "no"
 
 
 def _scan_images(

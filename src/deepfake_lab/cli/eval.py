@@ -236,4 +236,6 @@ def _print_video_metrics(v: dict) -> None:
     for note in m.get("notes", []):
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     for e in v["excluded"]:
-        console.print(f"[yellow]left out:[/] {e['path']}: {e['detail']}", highlight=False)
+        # A decoding error already names the file.
+        detail = e["detail"].removeprefix(f"{e['path']}: ")
+        console.print(f"[yellow]left out:[/] {e['path']}: {detail}", highlight=False)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import typer
 
 from deepfake_lab.cli.app import app
-from deepfake_lab.cli.common import console, handle_errors
+from deepfake_lab.cli.common import console, handle_errors, stage_progress
 
 
 @app.command("av-sync")
@@ -33,25 +34,46 @@ def av_sync_cmd(
         None, "--window", help="Also read the offset in sliding windows of this many seconds."
     ),
     hop: float = typer.Option(None, "--hop", help="Seconds between windows (default: half)."),
+    start: float = typer.Option(None, "--start", help="Read from this time (seconds)."),
+    end: float = typer.Option(None, "--end", help="Read up to this time (seconds)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
     """Offset between lips and speech (positive: the audio lags), with confidence."""
     from deepfake_lab.errors import UserError
     from deepfake_lab.faces.detectors import build_face_detector
-    from deepfake_lab.io import atomic_write_json
+    from deepfake_lab.io import atomic_write_json, check_output_paths
     from deepfake_lab.video.avsync import av_sync
     from deepfake_lab.video.decode import probe
     from deepfake_lab.video.lips import lip_tracker
 
+    if video.is_dir():
+        raise UserError(f"{video} is a folder; give one video file")
     if not video.is_file():
         raise UserError(f"not found: {video}")
+    check_output_paths({"--json": json_path, "--plot": plot})
     probe(video)  # a bad video fails here, before the face model is looked for
+    if start is not None and not start >= 0:
+        raise UserError(f"--start must be 0 or more, got {start}")
+    if end is not None and not end > (start or 0.0):
+        raise UserError(f"--end ({end}) must be after --start ({start or 0.0})")
     tracker = lip_tracker(lips, lip_model)
     if (window is not None and window <= 0) or (hop is not None and hop <= 0):
         raise UserError("--window and --hop must be positive (seconds)")
     if hop is not None and window is None:
         raise UserError("--hop needs --window")
     finder = build_face_detector(face_detector, face_model)
-    r = av_sync(video, finder, max_lag_ms, lips=tracker, window_s=window, hop_s=hop)
+    with stage_progress({"frames": "finding the mouth"}, disable=no_progress) as report:
+        r = av_sync(
+            video,
+            finder,
+            max_lag_ms,
+            start,
+            end,
+            lips=tracker,
+            window_s=window,
+            hop_s=hop,
+            progress=functools.partial(report, "frames"),
+        )
     if json_path:
         atomic_write_json(json_path, r)
     if plot:
@@ -65,6 +87,10 @@ def av_sync_cmd(
         f"mouth signals: {', '.join(r['mouth_signals'])}",
         highlight=False,
     )
+    if r.get("decode_error"):
+        console.print(
+            f"  read up to the damage: {r['decode_error']}", highlight=False, soft_wrap=True
+        )
     if r["chance_p"] > 0.05:
         console.print(
             f"  the peak is not above chance (p {r['chance_p']:.2f} > 0.05: unrelated audio "

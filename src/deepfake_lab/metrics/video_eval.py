@@ -125,7 +125,11 @@ def evaluate_videos(
     from deepfake_lab.video.detect_video import detect_videos
 
     if aggregation not in AGGREGATIONS:
-        raise UserError(f"unknown aggregation {aggregation!r}; choose one of {AGGREGATIONS}")
+        raise UserError(
+            f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}"
+        )
+    if topk < 1:
+        raise UserError(f"--topk must be 1 or more, got {topk}")
     rows, excluded = [], []
     for i, (path, label, source) in enumerate(videos):
         rec = detect_videos(

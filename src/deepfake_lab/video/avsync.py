@@ -25,6 +25,7 @@ the mouth, whatever the offset reads.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -280,6 +281,7 @@ def av_sync(
     lips: Any = None,
     window_s: float | None = None,
     hop_s: float | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> dict[str, Any]:
     """Estimate the audio-visual offset of a talking-face video.
 
@@ -298,14 +300,16 @@ def av_sync(
             what it buys). None: the crop's mouth openness alone.
         window_s, hop_s: also read the offset in sliding windows of this length
             (:func:`windowed_offsets`).
+        progress: ``progress(frames done, frames expected or None)`` while decoding.
 
     Returns:
         ``{"path", "offset_ms", "confidence", "offset_uncertainty_ms", "chance_p",
         "band_hz", "frames", "track_frames", "fps", "mouth_signals", "lags_ms",
         "correlation", "chance_level", "times_s", "signals", "audio"}`` (the last three: the
         band-passed series that were correlated, for ``report.video_plots.plot_sync``),
-        and with ``window_s`` ``"windows"``; positive ``offset_ms``: the audio lags the
-        video.
+        ``"decode_error"`` (None, or why decoding stopped early: the frames before the
+        damage were read), and with ``window_s`` ``"windows"``; positive ``offset_ms``: the
+        audio lags the video.
 
     Raises:
         UserError: no audio, no face, or a clip too short for the lags.
@@ -315,10 +319,12 @@ def av_sync(
 
     if not probe(path).has_audio:
         raise UserError(f"{path}: no audio track, so nothing to synchronise")
-    mouth = mouth_track(path, finder, start_s, end_s, crop, lips)
-    pcm, rate = read_audio(path, 16000)
+    mouth = mouth_track(path, finder, start_s, end_s, crop, lips, progress=progress)
+    pcm, rate = read_audio(path, 16000, start_s, end_s)
     n = len(mouth.times_s)
-    env = audio_envelope(pcm, rate, mouth.fps, n, mouth.times_s, onsets=False, amplitude=True)
+    # The PCM starts at start_s: frame times are shifted to match.
+    since = mouth.times_s - (start_s or 0.0)
+    env = audio_envelope(pcm, rate, mouth.fps, n, since, onsets=False, amplitude=True)
     if is_flat(env):
         raise UserError(f"{path}: the audio is silent in the range read, so nothing to match")
     if all(is_flat(v) for v in mouth.signals.values()):
@@ -356,6 +362,7 @@ def av_sync(
         "times_s": [round(float(t), 4) for t in mouth.times_s],
         "signals": {k: [round(float(x), 4) for x in v] for k, v in signals.items()},
         "audio": [round(float(x), 4) for x in audio],
+        "decode_error": mouth.error,
     }
     if windows is not None:
         out["windows"] = windows

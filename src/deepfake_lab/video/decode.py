@@ -31,6 +31,7 @@ count, and FFmpeg estimates their duration from the cut file itself.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ __all__ = [
     "Frame",
     "VideoDecodeError",
     "VideoInfo",
+    "frames_expected",
     "iter_evenly_spaced",
     "iter_frames",
     "probe",
@@ -136,8 +138,38 @@ def iter_frames(
         raise UserError(f"max_frames must be 1 or more, got {max_frames}")
     check_range(start_s, end_s)
     path = Path(path)
-    open_video(path).close()  # fail now on a bad file; the generator opens it on its first next()
+    container = open_video(path)  # fail now on a bad file; the generator reopens it
+    try:
+        stream = container.streams.video[0]
+        duration = header_duration_s(container, stream, sole_stream_only=False)
+    finally:
+        container.close()
+    if start_s is not None and duration is not None and start_s >= duration:
+        raise UserError(
+            f"{path}: the start, {start_s:g} s, is at or past the end of the video "
+            f"({duration:.2f} s)"
+        )
     return frames_of(path, start_s, end_s, stride=stride, max_frames=max_frames)
+
+
+def frames_expected(
+    info: VideoInfo,
+    stride: int = 1,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    max_frames: int | None = None,
+) -> int | None:
+    """About how many frames :func:`iter_frames` will yield, from the header (for a progress
+    bar's total: the header can be off by a frame or two); None when it states too little."""
+    n = info.n_frames
+    if n is None and info.duration_s and info.fps:
+        n = round(info.duration_s * info.fps)
+    if n is None or not info.fps:
+        return max_frames
+    first = round((start_s or 0.0) * info.fps)
+    last = n if end_s is None else min(n, math.ceil(end_s * info.fps))
+    count = max(0, -(-(last - first) // stride))
+    return count if max_frames is None else min(count, max_frames)
 
 
 def sample_frame_indices(n_frames: int, k: int) -> list[int]:

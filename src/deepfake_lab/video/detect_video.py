@@ -5,6 +5,8 @@ over time per track."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,9 @@ def detect_videos(
     lips: Any = None,
     sync_plot_dir: Path | None = None,
     watermark: bool = True,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    progress: Callable[[str, int, int | None], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Scan each video with a loaded detector.
 
@@ -51,6 +56,9 @@ def detect_videos(
         sync_plot_dir: write ``<stem>.sync.png`` (``plot_sync``) per reading here.
         watermark: look for this tool's watermark (64 frames, ~0.1 s a video); False
             leaves ``watermark`` None (``eval detector`` has no use for it).
+        start_s, end_s: only this time range of each video (with ``stride``).
+        progress: called as ``progress("videos", done, total)`` after each video and
+            ``progress("frames", done, expected or None)`` after each frame.
 
     Returns:
         Records with ``path``, ``model`` (``name:weights-sha256-prefix``), ``probability``
@@ -65,10 +73,21 @@ def detect_videos(
         "error" record, never fatal.
     """
     if aggregation not in AGGREGATIONS:
-        raise UserError(f"unknown aggregation {aggregation!r}; choose one of {AGGREGATIONS}")
+        raise UserError(
+            f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}"
+        )
+    if topk < 1:
+        raise UserError(f"--topk must be 1 or more, got {topk}")
+    if frames is not None and (start_s is not None or end_s is not None):
+        raise UserError(
+            "--frames spreads frames over the whole video; use --start/--end with --stride"
+        )
     out = []
     stems = picture_stems(videos)
-    for v in videos:
+    frame_progress = None if progress is None else functools.partial(progress, "frames")
+    for i, v in enumerate(videos):
+        if progress is not None:
+            progress("videos", i, len(videos))
         base = {"path": str(v), "model": det.model_id, "threshold": det.threshold}
         base["aggregation"] = aggregation
         try:
@@ -81,6 +100,9 @@ def detect_videos(
                 aggregation=aggregation,
                 topk=topk,
                 frames=frames,
+                start_s=start_s,
+                end_s=end_s,
+                progress=frame_progress,
             )
         except UserError as exc:
             out.append(base | {"probability": None, "label": "error", "error": str(exc)})
@@ -111,11 +133,17 @@ def detect_videos(
                 "watermark_fingerprint": (
                     mark["payload"]["fingerprint"] if mark["watermark"] else None
                 ),
-                "sync": _sync(v, finder, lips, sync_plot_dir, stems[v]) if sync else None,
+                "sync": (
+                    _sync(v, finder, lips, sync_plot_dir, stems[v], start_s, end_s, progress)
+                    if sync
+                    else None
+                ),
                 "timeline": timeline,
                 "error": scan.error,
             }
         )
+    if progress is not None:
+        progress("videos", len(videos), len(videos))
     return out
 
 
@@ -134,7 +162,16 @@ def picture_stems(videos: list[Path]) -> dict[Path, str]:
     }
 
 
-def _sync(path: Path, finder: Any, lips: Any, plot_dir: Path | None, stem: str) -> dict[str, Any]:
+def _sync(
+    path: Path,
+    finder: Any,
+    lips: Any,
+    plot_dir: Path | None,
+    stem: str,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    progress: Callable[[str, int, int | None], None] | None = None,
+) -> dict[str, Any]:
     """``av_sync``'s headline numbers for a video with audio (and its plot in ``plot_dir``);
     ``{"skipped": ...}`` without an audio track; ``{"error": ...}`` when it cannot be read
     (no face, silent, too short)."""
@@ -144,7 +181,8 @@ def _sync(path: Path, finder: Any, lips: Any, plot_dir: Path | None, stem: str) 
     if not probe(path).has_audio:
         return {"skipped": "no audio track"}
     try:
-        r = av_sync(path, finder, lips=lips)
+        report = None if progress is None else functools.partial(progress, "sync")
+        r = av_sync(path, finder, lips=lips, start_s=start_s, end_s=end_s, progress=report)
     except UserError as exc:
         return {"error": str(exc)}
     keys = ("offset_ms", "confidence", "offset_uncertainty_ms", "chance_p", "mouth_signals")
@@ -194,22 +232,33 @@ def detect_video_files(
     sync: bool = False,
     lips: str = "auto",
     report_dir: str | Path | None = None,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    progress: Callable[[str, int, int | None], None] | None = None,
 ) -> list[dict[str, Any]]:
     """``detect_videos`` with the detector and face finder loaded from their names; with
     ``json_path``, the records go under ``"videos"``: added to the file ``detect`` just wrote
     for the images when ``merge_json``, else in a new file. ``lips`` ("auto" | "on" |
     "off"): the 68-point lip opening in the sync reading (auto: when the extra is
     installed). ``report_dir``: timelines (unless ``timeline_dir`` says otherwise) and sync
-    plots go there, for ``report.detect_report``."""
+    plots go there, for ``report.detect_report``. ``start_s``, ``end_s``, ``progress``: as
+    in :func:`detect_videos`. Output paths are checked before any video is read."""
     import json
 
     from deepfake_lab.detect import load_detector
     from deepfake_lab.faces.detectors import build_face_detector
-    from deepfake_lab.io import atomic_write_json
+    from deepfake_lab.io import atomic_write_json, check_output_paths
     from deepfake_lab.training.common import resolve_device
 
     if stride < 1 or any(n is not None and n < 1 for n in (max_frames, frames)):
         raise UserError("--stride, --max-frames and --frames must be 1 or more")
+    if aggregation not in AGGREGATIONS:
+        raise UserError(
+            f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}"
+        )
+    if topk < 1:
+        raise UserError(f"--topk must be 1 or more, got {topk}")
+    check_output_paths({"--json": json_path}, {"--timeline": timeline_dir, "--report": report_dir})
     det = load_detector(model, resolve_device(device))
     finder = build_face_detector(face_detector, face_model)
     tracker = lip_tracker(lips) if sync else None
@@ -228,6 +277,9 @@ def detect_video_files(
         sync,
         tracker,
         Path(report_dir) if report_dir is not None else None,
+        start_s=start_s,
+        end_s=end_s,
+        progress=progress,
     )
     if json_path is not None:
         path = Path(json_path)

@@ -11,6 +11,7 @@ the audio.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,8 @@ class MouthTrack:
             None (a long video's crops do not fit in memory: 27 kB a frame at 96 px).
         landmarks: (P, 68, 2) the lip tracker's landmarks (pixels) of those frames with
             ``keep_landmarks``, else None.
+        error: why decoding stopped early (a damaged or cut file), when it did: the
+            frames before it are used.
     """
 
     signals: dict[str, np.ndarray]
@@ -86,6 +89,7 @@ class MouthTrack:
     track_frames: int
     crops: np.ndarray | None = None
     landmarks: np.ndarray | None = None
+    error: str | None = None
 
 
 def mouth_track(
@@ -97,17 +101,20 @@ def mouth_track(
     lips: Any = None,
     keep_crops: bool = False,
     keep_landmarks: bool = False,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> MouthTrack:
     """Decode every frame in ``[start_s, end_s)`` and follow the mouth of the longest face
     track (see ``avsync.av_sync`` for the arguments). Each face's mouth values are taken
     as it is found, so memory grows by a few numbers a frame (plus the crops with
     ``keep_crops``, the 68 landmarks with ``keep_landmarks`` and a lip tracker).
+    ``progress(frames done, frames expected or None)`` is called after each frame. A file
+    damaged part-way is read up to the damage (``MouthTrack.error`` says where).
 
     Raises:
-        UserError: no face in the video.
+        UserError: no face in the video, or no frame decodes.
     """
     from deepfake_lab.faces.align import align_face
-    from deepfake_lab.video.decode import iter_frames, probe
+    from deepfake_lab.video.decode import VideoDecodeError, frames_expected, iter_frames, probe
     from deepfake_lab.video.lips import lip_opening
     from deepfake_lab.video.tracks import link_tracks
 
@@ -116,24 +123,32 @@ def mouth_track(
     values: dict[tuple[int, int], dict[str, float]] = {}
     crops: dict[tuple[int, int], np.ndarray] = {}
     points: dict[tuple[int, int], np.ndarray] = {}
-    for frame in iter_frames(path, 1, start_s, end_s):
-        faces = []
-        for f in finder.detect(frame.image)[:4]:
-            try:
-                aligned = align_face(frame.image, f.landmarks, crop)[0]
-            except ValueError:  # degenerate landmarks (eyes on one point): not a usable face
-                continue
-            faces.append(f)
-            key = (frame.index, id(f))
-            values[key] = {"openness": float(mouth_openness(aligned[None])[0])}
-            if lips is not None:
-                pts = lips.landmarks(frame.image, f)
-                values[key]["lip-gap"] = float(lip_opening(pts[None])[0])
-                if keep_landmarks:
-                    points[key] = pts
-            if keep_crops:
-                crops[key] = aligned
-        records.append((frame.index, frame.time_s, faces))
+    expected, error = frames_expected(info, 1, start_s, end_s), None
+    try:
+        for frame in iter_frames(path, 1, start_s, end_s):
+            faces = []
+            for f in finder.detect(frame.image)[:4]:
+                try:
+                    aligned = align_face(frame.image, f.landmarks, crop)[0]
+                except ValueError:  # degenerate landmarks (eyes on one point): not a usable face
+                    continue
+                faces.append(f)
+                key = (frame.index, id(f))
+                values[key] = {"openness": float(mouth_openness(aligned[None])[0])}
+                if lips is not None:
+                    pts = lips.landmarks(frame.image, f)
+                    values[key]["lip-gap"] = float(lip_opening(pts[None])[0])
+                    if keep_landmarks:
+                        points[key] = pts
+                if keep_crops:
+                    crops[key] = aligned
+            records.append((frame.index, frame.time_s, faces))
+            if progress is not None:
+                progress(len(records), expected)
+    except VideoDecodeError as exc:
+        if not records:
+            raise
+        error = str(exc)
     tracks = link_tracks(records, max_gap=3)
     if not tracks:
         raise UserError(f"{path}: no face found, so no mouth to follow")
@@ -148,4 +163,4 @@ def mouth_track(
     marks = np.stack([points[keys[i]] for i in found]) if points else None
     times = np.array([r[1] for r in records])
     present = np.array([i in keys for i in index])
-    return MouthTrack(signals, present, times, info.fps, len(main), stack, marks)
+    return MouthTrack(signals, present, times, info.fps, len(main), stack, marks, error)

@@ -286,8 +286,10 @@ def render_walk(
         raise UserError(f"--keyframes must be at least 2, got {keyframes}")
     if not 0.0 <= truncation <= 1.0:
         raise UserError(f"--truncation must be in [0, 1], got {truncation}")
-    if not 0 <= crf <= 51 or batch < 1:
-        raise UserError("--crf must be in [0, 51] and --batch at least 1")
+    if not 0 <= crf <= 51:
+        raise UserError(f"--crf must be in [0, 51], got {crf}")
+    if batch < 1:
+        raise UserError(f"--batch must be 1 or more, got {batch}")
     provenance = provenance or ProvenanceOptions()
     provenance.validate()
     if provenance.sign_key is not None:

@@ -15,7 +15,7 @@ landmarks and aligned crops.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,13 @@ import torch
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.align import align_face
 from deepfake_lab.faces.detectors import FaceDetector
-from deepfake_lab.video.decode import VideoDecodeError, iter_evenly_spaced, iter_frames, probe
+from deepfake_lab.video.decode import (
+    VideoDecodeError,
+    frames_expected,
+    iter_evenly_spaced,
+    iter_frames,
+    probe,
+)
 from deepfake_lab.video.temporal import track_consistency
 from deepfake_lab.video.tracks import Track, link_tracks
 
@@ -97,6 +103,7 @@ def scan_video(
     frames: int | None = None,
     batch: int = 64,
     timings: dict[str, float] | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> VideoScan:
     """Scan one video.
 
@@ -107,20 +114,32 @@ def scan_video(
         stride, max_frames, start_s, end_s: which frames (``decode.iter_frames``).
         frames: instead, this many frames evenly spaced over the whole video
             (``decode.iter_evenly_spaced``), the usual protocol for scoring many videos.
-            Such frames are not consecutive, so a track's jitter and flicker are None.
+            Such frames are not consecutive (unless there are as many as the video's), so
+            a track's jitter and flicker are None.
         aggregation: ``AGGREGATIONS``; ``topk`` is its k.
         min_face: ignore faces whose box is smaller (px).
         batch: faces per detector forward pass.
         timings: when given, seconds spent per stage are added to it under "decode",
             "faces", "align", "score" and "tracks" (``bench/video_scan.py``).
+        progress: called as ``progress(frames done, frames expected or None)`` after
+            each frame.
 
     Returns:
         A ``VideoScan``. A decoding failure part-way is recorded in ``error`` and the frames
         decoded before it are still scored; one before any frame raises.
     """
     if aggregation not in AGGREGATIONS:
-        raise UserError(f"unknown aggregation {aggregation!r}; choose one of {AGGREGATIONS}")
+        raise UserError(
+            f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}"
+        )
+    if topk < 1 or batch < 1:
+        raise UserError(f"topk and batch must be 1 or more, got {topk} and {batch}")
     info = probe(path)
+    expected = (
+        frames_expected(info, stride, start_s, end_s, max_frames)
+        if frames is None
+        else min(frames, frames_expected(info) or frames)
+    )
     records: list[tuple[int, float, list]] = []  # (index, time, faces)
     pending: list[np.ndarray] = []  # detector-size crops not scored yet
     scored: list[np.ndarray] = []  # P(fake) of the crops scored so far, in face order
@@ -157,6 +176,8 @@ def scan_video(
                     kept.append(f)
                     pending.append(crop)
             records.append((frame.index, frame.time_s, kept))
+            if progress is not None:
+                progress(len(records), expected)
             if len(pending) >= batch:  # score as we go: memory stays one batch of crops
                 with clock("score"):
                     scored.append(_score(det, pending, batch))
@@ -177,8 +198,9 @@ def scan_video(
     with clock("tracks"):
         tracks = link_tracks(records, min_length=1)
         by_frame = {r[0]: (r[2], fs) for r, fs in zip(records, frame_scores, strict=True)}
-        # Evenly spaced frames are never consecutive: step 0 leaves no run to measure.
-        step = stride if frames is None else 0
+        # Evenly spaced frames are consecutive only when every frame was taken; otherwise
+        # step 0 leaves no run to measure (jitter and flicker None).
+        step = stride if frames is None else int(_consecutive([r[0] for r in records]))
         track_rows = [_track_row(t, by_frame, small, step) for t in tracks]
     label = "no_face" if score is None else ("fake" if _is_fake(det, score) else "real")
     return VideoScan(
@@ -199,6 +221,10 @@ def scan_video(
             "evenly_spaced": frames,
         },
     )
+
+
+def _consecutive(indices: list[int]) -> bool:
+    return len(indices) > 1 and bool(np.all(np.diff(indices) == 1))
 
 
 class _StageClock:
