@@ -57,3 +57,21 @@ def test_a_folder_in_the_way_is_named_in_the_error_not_the_temp_file(tmp_path):
         atomic_write_text(tmp_path / "out.png", "x")
     assert info.value.filename == str(tmp_path / "out.png")
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # no temp file left behind
+
+
+def test_check_output_paths_refuses_folders_for_files_and_files_for_folders(tmp_path):
+    from deepfake_lab.errors import UserError
+    from deepfake_lab.io import check_output_paths
+
+    (tmp_path / "file.txt").write_text("x")
+    check_output_paths(
+        {"--json": tmp_path / "new" / "out.json", "--csv": None},
+        {"--report": tmp_path / "new" / "report", "--timeline": tmp_path},
+    )
+    with pytest.raises(UserError, match=r"^--json .* is a folder; give a file name"):
+        check_output_paths({"--json": tmp_path})
+    with pytest.raises(UserError, match=r"^--json .*file\.txt is a file, not a folder"):
+        check_output_paths({"--json": tmp_path / "file.txt" / "out.json"})
+    with pytest.raises(UserError, match=r"^--report .*file\.txt is a file, not a folder"):
+        check_output_paths(folders={"--report": tmp_path / "file.txt"})
+    assert not (tmp_path / "new").exists()  # checking creates nothing

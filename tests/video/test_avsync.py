@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import shared_path
 from deepfake_lab.errors import UserError
 from deepfake_lab.video.avsync import estimate_offset
 from deepfake_lab.video.mouth import mouth_motion
@@ -208,6 +209,47 @@ def test_av_sync_cli_user_mistakes_are_one_line(tmp_path):
         res = runner.invoke(app, ["av-sync", str(path)])
         assert res.exit_code == 2 and why in res.output, res.output
         assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
+    grid = str(shared_path("videos", "grid_bbaf2n_real.mpg"))
+    for args, why in (
+        ([str(tmp_path)], "is a folder; give one video file"),
+        ([grid, "--json", str(tmp_path)], "--json"),
+        ([grid, "--start", "2", "--end", "1"], "must be after --start"),
+        ([grid, "--start", "-1"], "--start must be 0 or more"),
+    ):
+        res = runner.invoke(app, ["av-sync", *args])
+        assert res.exit_code == 2 and why in res.output, (args, res.output)
+        assert "Traceback" not in res.output
+
+
+def test_av_sync_reads_a_time_range_and_a_damaged_file_up_to_the_damage(tmp_path):
+    """--start/--end read only that stretch (the frame times and the audio line up there as
+    in the whole file); a cut file is read up to the cut, and says so."""
+    from typer.testing import CliRunner
+
+    from deepfake_lab.cli.app import app
+    from deepfake_lab.faces.detectors import FACE_DETECTORS
+    from deepfake_lab.video.avsync import av_sync
+
+    model = shared_path("models", "face_detection_yunet.onnx")
+    finder = FACE_DETECTORS.build("yunet", face_model=model)
+    talk = shared_path("videos", "sadtalker_art0_synthesized.mp4")
+    whole = av_sync(talk, finder, window_s=6.0, hop_s=1.0)
+    part = av_sync(talk, finder, start_s=2.0, end_s=8.0)
+    assert part["frames"] == 150 and part["times_s"][0] == pytest.approx(2.0, abs=0.02)
+    window = next(w for w in whole["windows"] if w["start_s"] == pytest.approx(2.0, abs=0.02))
+    assert part["offset_ms"] == pytest.approx(window["offset_ms"], abs=1.0)
+    assert part["decode_error"] is None
+
+    grid = shared_path("videos", "grid_bbaf2n_real.mpg")
+    cut = tmp_path / "cut.mpg"
+    cut.write_bytes(grid.read_bytes()[: int(grid.stat().st_size * 0.8)])
+    r = av_sync(cut, finder, max_lag_ms=400)
+    assert 50 <= r["frames"] < 75 and "decoding stopped at frame" in r["decode_error"]
+    res = CliRunner().invoke(
+        app,
+        ["av-sync", str(cut), "--face-model", str(model), "--lips", "off", "--max-lag-ms", "400"],
+    )
+    assert res.exit_code == 0 and "read up to the damage" in res.output, res.output
 
 
 def test_lip_opening_is_the_outer_lip_gap_in_inter_ocular_units():

@@ -177,3 +177,72 @@ def test_evenly_spaced_frames_span_the_clip_and_skip_temporal_measures(toy_detec
     # Frames far apart say nothing about frame-to-frame shake: no numbers, not wrong ones.
     assert main["consistency"]["landmark_jitter"] is None and main["consistency"]["flicker"] is None
     assert scan.extra["evenly_spaced"] == 6 and scan.extra["stride"] is None
+
+
+def test_every_frame_taken_evenly_keeps_the_temporal_measures_and_progress_counts(toy_detector):
+    """--frames as large as the clip takes consecutive frames: jitter and flicker are read,
+    the same as with --stride 1; the progress callback counts up to the expected total."""
+    from deepfake_lab.faces.detectors import FACE_DETECTORS
+
+    video = shared_path("videos", "grid_bbaf2n_real.mpg")
+    finder = FACE_DETECTORS.build(
+        "yunet", face_model=shared_path("models", "face_detection_yunet.onnx")
+    )
+    calls = []
+    every = scan_video(video, toy_detector, finder, frames=75, progress=lambda *a: calls.append(a))
+    strided = scan_video(video, toy_detector, finder)
+    assert every.tracks[0]["consistency"] == strided.tracks[0]["consistency"]
+    assert every.tracks[0]["consistency"]["landmark_jitter"] is not None
+    assert calls == [(i, 75) for i in range(1, 76)]
+    with pytest.raises(UserError, match="topk and batch must be 1 or more"):
+        scan_video(video, toy_detector, finder, aggregation="topk", topk=0)
+
+
+def test_detect_cli_says_why_videos_failed_and_checks_outputs_first(toy_detector, tmp_path):
+    from typer.testing import CliRunner
+
+    from deepfake_lab.cli.app import app
+
+    grid = shared_path("videos", "grid_bbaf2n_real.mpg")
+    cut = tmp_path / "cut.mpg"
+    cut.write_bytes(grid.read_bytes()[: int(grid.stat().st_size * 0.6)])
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    run = toy_detector.identity["source"]
+    face = ["--face-model", str(shared_path("models", "face_detection_yunet.onnx"))]
+    res = CliRunner().invoke(app, ["detect", run, str(grid), str(cut), str(empty), *face])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "empty.mp4: not scanned: the file has 0 bytes" in out
+    assert "cut.mpg: scored the 4" in out and "frames before the damage: decoding stopped" in out
+    assert "of 3 videos called fake" in out and "1 unreadable; 1 damaged part-way" in out
+    assert "grid_bbaf2n_real.mpg" in out and " no " in out  # whole names; no watermark
+    # Bad outputs and values fail at once, on one line, before any video is read.
+    (tmp_path / "taken").write_text("x")
+    for bad, message in (
+        (["--json", str(tmp_path)], "is a folder; give a file name"),
+        (["--timeline", str(tmp_path / "taken")], "is a file, not a folder"),
+        (["--topk", "0", "--aggregate", "topk"], "--topk must be 1 or more"),
+        (["--aggregate", "median"], "choose one of mean, max-face, topk"),
+        (["--device", "tpu"], "--device"),
+        (["--end", "1", "--start", "2"], "must be after --start"),
+    ):
+        res = CliRunner().invoke(app, ["detect", run, str(grid), *face, *bad])
+        assert res.exit_code == 2 and message in res.output, (bad, res.output)
+        assert "Traceback" not in res.output
+
+
+def test_detect_videos_reports_progress_per_video_and_per_frame(toy_detector, tmp_path):
+    from deepfake_lab.faces.detectors import FACE_DETECTORS
+    from deepfake_lab.video.detect_video import detect_videos
+
+    grid = shared_path("videos", "grid_bbaf2n_real.mpg")
+    finder = FACE_DETECTORS.build(
+        "yunet", face_model=shared_path("models", "face_detection_yunet.onnx")
+    )
+    seen = []
+    detect_videos(
+        toy_detector, [grid, grid], finder, max_frames=3, progress=lambda *a: seen.append(a)
+    )
+    assert [a for a in seen if a[0] == "videos"] == [("videos", i, 2) for i in range(3)]
+    assert [a for a in seen if a[0] == "frames"] == [("frames", i, 3) for i in (1, 2, 3)] * 2

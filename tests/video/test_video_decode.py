@@ -343,3 +343,19 @@ def test_mov_avi_and_webm_decode_like_the_original(tmp_path, suffix, vcodec, aco
     pcm, rate = read_audio(dst, 16000)
     ref, _ = read_audio(src, 16000)
     assert rate == 16000 and abs(len(pcm) - len(ref)) < 0.1 * rate
+
+
+def test_a_start_past_the_end_is_a_user_error() -> None:
+    with pytest.raises(UserError, match=r"at or past the end of the video \(2\.98 s\)"):
+        iter_frames(clip(GRID), start_s=100.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, n",
+    [({}, 75), ({"stride": 2}, 38), ({"start_s": 1.0, "end_s": 2.0}, 25), ({"max_frames": 9}, 9)],
+)
+def test_frames_expected_matches_what_is_decoded(kwargs, n) -> None:
+    from deepfake_lab.video.decode import frames_expected
+
+    assert frames_expected(probe(clip(GRID)), **kwargs) == n
+    assert len(list(iter_frames(clip(GRID), **kwargs))) == n

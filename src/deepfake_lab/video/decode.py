@@ -163,7 +163,7 @@ def frames_expected(
     bar's total: the header can be off by a frame or two); None when it states too little."""
     n = info.n_frames
     if n is None and info.duration_s and info.fps:
-        n = round(info.duration_s * info.fps)
+        n = math.ceil(info.duration_s * info.fps - 1e-6)  # a partial last frame still shows
     if n is None or not info.fps:
         return max_frames
     first = round((start_s or 0.0) * info.fps)

@@ -1,0 +1,21 @@
+"""Training helpers shared by the GAN and detector loops."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from deepfake_lab.errors import UserError
+from deepfake_lab.training.common import resolve_device
+
+
+def test_resolve_device_accepts_cpu_and_refuses_what_it_cannot_use():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    for bad, message in (("tpu", "unknown --device 'tpu'"), ("meta", "not supported")):
+        with pytest.raises(UserError, match=message):
+            resolve_device(bad)
+    if not torch.cuda.is_available():
+        for name in ("cuda", "cuda:1"):
+            with pytest.raises(UserError, match="no CUDA device"):
+                resolve_device(name)
