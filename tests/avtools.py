@@ -54,3 +54,19 @@ def face_clip(dst: Path, face: np.ndarray, frames: int = 8, gain: float = 1.0) -
             out.mux(stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")))
         out.mux(stream.encode(None))
     return dst
+
+
+def damaged_audio_copy(src: Path, dst: Path) -> float:
+    """``src`` with its middle audio packet overwritten (the video untouched); returns that
+    packet's time."""
+    with av.open(str(src)) as c:
+        packets = [
+            (p.pos, p.size, float(p.pts * p.time_base))
+            for p in c.demux(c.streams.audio[0])
+            if p.pos is not None and p.pts is not None  # not the flush packet
+        ]
+    pos, size, t = packets[len(packets) // 2]
+    data = bytearray(src.read_bytes())
+    data[pos : pos + size] = b"\xff" * 8 + bytes(size - 8)
+    dst.write_bytes(bytes(data))
+    return t

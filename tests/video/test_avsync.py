@@ -213,8 +213,8 @@ def test_av_sync_cli_user_mistakes_are_one_line(tmp_path):
     for args, why in (
         ([str(tmp_path)], "is a folder; give one video file"),
         ([grid, "--json", str(tmp_path)], "--json"),
-        ([grid, "--start", "2", "--end", "1"], "must be after --start"),
-        ([grid, "--start", "-1"], "--start must be 0 or more"),
+        ([grid, "--start", "2", "--end", "1"], "seconds after --start"),
+        ([grid, "--start", "-1"], "--start must be a number of seconds, 0 or more"),
     ):
         res = runner.invoke(app, ["av-sync", *args])
         assert res.exit_code == 2 and why in res.output, (args, res.output)
@@ -250,6 +250,14 @@ def test_av_sync_reads_a_time_range_and_a_damaged_file_up_to_the_damage(tmp_path
         ["av-sync", str(cut), "--face-model", str(model), "--lips", "off", "--max-lag-ms", "400"],
     )
     assert res.exit_code == 0 and "read up to the damage" in res.output, res.output
+
+    # Audio damaged, video whole: only the frames the decoded audio covers are read.
+    from avtools import damaged_audio_copy
+
+    broken = tmp_path / "broken.mp4"
+    t = damaged_audio_copy(talk, broken)
+    r = av_sync(broken, finder)
+    assert abs(r["frames"] / r["fps"] - t) < 0.2 and "audio decoding failed" in r["decode_error"]
 
 
 def test_lip_opening_is_the_outer_lip_gap_in_inter_ocular_units():

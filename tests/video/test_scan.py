@@ -224,8 +224,9 @@ def test_detect_cli_says_why_videos_failed_and_checks_outputs_first(toy_detector
         (["--timeline", str(tmp_path / "taken")], "is a file, not a folder"),
         (["--topk", "0", "--aggregate", "topk"], "--topk must be 1 or more"),
         (["--aggregate", "median"], "choose one of mean, max-face, topk"),
-        (["--device", "tpu"], "--device"),
-        (["--end", "1", "--start", "2"], "must be after --start"),
+        (["--device", "tpu"], "unknown device 'tpu'"),
+        (["--end", "inf"], "--end (inf) must be a number of seconds"),
+        (["--end", "1", "--start", "2"], "seconds after --start"),
     ):
         res = CliRunner().invoke(app, ["detect", run, str(grid), *face, *bad])
         assert res.exit_code == 2 and message in res.output, (bad, res.output)

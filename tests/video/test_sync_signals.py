@@ -41,3 +41,17 @@ def test_envelope_floors_digital_silence_and_band_limit_keeps_syllable_rate():
     assert abs(out.mean()) < 0.1 and band_limit(drift, FPS)[10:-10].std() < 0.1 * drift.std()
     with pytest.raises(UserError, match="too low"):
         band_limit(rhythm, 4.0)
+
+
+def test_surrogates_keep_each_spectrum_and_the_signals_relation_to_each_other():
+    from deepfake_lab.video.sync_signals import phase_randomised, zscore
+
+    rng = np.random.default_rng(0)
+    a = np.convolve(rng.normal(size=400), np.ones(5) / 5, mode="same")
+    b = 0.8 * a + 0.6 * np.convolve(rng.normal(size=400), np.ones(5) / 5, mode="same")
+    sa, sb = phase_randomised([a, b], np.random.default_rng(1))
+    power = np.abs(np.fft.rfft(zscore(a))) ** 2
+    assert np.allclose(np.abs(np.fft.rfft(sa)) ** 2, power)  # the spectrum is kept
+    assert np.corrcoef(sa, a)[0, 1] < 0.3  # the time course is not
+    # One draw shares its phases: a and b stay as related as they were.
+    assert np.corrcoef(sa, sb)[0, 1] == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-9)

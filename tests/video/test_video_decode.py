@@ -359,3 +359,30 @@ def test_frames_expected_matches_what_is_decoded(kwargs, n) -> None:
 
     assert frames_expected(probe(clip(GRID)), **kwargs) == n
     assert len(list(iter_frames(clip(GRID), **kwargs))) == n
+
+
+def test_an_unaligned_start_counts_like_decoding_and_an_empty_range_is_an_error() -> None:
+    from deepfake_lab.video.decode import frames_expected
+
+    info = probe(clip(SADTALKER))
+    for kwargs in ({"start_s": 1.01}, {"start_s": 0.001}, {"start_s": 0.5, "stride": 5}):
+        assert frames_expected(info, **kwargs) == len(list(iter_frames(clip(SADTALKER), **kwargs)))
+    with pytest.raises(UserError, match=r"no frame between 0\.5 s and 0\.52 s"):
+        list(iter_frames(clip(SADTALKER), start_s=0.5, end_s=0.52))
+    for bad in (float("inf"), float("nan"), -1.0):
+        with pytest.raises(UserError, match="the start must be a number of seconds"):
+            iter_frames(clip(GRID), start_s=bad)
+
+
+def test_damaged_audio_raises_or_keeps_what_decoded_before(tmp_path: Path) -> None:
+    from avtools import damaged_audio_copy
+    from deepfake_lab.video.decode import read_audio_until_damage
+
+    broken = tmp_path / "broken.mp4"
+    t = damaged_audio_copy(clip(SADTALKER), broken)
+    with pytest.raises(VideoDecodeError, match="audio decoding failed near"):
+        read_audio(broken)
+    pcm, rate, error = read_audio_until_damage(broken)
+    whole, _ = read_audio(clip(SADTALKER))
+    assert error is not None and abs(len(pcm) / rate - t) < 0.1
+    assert np.array_equal(pcm[: rate * 4], whole[: rate * 4])  # the good part is unchanged

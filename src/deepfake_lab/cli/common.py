@@ -64,12 +64,17 @@ def stage_progress(labels: dict[str, str], disable: bool = False) -> Iterator[St
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, disable=disable, transient=True) as bar:
         tasks: dict[str, Any] = {}
+        last: dict[str, tuple[int, int | None]] = {}
 
         def report(stage: str, done: int, total: int | None) -> None:
-            # total may change between calls (a bar reused for each video's frames);
-            # None: unknown, an indeterminate bar.
+            # A stage may start over (the frames of the next video) with another total, or
+            # None (unknown: an indeterminate bar), which update() cannot set: a new bar.
+            prev = last.get(stage)
+            if prev is not None and (total != prev[1] or done < prev[0]):
+                bar.remove_task(tasks.pop(stage))
             if stage not in tasks:
                 tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+            bar.update(tasks[stage], completed=done)
+            last[stage] = (done, total)
 
         yield report

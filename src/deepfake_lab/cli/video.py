@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
 import typer
@@ -52,10 +53,10 @@ def av_sync_cmd(
         raise UserError(f"not found: {video}")
     check_output_paths({"--json": json_path, "--plot": plot})
     probe(video)  # a bad video fails here, before the face model is looked for
-    if start is not None and not start >= 0:
-        raise UserError(f"--start must be 0 or more, got {start}")
-    if end is not None and not end > (start or 0.0):
-        raise UserError(f"--end ({end}) must be after --start ({start or 0.0})")
+    if start is not None and not (math.isfinite(start) and start >= 0):
+        raise UserError(f"--start must be a number of seconds, 0 or more, got {start}")
+    if end is not None and not (math.isfinite(end) and end > (start or 0.0)):
+        raise UserError(f"--end ({end}) must be a number of seconds after --start")
     tracker = lip_tracker(lips, lip_model)
     if (window is not None and window <= 0) or (hop is not None and hop <= 0):
         raise UserError("--window and --hop must be positive (seconds)")

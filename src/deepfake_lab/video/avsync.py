@@ -167,19 +167,13 @@ def estimate_offset(
     chance_p = chance_level = None
     if surrogates > 0:
         rng = np.random.default_rng(seed)
-        # One surrogate per distinct audio signal, shared by the video signals paired with
-        # it: independent surrogates for one signal would average out and understate chance.
-        distinct: list[np.ndarray] = []
-        which = []
-        for x in audios:
-            j = next((k for k, y in enumerate(distinct) if np.array_equal(x, y)), len(distinct))
-            if j == len(distinct):
-                distinct.append(x)
-            which.append(j)
+        # The audio signals of one draw share their random phases: signals read from the
+        # same audio stay related (an independent surrogate each would average out and
+        # understate chance), and the same signal given twice gets one surrogate.
         null = []
         for _ in range(surrogates):
-            fake = [phase_randomised(x, rng) for x in distinct]
-            curves = [_xcorr(v, fake[j], lags) for v, j in zip(vs, which, strict=True)]
+            fake = phase_randomised(audios, rng)
+            curves = [_xcorr(v, x, lags) for v, x in zip(vs, fake, strict=True)]
             null.append(np.mean(curves, axis=0).max())
         chance_p = (1 + int(np.sum(np.array(null) >= corr[i]))) / (1 + surrogates)
         chance_level = float(np.percentile(null, 95))
@@ -314,37 +308,51 @@ def av_sync(
     Raises:
         UserError: no audio, no face, or a clip too short for the lags.
     """
-    from deepfake_lab.video.decode import probe, read_audio
+    from deepfake_lab.video.decode import probe, read_audio_until_damage
     from deepfake_lab.video.mouth import mouth_track
 
     if not probe(path).has_audio:
         raise UserError(f"{path}: no audio track, so nothing to synchronise")
     mouth = mouth_track(path, finder, start_s, end_s, crop, lips, progress=progress)
-    pcm, rate = read_audio(path, 16000, start_s, end_s)
-    n = len(mouth.times_s)
+    pcm, rate, audio_error = read_audio_until_damage(path, 16000, start_s, end_s)
     # The PCM starts at start_s: frame times are shifted to match.
     since = mouth.times_s - (start_s or 0.0)
-    env = audio_envelope(pcm, rate, mouth.fps, n, since, onsets=False, amplitude=True)
-    if is_flat(env):
-        raise UserError(f"{path}: the audio is silent in the range read, so nothing to match")
-    if all(is_flat(v) for v in mouth.signals.values()):
-        raise UserError(f"{path}: the mouth never moves in the range read, so nothing to match")
-    fps = mouth.fps
-    signals = {k: band_limit(v, fps) for k, v in mouth.signals.items()}
-    audio = band_limit(env, fps)
-    est = estimate_offset(list(signals.values()), audio, fps, max_lag_ms, SURROGATES)
-    windows = None
-    if window_s is not None:
-        windows = windowed_offsets(
-            list(signals.values()),
-            audio,
-            mouth.present,
-            mouth.times_s,
-            fps,
-            window_s,
-            hop_s,
-            max_lag_ms,
-        )
+    n = len(since)
+    if audio_error is not None:  # only the frames the decoded audio covers
+        n = int(np.sum(since + 1 / mouth.fps <= len(pcm) / rate))
+    errors = (mouth.error, audio_error)
+    damage = "; ".join(str(e).removeprefix(f"{path}: ") for e in errors if e is not None) or None
+    try:
+        if n == 0:
+            raise UserError(f"{path}: no audio decodes in the range read")
+        times, present = mouth.times_s[:n], mouth.present[:n]
+        mouth_signals = {k: v[:n] for k, v in mouth.signals.items()}
+        env = audio_envelope(pcm, rate, mouth.fps, n, since[:n], onsets=False, amplitude=True)
+        if is_flat(env):
+            raise UserError(f"{path}: the audio is silent in the range read, so nothing to match")
+        if all(is_flat(v) for v in mouth_signals.values()):
+            raise UserError(f"{path}: the mouth never moves in the range read, so nothing to match")
+        fps = mouth.fps
+        signals = {k: band_limit(v, fps) for k, v in mouth_signals.items()}
+        audio = band_limit(env, fps)
+        est = estimate_offset(list(signals.values()), audio, fps, max_lag_ms, SURROGATES)
+        windows = None
+        if window_s is not None:
+            windows = windowed_offsets(
+                list(signals.values()),
+                audio,
+                present,
+                times,
+                fps,
+                window_s,
+                hop_s,
+                max_lag_ms,
+            )
+    except UserError as exc:
+        if damage is None:
+            raise
+        # Say why there was so little to read.
+        raise UserError(f"{exc} (read up to the damage: {damage})") from None
     out = {
         "path": str(path),
         "offset_ms": round(est.offset_ms, 1),
@@ -353,16 +361,16 @@ def av_sync(
         "chance_p": round(est.chance_p or 1.0, 3),
         "band_hz": [SYLLABLE_BAND_HZ[0], min(SYLLABLE_BAND_HZ[1], 0.45 * fps)],
         "frames": n,
-        "track_frames": mouth.track_frames,
+        "track_frames": int(np.sum(present)),
         "fps": mouth.fps,
         "mouth_signals": list(mouth.signals),
         "lags_ms": est.lags_ms,
         "correlation": est.correlation,
         "chance_level": est.chance_level,
-        "times_s": [round(float(t), 4) for t in mouth.times_s],
+        "times_s": [round(float(t), 4) for t in times],
         "signals": {k: [round(float(x), 4) for x in v] for k, v in signals.items()},
         "audio": [round(float(x), 4) for x in audio],
-        "decode_error": mouth.error,
+        "decode_error": damage,
     }
     if windows is not None:
         out["windows"] = windows

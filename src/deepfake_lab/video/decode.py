@@ -50,6 +50,7 @@ from deepfake_lab.video.demux import (
     frames_of,
     header_duration_s,
     open_video,
+    video_span_s,
 )
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "iter_frames",
     "probe",
     "read_audio",
+    "read_audio_until_damage",
     "sample_frame_indices",
 ]
 
@@ -80,6 +82,8 @@ class VideoInfo:
             (MPEG-PS/TS, MKV, WebM).
         codec: FFmpeg's codec name (``"h264"``, ``"mpeg1video"``, ...).
         audio_rate: sample rate of the first audio track; None without audio.
+        start_s: the video stream's first timestamp, in seconds from the container start
+            (the clock of ``Frame.time_s``; 0 for most files, not for some MPEG-TS).
     """
 
     path: Path
@@ -91,6 +95,7 @@ class VideoInfo:
     codec: str
     has_audio: bool
     audio_rate: int | None
+    start_s: float = 0.0
 
 
 def probe(path: Path | str) -> VideoInfo:
@@ -110,6 +115,7 @@ def probe(path: Path | str) -> VideoInfo:
             codec=stream.codec_context.name,
             has_audio=audio is not None,
             audio_rate=audio.codec_context.sample_rate if audio is not None else None,
+            start_s=video_span_s(container, stream)[0],
         )
     finally:
         container.close()
@@ -140,14 +146,12 @@ def iter_frames(
     path = Path(path)
     container = open_video(path)  # fail now on a bad file; the generator reopens it
     try:
-        stream = container.streams.video[0]
-        duration = header_duration_s(container, stream, sole_stream_only=False)
+        _, end = video_span_s(container, container.streams.video[0])
     finally:
         container.close()
-    if start_s is not None and duration is not None and start_s >= duration:
+    if start_s is not None and end is not None and start_s >= end:
         raise UserError(
-            f"{path}: the start, {start_s:g} s, is at or past the end of the video "
-            f"({duration:.2f} s)"
+            f"{path}: the start, {start_s:g} s, is at or past the end of the video ({end:.2f} s)"
         )
     return frames_of(path, start_s, end_s, stride=stride, max_frames=max_frames)
 
@@ -164,10 +168,16 @@ def frames_expected(
     n = info.n_frames
     if n is None and info.duration_s and info.fps:
         n = math.ceil(info.duration_s * info.fps - 1e-6)  # a partial last frame still shows
-    if n is None or not info.fps:
+    finite = all(t is None or math.isfinite(t) for t in (start_s, end_s))
+    if n is None or not info.fps or not finite:
         return max_frames
-    first = round((start_s or 0.0) * info.fps)
-    last = n if end_s is None else min(n, math.ceil(end_s * info.fps))
+
+    def frames_before(t: float) -> int:
+        # Frame k is at start_s + k / fps (video clock); those before t, to the frame.
+        return min(n, max(0, math.ceil((t - info.start_s) * info.fps - 1e-6)))
+
+    first = frames_before(start_s or 0.0)
+    last = n if end_s is None else frames_before(end_s)
     count = max(0, -(-(last - first) // stride))
     return count if max_frames is None else min(count, max_frames)
 
@@ -227,31 +237,46 @@ def read_audio(
         UserError: a bad argument, a missing path, or a file without an audio track.
         VideoDecodeError: the file cannot be opened, or its audio fails to decode.
     """
+    pcm, rate, error = read_audio_until_damage(path, rate, start_s, end_s)
+    if error is not None:
+        raise error
+    return pcm, rate
+
+
+def read_audio_until_damage(
+    path: Path | str, rate: int = 16000, start_s: float | None = None, end_s: float | None = None
+) -> tuple[np.ndarray, int, VideoDecodeError | None]:
+    """:func:`read_audio` that keeps what decoded before damage: ``(samples, rate, error)``,
+    ``error`` None when the track decoded to its end (or to ``end_s``)."""
     if rate < 1:
         raise UserError(f"the audio sample rate must be 1 Hz or more, got {rate}")
     check_range(start_s, end_s)
     path = Path(path)
     container = open_video(path, need_video=False)
-    start, first_s, t = start_s or 0.0, None, 0.0
+    start, first_s, t, error = start_s or 0.0, None, 0.0, None
     chunks: list[np.ndarray] = []
     try:
         if not container.streams.audio:
             raise UserError(f"{path}: the file has no audio track")
         origin_s = (container.start_time or 0) / 1e6
         resampler = av.AudioResampler(format="fltp", rate=rate)  # keeps the channel layout
-        for frame in container.decode(container.streams.audio[0]):
-            if frame.pts is not None:
-                t = float(frame.pts * frame.time_base) - origin_s
-            if end_s is not None and t >= end_s:
-                break
-            if t + frame.samples / frame.sample_rate <= start:
-                continue  # wholly before the range: not worth resampling
-            first_s = t if first_s is None else first_s
-            chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
+        try:
+            for frame in container.decode(container.streams.audio[0]):
+                if frame.pts is not None:
+                    t = float(frame.pts * frame.time_base) - origin_s
+                if end_s is not None and t >= end_s:
+                    break
+                if t + frame.samples / frame.sample_rate <= start:
+                    continue  # wholly before the range: not worth resampling
+                first_s = t if first_s is None else first_s
+                chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
+        except av.FFmpegError as exc:
+            detail = f"audio decoding failed near {t:.2f} s ({ffmpeg_detail(exc)})"
+            error = VideoDecodeError(path, detail, reason="corrupt")
         chunks.extend(f.to_ndarray() for f in resampler.resample(None))
-    except av.FFmpegError as exc:
+    except av.FFmpegError as exc:  # the resampler's flush
         detail = f"audio decoding failed near {t:.2f} s ({ffmpeg_detail(exc)})"
-        raise VideoDecodeError(path, detail, reason="corrupt") from None
+        error = VideoDecodeError(path, detail, reason="corrupt")
     finally:
         container.close()
 
@@ -260,4 +285,4 @@ def read_audio(
     mono = np.concatenate([np.zeros(lead, mono.dtype), mono]) if lead > 0 else mono[-lead:]
     if end_s is not None:
         mono = mono[: round((end_s - start) * rate)]
-    return np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False), rate
+    return np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False), rate, error

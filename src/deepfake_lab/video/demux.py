@@ -188,10 +188,27 @@ def ffmpeg_detail(exc: av.FFmpegError) -> str:
 
 
 def check_range(start_s: float | None, end_s: float | None) -> None:
-    if start_s is not None and not start_s >= 0:
-        raise UserError(f"start_s must be 0 or more, got {start_s}")
-    if end_s is not None and not end_s > (start_s or 0.0):
-        raise UserError(f"end_s ({end_s}) must be after start_s ({start_s or 0.0})")
+    if start_s is not None and not (math.isfinite(start_s) and start_s >= 0):
+        raise UserError(f"the start must be a number of seconds, 0 or more, got {start_s}")
+    if end_s is not None and not (math.isfinite(end_s) and end_s > (start_s or 0.0)):
+        raise UserError(f"the end ({end_s}) must be a number of seconds after the start")
+
+
+def video_span_s(
+    container: av.container.InputContainer, stream: av.VideoStream
+) -> tuple[float, float | None]:
+    """``(first, end)``: where the video stream starts and ends, in seconds from the
+    container start (the clock of ``Frame.time_s``); ``end`` None when the file states no
+    duration. A stream's own duration counts from its first timestamp, the container's
+    from the container start."""
+    clock = Clock.of(container, stream)
+    first = clock.stream_start_s - clock.origin_s
+    own = stream.duration is not None and stream.time_base is not None
+    own = own or bool(stream.metadata.get("DURATION"))
+    duration = header_duration_s(container, stream, sole_stream_only=False)
+    if duration is None:
+        return first, None
+    return first, (first + duration if own else duration)
 
 
 def header_duration_s(
@@ -368,7 +385,11 @@ def frames_of(
     wanted: set[int] | None = None,
     expected_frames: int | None = None,
 ) -> Iterator[Frame]:
-    """Every ``stride``-th frame in the range, or the ``wanted`` indices, as RGB ``Frame`` s."""
+    """Every ``stride``-th frame in the range, or the ``wanted`` indices, as RGB ``Frame`` s.
+
+    Raises:
+        UserError: a time range that holds no frame (at its end, having yielded nothing).
+    """
     yielded = [0]
     frames = _decoded(path, start_s, end_s, yielded, expected_frames)
     try:
@@ -381,3 +402,6 @@ def frames_of(
                 return
     finally:
         frames.close()  # closes the file now, also when the caller stops early
+    if not yielded[0] and (start_s is not None or end_s is not None):
+        end = "its end" if end_s is None else f"{end_s:g} s"
+        raise UserError(f"{path}: no frame between {start_s or 0:g} s and {end}")

@@ -72,16 +72,7 @@ def detect_videos(
         ``timeline`` (PNG path or None) and ``error``. A video that cannot be opened is an
         "error" record, never fatal.
     """
-    if aggregation not in AGGREGATIONS:
-        raise UserError(
-            f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}"
-        )
-    if topk < 1:
-        raise UserError(f"--topk must be 1 or more, got {topk}")
-    if frames is not None and (start_s is not None or end_s is not None):
-        raise UserError(
-            "--frames spreads frames over the whole video; use --start/--end with --stride"
-        )
+    check_video_options(aggregation, topk, stride, max_frames, frames, start_s, end_s)
     out = []
     stems = picture_stems(videos)
     frame_progress = None if progress is None else functools.partial(progress, "frames")
@@ -145,6 +136,40 @@ def detect_videos(
     if progress is not None:
         progress("videos", len(videos), len(videos))
     return out
+
+
+def check_video_options(
+    aggregation: str = "mean",
+    topk: int = 5,
+    stride: int = 1,
+    max_frames: int | None = None,
+    frames: int | None = None,
+    start_s: float | None = None,
+    end_s: float | None = None,
+) -> None:
+    """The video options of ``detect`` and ``eval detector``, checked before any work.
+
+    Raises:
+        UserError: one line naming the option.
+    """
+    import math
+
+    if aggregation not in AGGREGATIONS:
+        raise UserError(
+            f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}"
+        )
+    if topk < 1:
+        raise UserError(f"--topk must be 1 or more, got {topk}")
+    if stride < 1 or any(n is not None and n < 1 for n in (max_frames, frames)):
+        raise UserError("--stride, --max-frames and --frames must be 1 or more")
+    if start_s is not None and not (math.isfinite(start_s) and start_s >= 0):
+        raise UserError(f"--start must be a number of seconds, 0 or more, got {start_s}")
+    if end_s is not None and not (math.isfinite(end_s) and end_s > (start_s or 0.0)):
+        raise UserError(f"--end ({end_s}) must be a number of seconds after --start")
+    if frames is not None and (start_s is not None or end_s is not None):
+        raise UserError(
+            "--frames spreads frames over the whole video; use --start/--end with --stride"
+        )
 
 
 def picture_stems(videos: list[Path]) -> dict[Path, str]:
@@ -250,14 +275,7 @@ def detect_video_files(
     from deepfake_lab.io import atomic_write_json, check_output_paths
     from deepfake_lab.training.common import resolve_device
 
-    if stride < 1 or any(n is not None and n < 1 for n in (max_frames, frames)):
-        raise UserError("--stride, --max-frames and --frames must be 1 or more")
-    if aggregation not in AGGREGATIONS:
-        raise UserError(
-            f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}"
-        )
-    if topk < 1:
-        raise UserError(f"--topk must be 1 or more, got {topk}")
+    check_video_options(aggregation, topk, stride, max_frames, frames, start_s, end_s)
     check_output_paths({"--json": json_path}, {"--timeline": timeline_dir, "--report": report_dir})
     det = load_detector(model, resolve_device(device))
     finder = build_face_detector(face_detector, face_model)

@@ -99,15 +99,17 @@ def band_limit(
     return sosfiltfilt(sos, x, padlen=min(len(x) - 1, 3 * (2 * len(sos) + 1)))
 
 
-def phase_randomised(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A signal with ``a``'s power spectrum and random phases (a surrogate with no relation
-    to anything else)."""
-    f = np.fft.rfft(a)
-    phase = np.exp(1j * rng.uniform(0, 2 * np.pi, len(f)))
+def phase_randomised(signals: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """Surrogates of ``signals`` (same length): each keeps its power spectrum, and all get
+    the same random phase shifts, so their relations to each other survive and only their
+    relation to anything else is destroyed (multivariate surrogates, Prichard and Theiler
+    1994, Phys Rev Lett 73(7)); z-scored."""
+    n = len(signals[0])
+    phase = np.exp(1j * rng.uniform(0, 2 * np.pi, n // 2 + 1))
     phase[0] = 1.0
-    if len(a) % 2 == 0:
+    if n % 2 == 0:
         phase[-1] = 1.0  # the Nyquist bin stays real
-    return zscore(np.fft.irfft(f * phase, len(a)))
+    return [zscore(np.fft.irfft(np.fft.rfft(a) * phase, n)) for a in signals]
 
 
 def zscore(x: np.ndarray) -> np.ndarray:
