@@ -247,3 +247,32 @@ def test_detect_videos_reports_progress_per_video_and_per_frame(toy_detector, tm
     )
     assert [a for a in seen if a[0] == "videos"] == [("videos", i, 2) for i in range(3)]
     assert [a for a in seen if a[0] == "frames"] == [("frames", i, 3) for i in (1, 2, 3)] * 2
+
+
+def test_ctrl_c_mid_scan_keeps_the_finished_videos_in_the_json(toy_detector, tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    import deepfake_lab.video.detect_video as dv
+    from deepfake_lab.cli.app import app
+
+    real_scan, calls = dv.scan_video, []
+
+    def scan_then_stop(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_scan(*args, **kwargs)
+
+    monkeypatch.setattr(dv, "scan_video", scan_then_stop)
+    grid = str(shared_path("videos", "grid_bbaf2n_real.mpg"))
+    out = tmp_path / "d.json"
+    face = ["--face-model", str(shared_path("models", "face_detection_yunet.onnx"))]
+    res = CliRunner().invoke(
+        app, ["detect", toy_detector.identity["source"], grid, grid, "--json", str(out), *face]
+    )
+    assert res.exit_code == 130 and "the 1 finished are in" in res.output, res.output
+    doc = json.loads(out.read_text())
+    assert len(doc["videos"]) == 1 and doc["videos"][0]["frames"] == 75
+    assert "after 1 video" in doc["interrupted"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
 
 from deepfake_lab.cli.app import app
-from deepfake_lab.cli.common import console, handle_errors, stage_progress
+from deepfake_lab.cli.common import console, err_console, handle_errors, stage_progress
 
 
 @app.command("detect")
@@ -95,7 +97,10 @@ def detect_cmd(
         from deepfake_lab.video.detect_video import detect_video_files
 
         stages = {"videos": "videos", "frames": "frames (this video)", "sync": "av-sync"}
-        with stage_progress(stages, disable=no_progress) as progress:
+        with (
+            _saved_on_interrupt(json_path),
+            stage_progress(stages, disable=no_progress) as progress,
+        ):
             # After the images: their JSON file gets the videos added under "videos".
             vrecs = detect_video_files(
                 model,
@@ -127,6 +132,19 @@ def detect_cmd(
         first = (irecs or vrecs)[0]
         page = write_detect_report(report, first["model"], first["threshold"], irecs, vrecs)
         console.print(f"report: {page}", highlight=False)
+
+
+@contextlib.contextmanager
+def _saved_on_interrupt(json_path: Path | None) -> Iterator[None]:
+    """Ctrl-C during the video scan: say where the finished videos were kept, exit 130."""
+    from deepfake_lab.video.detect_video import ScanInterrupted
+
+    try:
+        yield
+    except ScanInterrupted as stop:
+        kept = f"; the {len(stop.records)} finished are in {json_path}" if json_path else ""
+        err_console.print(f"interrupted{kept}", highlight=False)
+        raise typer.Exit(130) from None
 
 
 def _video_table(records: list[dict], aggregate: str, sync: bool, frames: int | None) -> None:

@@ -18,6 +18,14 @@ from deepfake_lab.video.lips import lip_tracker
 from deepfake_lab.video.scan import AGGREGATIONS, scan_video
 
 
+class ScanInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a scan of several videos; ``records`` holds the videos finished."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.records = records
+
+
 def is_video(path: Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
@@ -71,68 +79,74 @@ def detect_videos(
         be read, or ``{"skipped": "no audio track"}``; None when not asked for),
         ``timeline`` (PNG path or None) and ``error``. A video that cannot be opened is an
         "error" record, never fatal.
+
+    Raises:
+        ScanInterrupted: on Ctrl-C, with the records of the videos finished before it.
     """
     check_video_options(aggregation, topk, stride, max_frames, frames, start_s, end_s)
     out = []
     stems = picture_stems(videos)
     frame_progress = None if progress is None else functools.partial(progress, "frames")
-    for i, v in enumerate(videos):
-        if progress is not None:
-            progress("videos", i, len(videos))
-        base = {"path": str(v), "model": det.model_id, "threshold": det.threshold}
-        base["aggregation"] = aggregation
-        try:
-            scan = scan_video(
-                v,
-                det,
-                finder,
-                stride=stride,
-                max_frames=max_frames,
-                aggregation=aggregation,
-                topk=topk,
-                frames=frames,
-                start_s=start_s,
-                end_s=end_s,
-                progress=frame_progress,
-            )
-        except UserError as exc:
-            out.append(base | {"probability": None, "label": "error", "error": str(exc)})
-            continue
-        timeline = None
-        if timeline_dir is not None:
-            timeline = str(
-                plot_timeline(
-                    scan.tracks,
-                    det.threshold,
-                    Path(timeline_dir) / f"{stems[v]}.timeline.png",
-                    title=Path(v).name,
+    try:
+        for i, v in enumerate(videos):
+            if progress is not None:
+                progress("videos", i, len(videos))
+            base = {"path": str(v), "model": det.model_id, "threshold": det.threshold}
+            base["aggregation"] = aggregation
+            try:
+                scan = scan_video(
+                    v,
+                    det,
+                    finder,
+                    stride=stride,
+                    max_frames=max_frames,
+                    aggregation=aggregation,
+                    topk=topk,
+                    frames=frames,
+                    start_s=start_s,
+                    end_s=end_s,
+                    progress=frame_progress,
                 )
+            except UserError as exc:
+                out.append(base | {"probability": None, "label": "error", "error": str(exc)})
+                continue
+            timeline = None
+            if timeline_dir is not None:
+                timeline = str(
+                    plot_timeline(
+                        scan.tracks,
+                        det.threshold,
+                        Path(timeline_dir) / f"{stems[v]}.timeline.png",
+                        title=Path(v).name,
+                    )
+                )
+            main = max(scan.tracks, key=lambda t: t["frames"], default=None)
+            mark = verify_video(v) if watermark else {"watermark": None}
+            out.append(
+                base
+                | {
+                    "probability": scan.score,
+                    "label": scan.label,
+                    "frames": scan.frames,
+                    "faces_per_frame": scan.faces_per_frame,
+                    "tracks": scan.tracks,
+                    "frame_scores": scan.frame_scores,
+                    "consistency": main["consistency"] if main else None,
+                    "watermark": mark["watermark"],
+                    "watermark_fingerprint": (
+                        mark["payload"]["fingerprint"] if mark["watermark"] else None
+                    ),
+                    "sync": (
+                        _sync(v, finder, lips, sync_plot_dir, stems[v], start_s, end_s, progress)
+                        if sync
+                        else None
+                    ),
+                    "timeline": timeline,
+                    "error": scan.error,
+                }
             )
-        main = max(scan.tracks, key=lambda t: t["frames"], default=None)
-        mark = verify_video(v) if watermark else {"watermark": None}
-        out.append(
-            base
-            | {
-                "probability": scan.score,
-                "label": scan.label,
-                "frames": scan.frames,
-                "faces_per_frame": scan.faces_per_frame,
-                "tracks": scan.tracks,
-                "frame_scores": scan.frame_scores,
-                "consistency": main["consistency"] if main else None,
-                "watermark": mark["watermark"],
-                "watermark_fingerprint": (
-                    mark["payload"]["fingerprint"] if mark["watermark"] else None
-                ),
-                "sync": (
-                    _sync(v, finder, lips, sync_plot_dir, stems[v], start_s, end_s, progress)
-                    if sync
-                    else None
-                ),
-                "timeline": timeline,
-                "error": scan.error,
-            }
-        )
+    except KeyboardInterrupt:
+        raise ScanInterrupted(out) from None
     if progress is not None:
         progress("videos", len(videos), len(videos))
     return out
@@ -268,11 +282,10 @@ def detect_video_files(
     installed). ``report_dir``: timelines (unless ``timeline_dir`` says otherwise) and sync
     plots go there, for ``report.detect_report``. ``start_s``, ``end_s``, ``progress``: as
     in :func:`detect_videos`. Output paths are checked before any video is read."""
-    import json
 
     from deepfake_lab.detect import load_detector
     from deepfake_lab.faces.detectors import build_face_detector
-    from deepfake_lab.io import atomic_write_json, check_output_paths
+    from deepfake_lab.io import check_output_paths
     from deepfake_lab.training.common import resolve_device
 
     check_video_options(aggregation, topk, stride, max_frames, frames, start_s, end_s)
@@ -282,26 +295,43 @@ def detect_video_files(
     tracker = lip_tracker(lips) if sync else None
     if timeline_dir is None and report_dir is not None:
         timeline_dir = report_dir
-    records = detect_videos(
-        det,
-        videos,
-        finder,
-        Path(timeline_dir) if timeline_dir is not None else None,
-        aggregation,
-        topk,
-        stride,
-        max_frames,
-        frames,
-        sync,
-        tracker,
-        Path(report_dir) if report_dir is not None else None,
-        start_s=start_s,
-        end_s=end_s,
-        progress=progress,
-    )
+    try:
+        records = detect_videos(
+            det,
+            videos,
+            finder,
+            Path(timeline_dir) if timeline_dir is not None else None,
+            aggregation,
+            topk,
+            stride,
+            max_frames,
+            frames,
+            sync,
+            tracker,
+            Path(report_dir) if report_dir is not None else None,
+            start_s=start_s,
+            end_s=end_s,
+            progress=progress,
+        )
+    except ScanInterrupted as stop:
+        if json_path is not None:  # what was finished is kept
+            _write_json(Path(json_path), det, stop.records, merge_json, interrupted=True)
+        raise
     if json_path is not None:
-        path = Path(json_path)
-        doc = json.loads(path.read_text()) if merge_json else {"model": det.identity}
-        doc["videos"] = records
-        atomic_write_json(path, doc)
+        _write_json(Path(json_path), det, records, merge_json)
     return records
+
+
+def _write_json(
+    path: Path, det: Any, records: list[dict], merge: bool, interrupted: bool = False
+) -> None:
+    """The records under ``"videos"``: added to the images' file when ``merge``."""
+    import json
+
+    from deepfake_lab.io import atomic_write_json
+
+    doc = json.loads(path.read_text()) if merge else {"model": det.identity}
+    doc["videos"] = records
+    if interrupted:
+        doc["interrupted"] = f"stopped by the user after {len(records)} video(s)"
+    atomic_write_json(path, doc)
