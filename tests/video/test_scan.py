@@ -217,6 +217,9 @@ def test_detect_cli_says_why_videos_failed_and_checks_outputs_first(toy_detector
     assert "cut.mpg: scored the 4" in out and "frames before the damage: decoding stopped" in out
     assert "of 3 videos called fake" in out and "1 unreadable; 1 damaged part-way" in out
     assert "grid_bbaf2n_real.mpg" in out and " no " in out  # whole names; no watermark
+    res = CliRunner().invoke(app, ["detect", run, str(grid), *face, "--start", "2.97"])
+    assert res.exit_code == 0 and "1 with no frame in the range" in res.output, res.output
+    assert "unreadable" not in res.output
     # Bad outputs and values fail at once, on one line, before any video is read.
     (tmp_path / "taken").write_text("x")
     for bad, message in (
@@ -257,11 +260,11 @@ def test_ctrl_c_mid_scan_keeps_the_finished_videos_in_the_json(toy_detector, tmp
     import deepfake_lab.video.detect_video as dv
     from deepfake_lab.cli.app import app
 
-    real_scan, calls = dv.scan_video, []
+    real_scan, calls, stop_at = dv.scan_video, [], [2]
 
     def scan_then_stop(*args, **kwargs):
         calls.append(args[0])
-        if len(calls) == 2:
+        if len(calls) == stop_at[0]:
             raise KeyboardInterrupt
         return real_scan(*args, **kwargs)
 
@@ -272,7 +275,14 @@ def test_ctrl_c_mid_scan_keeps_the_finished_videos_in_the_json(toy_detector, tmp
     res = CliRunner().invoke(
         app, ["detect", toy_detector.identity["source"], grid, grid, "--json", str(out), *face]
     )
-    assert res.exit_code == 130 and "the 1 finished are in" in res.output, res.output
+    assert res.exit_code == 130 and "the 1 video(s) finished are in" in res.output, res.output
     doc = json.loads(out.read_text())
     assert len(doc["videos"]) == 1 and doc["videos"][0]["frames"] == 75
     assert "after 1 video" in doc["interrupted"]
+    # Stopped before any video finished: the earlier file is left as it was.
+    stop_at[0] = len(calls) + 1  # the next scan stops at once
+    res = CliRunner().invoke(
+        app, ["detect", toy_detector.identity["source"], grid, "--json", str(out), *face]
+    )
+    assert res.exit_code == 130 and "finished are in" not in res.output, res.output
+    assert json.loads(out.read_text()) == doc

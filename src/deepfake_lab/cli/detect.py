@@ -142,7 +142,8 @@ def _saved_on_interrupt(json_path: Path | None) -> Iterator[None]:
     try:
         yield
     except ScanInterrupted as stop:
-        kept = f"; the {len(stop.records)} finished are in {json_path}" if json_path else ""
+        n, saved = len(stop.records), stop.saved_to
+        kept = f"; the {n} video(s) finished are in {saved}" if saved else ""
         err_console.print(f"interrupted{kept}", highlight=False)
         raise typer.Exit(130) from None
 
@@ -197,8 +198,11 @@ def _video_table(records: list[dict], aggregate: str, sync: bool, frames: int | 
     line = f"{count['fake']} of {len(records)} videos called fake at threshold {threshold:.3f}"
     if count["no_face"]:
         line += f"; {count['no_face']} without a face"
-    if count["error"]:
-        line += f"; {count['error']} unreadable"
+    empty = sum(r["label"] == "error" and "no frame between" in r["error"] for r in records)
+    if count["error"] - empty:
+        line += f"; {count['error'] - empty} unreadable"
+    if empty:
+        line += f"; {empty} with no frame in the range"
     cut = sum(r["label"] != "error" and bool(r.get("error")) for r in records)
     if cut:
         line += f"; {cut} damaged part-way (scored up to the damage)"

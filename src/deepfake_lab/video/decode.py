@@ -260,16 +260,29 @@ def read_audio_until_damage(
             raise UserError(f"{path}: the file has no audio track")
         origin_s = (container.start_time or 0) / 1e6
         resampler = av.AudioResampler(format="fltp", rate=rate)  # keeps the channel layout
+        stream = container.streams.audio[0]
         try:
-            for frame in container.decode(container.streams.audio[0]):
-                if frame.pts is not None:
-                    t = float(frame.pts * frame.time_base) - origin_s
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError:
+                    # Damage wholly before the range does not matter: skip that packet.
+                    if packet.pts is not None and packet.duration and packet.time_base:
+                        after = float((packet.pts + packet.duration) * packet.time_base)
+                        if after - origin_s <= start:
+                            continue
+                    raise
+                for frame in frames:
+                    if frame.pts is not None:
+                        t = float(frame.pts * frame.time_base) - origin_s
+                    if end_s is not None and t >= end_s:
+                        break
+                    if t + frame.samples / frame.sample_rate <= start:
+                        continue  # wholly before the range: not worth resampling
+                    first_s = t if first_s is None else first_s
+                    chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
                 if end_s is not None and t >= end_s:
                     break
-                if t + frame.samples / frame.sample_rate <= start:
-                    continue  # wholly before the range: not worth resampling
-                first_s = t if first_s is None else first_s
-                chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
         except av.FFmpegError as exc:
             detail = f"audio decoding failed near {t:.2f} s ({ffmpeg_detail(exc)})"
             error = VideoDecodeError(path, detail, reason="corrupt")

@@ -24,6 +24,7 @@ class ScanInterrupted(KeyboardInterrupt):
     def __init__(self, records: list[dict[str, Any]]) -> None:
         super().__init__()
         self.records = records
+        self.saved_to: Path | None = None  # where they were written, if they were
 
 
 def is_video(path: Path) -> bool:
@@ -314,8 +315,10 @@ def detect_video_files(
             progress=progress,
         )
     except ScanInterrupted as stop:
-        if json_path is not None:  # what was finished is kept
+        # What was finished is kept; with nothing finished, an earlier file stays as it was.
+        if json_path is not None and (stop.records or merge_json):
             _write_json(Path(json_path), det, stop.records, merge_json, interrupted=True)
+            stop.saved_to = Path(json_path)
         raise
     if json_path is not None:
         _write_json(Path(json_path), det, records, merge_json)
