@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from deepfake_lab.video import avsync, mouth, sync_signals
 from deepfake_lab.video.decode import read_audio
 
 sys.path.insert(0, str(Path(__file__).parent))
-from avsync_signals import CLIPS, MAX_LAG_MS, RATE, SHIFTS_MS, shift_pcm  # noqa: E402
+from avsync_signals import CLIPS, MAX_LAG_MS, RATE, print_header, print_rows  # noqa: E402
 
 #: Lip aperture per CMU phone: closed bilabials, labiodentals and /w/, other consonants,
 #: then high, mid and low vowels; silence and noise are a closed mouth.
@@ -170,31 +171,10 @@ def main() -> int:
     data = {c: extract(args.shared / "videos" / c, finder, lips) for c in CLIPS}
     for clip, d in data.items():
         print(f"{clip}: phones " + " ".join(p for p, _, _ in phones(d["pcm"], d["rate"])))
-    others = {CLIPS[0]: CLIPS[1], CLIPS[1]: CLIPS[0]}
-    print(
-        "\n| variant | clip | untouched offset ms (conf, +-unc, chance p) | shift errors ms "
-        "(-400/-200/+200/+400) | other speaker conf (chance p) |"
-    )
-    print("|---|---|---|---|---|")
+    print()
+    print_header()
     for name, (pairs, band) in VARIANTS.items():
-        for clip, d in data.items():
-            base = read(d, d["pcm"], pairs, band)
-            errs = [
-                read(d, shift_pcm(d["pcm"], s, d["rate"]), pairs, band).offset_ms
-                - base.offset_ms
-                - s
-                for s in SHIFTS_MS
-            ]
-            other = "-"
-            if clip in others:
-                r = read(d, np.resize(data[others[clip]]["pcm"], len(d["pcm"])), pairs, band)
-                other = f"{r.confidence:.2f} ({r.chance_p:.2f})"
-            print(
-                f"| {name} | {clip.split('_')[1]} | {base.offset_ms:+.0f} "
-                f"({base.confidence:.2f}, +-{base.offset_uncertainty_ms:.0f}, "
-                f"p {base.chance_p:.2f}) | {' / '.join(f'{e:+.0f}' for e in errs)} | {other} |",
-                flush=True,
-            )
+        print_rows(name, functools.partial(read, pairs=pairs, band=band), data)
     return 0
 
 

@@ -113,6 +113,37 @@ def shift_pcm(pcm: np.ndarray, ms: float, rate: int) -> np.ndarray:
     return np.concatenate([pad, pcm])[: len(pcm)] if ms > 0 else np.concatenate([pcm[n:], pad])
 
 
+def print_header() -> None:
+    print(
+        "| variant | clip | untouched offset ms (conf, +-unc, chance p) | shift errors ms "
+        "(-400/-200/+200/+400) | other speaker conf (chance p) |"
+    )
+    print("|---|---|---|---|---|")
+
+
+def print_rows(name: str, read, data: dict) -> None:
+    """One table row per clip for the reading function ``read(clip data, PCM)``: the
+    untouched clip, the errors of its shifted copies, and (GRID clips) the confidence with
+    the other speaker's audio."""
+    others = {CLIPS[0]: CLIPS[1], CLIPS[1]: CLIPS[0]}
+    for clip, d in data.items():
+        base = read(d, d["pcm"])
+        errs = [
+            read(d, shift_pcm(d["pcm"], s, d["rate"])).offset_ms - base.offset_ms - s
+            for s in SHIFTS_MS
+        ]
+        other = "-"
+        if clip in others:
+            r = read(d, np.resize(data[others[clip]]["pcm"], len(d["pcm"])))
+            other = f"{r.confidence:.2f} ({r.chance_p:.2f})"
+        print(
+            f"| {name} | {clip.split('_')[1]} | {base.offset_ms:+.0f} ({base.confidence:.2f},"
+            f" +-{base.offset_uncertainty_ms:.0f}, p {base.chance_p:.2f}) | "
+            f"{' / '.join(f'{e:+.0f}' for e in errs)} | {other} |",
+            flush=True,
+        )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=Path("../shared"))
@@ -124,34 +155,12 @@ def main() -> int:
     finder = FACE_DETECTORS.build("yunet", face_model=model)
     lips = LipTracker() if lips_available() else None
     data = {c: extract(args.shared / "videos" / c, finder, lips) for c in CLIPS}
-    others = {CLIPS[0]: CLIPS[1], CLIPS[1]: CLIPS[0]}
-    print(
-        "| variant | clip | untouched offset ms (conf, +-unc, chance p) | shift errors ms "
-        "(-400/-200/+200/+400) | other speaker conf (chance p) |"
-    )
-    print("|---|---|---|---|---|")
+    print_header()
     for name, read in VARIANTS.items():
         if "lip-gap" in name and lips is None:
             print(f"| {name} | - | skipped: pip install 'deepfake-lab[lips]' | | |")
             continue
-        for clip, d in data.items():
-            base = read(d, d["pcm"])
-            errs = [
-                read(d, shift_pcm(d["pcm"], s, d["rate"])).offset_ms - base.offset_ms - s
-                for s in SHIFTS_MS
-            ]
-            other = "-"
-            if clip in others:
-                o = np.resize(data[others[clip]]["pcm"], len(d["pcm"]))
-                r = read(d, o)
-                other = f"{r.confidence:.2f} ({r.chance_p:.2f})"
-            print(
-                f"| {name} | {clip.split('_')[1]} | {base.offset_ms:+.0f} ({base.confidence:.2f},"
-                f" +-{base.offset_uncertainty_ms:.0f}, p {base.chance_p:.2f}) | "
-                f"{' / '.join(f'{e:+.0f}' for e in errs)}"
-                f" | {other} |",
-                flush=True,
-            )
+        print_rows(name, read, data)
     return 0
 
 
