@@ -10,6 +10,7 @@ import typer
 
 from deepfake_lab.cli.app import app
 from deepfake_lab.cli.common import console, err_console, handle_errors, stage_progress
+from deepfake_lab.errors import without_path
 
 
 @app.command("detect")
@@ -180,7 +181,7 @@ def _video_table(records: list[dict], aggregate: str, sync: bool, frames: int | 
     console.print(table)
     for r in records:
         name = Path(r["path"]).name
-        why = (r.get("error") or "").removeprefix(f"{r['path']}: ")  # errors name the file
+        why = without_path(r.get("error") or "", r["path"])
         if r["label"] == "error":
             console.print(f"{name}: not scanned: {why}", highlight=False, soft_wrap=True)
         elif r.get("error"):
@@ -191,7 +192,7 @@ def _video_table(records: list[dict], aggregate: str, sync: bool, frames: int | 
             )
         s = r.get("sync") or {}
         if "error" in s:
-            sync_why = s["error"].removeprefix(f"{r['path']}: ")
+            sync_why = without_path(s["error"], r["path"])
             console.print(f"{name}: av-sync: {sync_why}", highlight=False, soft_wrap=True)
     count = {k: sum(r["label"] == k for r in records) for k in ("fake", "no_face", "error")}
     threshold = records[0]["threshold"] if records else 0.5

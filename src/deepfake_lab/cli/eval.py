@@ -8,6 +8,7 @@ import typer
 
 from deepfake_lab.cli.app import app
 from deepfake_lab.cli.common import console, handle_errors, stage_progress
+from deepfake_lab.errors import without_path
 
 eval_app = typer.Typer(help="Evaluate models.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
@@ -236,6 +237,5 @@ def _print_video_metrics(v: dict) -> None:
     for note in m.get("notes", []):
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     for e in v["excluded"]:
-        # A decoding error already names the file.
-        detail = e["detail"].removeprefix(f"{e['path']}: ")
+        detail = without_path(e["detail"], e["path"])
         console.print(f"[yellow]left out:[/] {e['path']}: {detail}", highlight=False)

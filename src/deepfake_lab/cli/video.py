@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 from pathlib import Path
 
 import typer
@@ -44,7 +43,7 @@ def av_sync_cmd(
     from deepfake_lab.faces.detectors import build_face_detector
     from deepfake_lab.io import atomic_write_json, check_output_paths
     from deepfake_lab.video.avsync import av_sync
-    from deepfake_lab.video.decode import probe
+    from deepfake_lab.video.decode import check_range, probe
     from deepfake_lab.video.lips import lip_tracker
 
     if video.is_dir():
@@ -53,10 +52,7 @@ def av_sync_cmd(
         raise UserError(f"not found: {video}")
     check_output_paths({"--json": json_path, "--plot": plot})
     probe(video)  # a bad video fails here, before the face model is looked for
-    if start is not None and not (math.isfinite(start) and start >= 0):
-        raise UserError(f"--start must be a number of seconds, 0 or more, got {start}")
-    if end is not None and not (math.isfinite(end) and end > (start or 0.0)):
-        raise UserError(f"--end ({end}) must be a number of seconds after --start")
+    check_range(start, end, ("--start", "--end"))
     tracker = lip_tracker(lips, lip_model)
     if (window is not None and window <= 0) or (hop is not None and hop <= 0):
         raise UserError("--window and --hop must be positive (seconds)")

@@ -46,7 +46,7 @@ import numpy as np
 
 from deepfake_lab.data import manifest as mf
 from deepfake_lab.data.video_layouts import SourceVideo
-from deepfake_lab.errors import UserError, os_error_detail
+from deepfake_lab.errors import UserError, os_error_detail, without_path
 from deepfake_lab.faces.align import align_face, center_crop
 from deepfake_lab.faces.detectors import Face, FaceDetector
 from deepfake_lab.io import write_png
@@ -292,7 +292,7 @@ def _next_frame(frames: Iterator[Frame], result: _Extracted) -> Frame | None:
         if result.frames == 0:
             raise _VideoReject(exc.reason, str(exc)) from None
         # The frames before the break are good (decode.py's contract): keep their faces.
-        where = str(exc).removeprefix(f"{exc.path}: ")  # the path is the record's source
+        where = without_path(str(exc), exc.path)  # the path is the record's source
         result.decode_error = f"{exc.reason}: {where}"
     except Exception as exc:  # noqa: BLE001 - a PyAV/FFmpeg surprise must not end the run
         if result.frames == 0:

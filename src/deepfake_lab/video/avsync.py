@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from deepfake_lab.errors import UserError
+from deepfake_lab.errors import UserError, without_path
 from deepfake_lab.video.sync_signals import (
     SYLLABLE_BAND_HZ,
     audio_envelope,
@@ -321,7 +321,7 @@ def av_sync(
     if audio_error is not None:  # only the frames the decoded audio covers
         n = int(np.sum(since + 1 / mouth.fps <= len(pcm) / rate))
     errors = (mouth.error, audio_error)
-    damage = "; ".join(str(e).removeprefix(f"{path}: ") for e in errors if e is not None) or None
+    damage = "; ".join(without_path(str(e), path) for e in errors if e is not None) or None
     try:
         if n == 0:
             raise UserError(f"{path}: no audio decodes in the range read")

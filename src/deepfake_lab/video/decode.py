@@ -55,6 +55,7 @@ from deepfake_lab.video.demux import (
 
 __all__ = [
     "VIDEO_SUFFIXES",
+    "check_range",
     "Frame",
     "VideoDecodeError",
     "VideoInfo",
@@ -260,34 +261,17 @@ def read_audio_until_damage(
             raise UserError(f"{path}: the file has no audio track")
         origin_s = (container.start_time or 0) / 1e6
         resampler = av.AudioResampler(format="fltp", rate=rate)  # keeps the channel layout
-        stream = container.streams.audio[0]
-        try:
-            for packet in container.demux(stream):
-                try:
-                    frames = packet.decode()
-                except av.FFmpegError:
-                    # Damage wholly before the range does not matter: skip that packet.
-                    if packet.pts is not None and packet.duration and packet.time_base:
-                        after = float((packet.pts + packet.duration) * packet.time_base)
-                        if after - origin_s <= start:
-                            continue
-                    raise
-                for frame in frames:
-                    if frame.pts is not None:
-                        t = float(frame.pts * frame.time_base) - origin_s
-                    if end_s is not None and t >= end_s:
-                        break
-                    if t + frame.samples / frame.sample_rate <= start:
-                        continue  # wholly before the range: not worth resampling
-                    first_s = t if first_s is None else first_s
-                    chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
-                if end_s is not None and t >= end_s:
-                    break
-        except av.FFmpegError as exc:
-            detail = f"audio decoding failed near {t:.2f} s ({ffmpeg_detail(exc)})"
-            error = VideoDecodeError(path, detail, reason="corrupt")
+        for frame in _audio_frames(container, origin_s, start):
+            if frame.pts is not None:
+                t = float(frame.pts * frame.time_base) - origin_s
+            if end_s is not None and t >= end_s:
+                break
+            if t + frame.samples / frame.sample_rate <= start:
+                continue  # wholly before the range: not worth resampling
+            first_s = t if first_s is None else first_s
+            chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
         chunks.extend(f.to_ndarray() for f in resampler.resample(None))
-    except av.FFmpegError as exc:  # the resampler's flush
+    except av.FFmpegError as exc:
         detail = f"audio decoding failed near {t:.2f} s ({ffmpeg_detail(exc)})"
         error = VideoDecodeError(path, detail, reason="corrupt")
     finally:
@@ -299,3 +283,20 @@ def read_audio_until_damage(
     if end_s is not None:
         mono = mono[: round((end_s - start) * rate)]
     return np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False), rate, error
+
+
+def _audio_frames(
+    container: av.container.InputContainer, origin_s: float, start_s: float
+) -> Iterator[av.AudioFrame]:
+    """The first audio track's frames, packet by packet: a packet that fails to decode
+    wholly before ``start_s`` is skipped (damage there does not matter); any later failure
+    raises ``av.FFmpegError``."""
+    for packet in container.demux(container.streams.audio[0]):
+        try:
+            yield from packet.decode()
+        except av.FFmpegError:
+            if packet.pts is not None and packet.duration and packet.time_base:
+                after = float((packet.pts + packet.duration) * packet.time_base)
+                if after - origin_s <= start_s:
+                    continue
+            raise

@@ -187,11 +187,24 @@ def ffmpeg_detail(exc: av.FFmpegError) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def check_range(start_s: float | None, end_s: float | None) -> None:
+def check_range(
+    start_s: float | None,
+    end_s: float | None,
+    names: tuple[str, str] = ("the start", "the end"),
+) -> None:
+    """A time range in seconds: a finite start of 0 or more, a finite end after it.
+
+    Args:
+        names: what the message calls them (a CLI passes its option names).
+
+    Raises:
+        UserError: one line naming the bad value.
+    """
+    start, end = names
     if start_s is not None and not (math.isfinite(start_s) and start_s >= 0):
-        raise UserError(f"the start must be a number of seconds, 0 or more, got {start_s}")
+        raise UserError(f"{start} must be a number of seconds, 0 or more, got {start_s}")
     if end_s is not None and not (math.isfinite(end_s) and end_s > (start_s or 0.0)):
-        raise UserError(f"the end ({end_s}) must be a number of seconds after the start")
+        raise UserError(f"{end} ({end_s}) must be a number of seconds after {start}")
 
 
 def video_span_s(

@@ -13,7 +13,7 @@ from typing import Any
 from deepfake_lab.errors import UserError
 from deepfake_lab.provenance.verify_video import verify_video
 from deepfake_lab.report.video_plots import plot_timeline
-from deepfake_lab.video.decode import VIDEO_SUFFIXES
+from deepfake_lab.video.decode import VIDEO_SUFFIXES, check_range
 from deepfake_lab.video.lips import lip_tracker
 from deepfake_lab.video.scan import AGGREGATIONS, scan_video
 
@@ -167,8 +167,6 @@ def check_video_options(
     Raises:
         UserError: one line naming the option.
     """
-    import math
-
     if aggregation not in AGGREGATIONS:
         raise UserError(
             f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}"
@@ -177,10 +175,7 @@ def check_video_options(
         raise UserError(f"--topk must be 1 or more, got {topk}")
     if stride < 1 or any(n is not None and n < 1 for n in (max_frames, frames)):
         raise UserError("--stride, --max-frames and --frames must be 1 or more")
-    if start_s is not None and not (math.isfinite(start_s) and start_s >= 0):
-        raise UserError(f"--start must be a number of seconds, 0 or more, got {start_s}")
-    if end_s is not None and not (math.isfinite(end_s) and end_s > (start_s or 0.0)):
-        raise UserError(f"--end ({end_s}) must be a number of seconds after --start")
+    check_range(start_s, end_s, ("--start", "--end"))
     if frames is not None and (start_s is not None or end_s is not None):
         raise UserError(
             "--frames spreads frames over the whole video; use --start/--end with --stride"
