@@ -70,3 +70,24 @@ def damaged_audio_copy(src: Path, dst: Path) -> float:
     data[pos : pos + size] = b"\xff" * 8 + bytes(size - 8)
     dst.write_bytes(bytes(data))
     return t
+
+
+def yunet_finder():
+    """The YuNet face detector on ``../shared``'s model (skips the test without it)."""
+    from conftest import shared_path
+    from deepfake_lab.faces.detectors import FACE_DETECTORS
+
+    return FACE_DETECTORS.build(
+        "yunet", face_model=shared_path("models", "face_detection_yunet.onnx")
+    )
+
+
+def lip_tracker_or_skip():
+    """A ``LipTracker``, or skip the test when the 'lips' extra is not installed."""
+    import pytest
+
+    from deepfake_lab.video.lips import LipTracker, lips_available
+
+    if not lips_available():
+        pytest.skip("the 'lips' extra (dlib + its 68-point model) is not installed")
+    return LipTracker()

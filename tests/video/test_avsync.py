@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from avtools import lip_tracker_or_skip, yunet_finder
 from conftest import shared_path
 from deepfake_lab.errors import UserError
 from deepfake_lab.video.avsync import estimate_offset
@@ -70,12 +71,9 @@ def sync_reading(tmp_path_factory):
     audio shifted, or replaced by the other GRID speaker's; readings cached per module."""
     from avtools import shifted_copy
     from conftest import shared_path
-    from deepfake_lab.faces.detectors import FACE_DETECTORS
     from deepfake_lab.video.avsync import av_sync
 
-    finder = FACE_DETECTORS.build(
-        "yunet", face_model=shared_path("models", "face_detection_yunet.onnx")
-    )
+    finder = yunet_finder()
     tmp, cache, trackers = tmp_path_factory.mktemp("sync"), {}, {}
 
     def read(clip: str, lips: bool, shift: float = 0, other: bool = False) -> dict:
@@ -227,11 +225,10 @@ def test_av_sync_reads_a_time_range_and_a_damaged_file_up_to_the_damage(tmp_path
     from typer.testing import CliRunner
 
     from deepfake_lab.cli.app import app
-    from deepfake_lab.faces.detectors import FACE_DETECTORS
     from deepfake_lab.video.avsync import av_sync
 
     model = shared_path("models", "face_detection_yunet.onnx")
-    finder = FACE_DETECTORS.build("yunet", face_model=model)
+    finder = yunet_finder()
     talk = shared_path("videos", "sadtalker_art0_synthesized.mp4")
     whole = av_sync(talk, finder, window_s=6.0, hop_s=1.0)
     part = av_sync(talk, finder, start_s=2.0, end_s=8.0)
@@ -286,17 +283,11 @@ def test_windowed_readings_follow_a_shift_in_every_window(tmp_path):
     offset plus the shift, within +-40 ms."""
     from avtools import shifted_copy
     from conftest import shared_path
-    from deepfake_lab.faces.detectors import FACE_DETECTORS
     from deepfake_lab.video.avsync import av_sync
-    from deepfake_lab.video.lips import LipTracker, lips_available
 
-    if not lips_available():
-        pytest.skip("the 'lips' extra (dlib + its 68-point model) is not installed")
+    lips = lip_tracker_or_skip()
     src = shared_path("videos", "sadtalker_art0_synthesized.mp4")
-    finder = FACE_DETECTORS.build(
-        "yunet", face_model=shared_path("models", "face_detection_yunet.onnx")
-    )
-    lips = LipTracker()
+    finder = yunet_finder()
 
     def windows(shift: float) -> list[dict]:
         copy = shifted_copy(src, tmp_path / f"s{shift:+.0f}.mkv", shift)

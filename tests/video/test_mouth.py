@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
+
+from avtools import lip_tracker_or_skip, yunet_finder
+from conftest import shared_path
 
 
 def test_mouth_track_keeps_the_landmarks_its_lip_gap_was_read_from():
-    from conftest import shared_path
-    from deepfake_lab.faces.detectors import FACE_DETECTORS
-    from deepfake_lab.video.lips import LipTracker, lip_opening, lips_available
+    from deepfake_lab.video.lips import lip_opening
     from deepfake_lab.video.mouth import mouth_track
 
-    if not lips_available():
-        pytest.skip("the 'lips' extra (dlib + its 68-point model) is not installed")
+    lips = lip_tracker_or_skip()
     clip = shared_path("videos", "grid_bbaf2n_real.mpg")
-    finder = FACE_DETECTORS.build(
-        "yunet", face_model=shared_path("models", "face_detection_yunet.onnx")
-    )
-    lips = LipTracker()
+    finder = yunet_finder()
     track = mouth_track(clip, finder, 0.0, 1.0, lips=lips, keep_landmarks=True)
     pts = track.landmarks
     assert pts.shape == (track.track_frames, 68, 2) and track.track_frames == 25

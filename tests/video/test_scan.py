@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from avtools import yunet_finder
 from conftest import shared_path
 from deepfake_lab.errors import UserError
 from deepfake_lab.video.scan import aggregate, scan_video
@@ -162,13 +163,10 @@ def test_detect_sync_reads_videos_with_audio_and_says_which_have_none(
 
 
 def test_evenly_spaced_frames_span_the_clip_and_skip_temporal_measures(toy_detector):
-    from deepfake_lab.faces.detectors import FACE_DETECTORS
     from deepfake_lab.video.decode import probe, sample_frame_indices
 
     video = shared_path("videos", "ffpp_anchor_real.mp4")
-    finder = FACE_DETECTORS.build(
-        "yunet", face_model=shared_path("models", "face_detection_yunet.onnx")
-    )
+    finder = yunet_finder()
     scan = scan_video(video, toy_detector, finder, frames=6)
     wanted = sample_frame_indices(probe(video).n_frames, 6)
     assert [f["index"] for f in scan.frame_scores] == wanted and wanted[-1] > 200
@@ -182,12 +180,9 @@ def test_evenly_spaced_frames_span_the_clip_and_skip_temporal_measures(toy_detec
 def test_every_frame_taken_evenly_keeps_the_temporal_measures_and_progress_counts(toy_detector):
     """--frames as large as the clip takes consecutive frames: jitter and flicker are read,
     the same as with --stride 1; the progress callback counts up to the expected total."""
-    from deepfake_lab.faces.detectors import FACE_DETECTORS
 
     video = shared_path("videos", "grid_bbaf2n_real.mpg")
-    finder = FACE_DETECTORS.build(
-        "yunet", face_model=shared_path("models", "face_detection_yunet.onnx")
-    )
+    finder = yunet_finder()
     calls = []
     every = scan_video(video, toy_detector, finder, frames=75, progress=lambda *a: calls.append(a))
     strided = scan_video(video, toy_detector, finder)
@@ -237,13 +232,10 @@ def test_detect_cli_says_why_videos_failed_and_checks_outputs_first(toy_detector
 
 
 def test_detect_videos_reports_progress_per_video_and_per_frame(toy_detector, tmp_path):
-    from deepfake_lab.faces.detectors import FACE_DETECTORS
     from deepfake_lab.video.detect_video import detect_videos
 
     grid = shared_path("videos", "grid_bbaf2n_real.mpg")
-    finder = FACE_DETECTORS.build(
-        "yunet", face_model=shared_path("models", "face_detection_yunet.onnx")
-    )
+    finder = yunet_finder()
     seen = []
     detect_videos(
         toy_detector, [grid, grid], finder, max_frames=3, progress=lambda *a: seen.append(a)
