@@ -151,6 +151,8 @@ REGISTRY_CASES = {
     "spectrum": {"size": 32, "bins": 8},
     "gan-d": {"arch": "fastgan", "size": 64, "channels": 8, "max_channels": 32},
     "resnet-cifar": {"depth": 20, "size": 32},
+    "meso4": {"size": 64},  # the network resizes to 256 inside: the resize is exported too
+    "mesoinception": {"size": 256},
 }
 
 

@@ -1,9 +1,11 @@
 """Loading trained detectors and scanning images: ``deepfake-lab detect``.
 
-A detector comes from a run folder (its calibrated ``best.pt``), a detector checkpoint, or
-an export folder (``model.safetensors`` + ``config.json``). Its calibration (temperature and
-threshold, fitted on the validation split) travels with it; uncalibrated models use T = 1
-and a 0.5 threshold, and say so.
+A detector comes from a run folder (its calibrated ``best.pt``), a detector checkpoint, an
+export folder (``model.safetensors`` + ``config.json``), or the name of a detector with
+released weights (``meso4``, ``meso4:F2F``, ``mesoinception:DF``; see
+``load_published_detector``). Its calibration (temperature and threshold, fitted on the
+validation split) travels with it; uncalibrated models (released weights among them) use
+T = 1 and a 0.5 threshold, and say so.
 
 Scanning decodes each image, optionally finds, aligns and crops its most confident face with
 the same detector and alignment as ``data prepare`` (``faces=True``), re-encodes it as in
@@ -83,8 +85,13 @@ class LoadedDetector:
 
     @property
     def model_id(self) -> str:
-        """``name:first 12 hex digits of the weights' sha256``, as the records show it."""
-        return f"{self.identity.get('name')}:{str(self.identity.get('weights_sha256'))[:12]}"
+        """``name:first 12 hex digits of the weights' sha256``, as the records show it;
+        ``name:WEIGHTS:digits`` for released weights (``meso4:DF:...``)."""
+        name, digest = self.identity.get("name"), str(self.identity.get("weights_sha256"))[:12]
+        published = self.identity.get("published")
+        if published:
+            return f"{name}:{published.get('variant') or published.get('file')}:{digest}"
+        return f"{name}:{digest}"
 
     @property
     def threshold(self) -> float:
@@ -151,13 +158,79 @@ def _detector_checkpoint(source: Path) -> Path:
     )
 
 
+def published_detector_spec(source: str | Path) -> tuple[str, str | None] | None:
+    """``(name, weights)`` when ``source`` names a detector with released weights
+    (``NAME`` or ``NAME:WEIGHTS``, ``WEIGHTS`` a released set or a weights file) and is not an
+    existing path; otherwise None."""
+    text = str(source)
+    if Path(text).exists():
+        return None
+    name, sep, weights = text.partition(":")
+    if name not in DETECTORS or not getattr(DETECTORS.get(name), "published_weights", ()):
+        return None
+    return name, (weights if sep else None)
+
+
+def _published_names() -> str:
+    names = []
+    for name in DETECTORS.names():
+        sets = getattr(DETECTORS.get(name), "published_weights", ())
+        if sets:
+            names += [name] + [f"{name}:{w}" for w in sets[1:]]
+    return ", ".join(names)
+
+
+def load_published_detector(
+    name: str, weights: str | None = None, device: str | torch.device = "cpu"
+) -> LoadedDetector:
+    """A registered detector with released weights, as published: no training, no
+    calibration (T = 1, threshold 0.5).
+
+    Args:
+        name: registry name whose class lists ``published_weights`` (``meso4``, ...).
+        weights: one of them (default: the first), or the path of a weights file the
+            constructor's ``weights`` argument reads.
+        device: where to put the model.
+
+    Returns:
+        The detector; its identity names the weights file, its sha256 and origin under
+        ``published``, and ``model_id`` reads ``name:WEIGHTS:fingerprint``.
+
+    Raises:
+        UserError: unknown weights, or a file that is missing and cannot be downloaded.
+    """
+    from deepfake_lab.export import weights_sha256
+
+    choices = tuple(getattr(DETECTORS.get(name), "published_weights", ()))
+    if not choices:
+        raise UserError(f"detector {name!r} has no released weights; train one first")
+    model = build_detector(name, weights=weights or choices[0]).to(device)
+    info = dict(getattr(model, "weights_info", None) or {})
+    identity = {
+        "name": name,
+        "kwargs": dict(model.init_kwargs),
+        "source": info.get("path") or str(weights),
+        "weights_sha256": weights_sha256(model.state_dict()),
+        "published": info,
+    }
+    return detector_from_parts(model, None, identity, None, f"{name}:{weights}")
+
+
 def load_detector(source: str | Path, device: str | torch.device = "cpu") -> LoadedDetector:
-    """Load a detector from a run folder, a checkpoint or an export folder."""
+    """Load a detector from a run folder, a checkpoint, an export folder, or the name of a
+    detector with released weights (``NAME`` or ``NAME:WEIGHTS``, when no such path exists;
+    see ``load_published_detector``)."""
     from deepfake_lab.export import is_export_folder, load_detector_export, weights_sha256
 
     src = Path(source)
     if not src.exists():
-        raise UserError(f"detector not found: {src}")
+        spec = published_detector_spec(source)
+        if spec is not None:
+            return load_published_detector(*spec, device=device)
+        raise UserError(
+            f"detector not found: {src} (give a run folder, checkpoint or export, or a "
+            f"released detector: {_published_names()})"
+        )
     if src.is_dir() and is_export_folder(src):
         return load_detector_export(src, device)
     ckpt_path = _detector_checkpoint(src)

@@ -193,7 +193,11 @@ def source_kind(source: str | Path) -> str:
     Raises:
         UserError: ``source`` is missing or holds neither.
     """
+    from deepfake_lab.detect import published_detector_spec
+
     src = Path(source)
+    if published_detector_spec(source) is not None:  # e.g. "meso4:DF", released weights
+        return "detector"
     if src.is_dir() and is_export_folder(src):
         return _KIND_OF_FORMAT.get(str(_read_meta(src).get("format")), "generator")
     best = [p for p in (src / "checkpoints" / "best.pt", src / "best.pt") if p.is_file()]
@@ -291,7 +295,8 @@ def export_detector(source: str | Path, out: str | Path, onnx: bool = False) -> 
     ``onnx`` (the ONNX file and its equality check, or null).
 
     Args:
-        source: detector run folder (its calibrated ``best.pt``), checkpoint or export folder.
+        source: detector run folder (its calibrated ``best.pt``), checkpoint, export folder,
+            or a detector with released weights (``meso4:DF``; exported uncalibrated).
         out: new or empty folder.
         onnx: also write ``model.onnx`` (needs the ``onnx`` extra) with a dynamic batch axis,
             checked against PyTorch on random inputs when onnxruntime is installed.

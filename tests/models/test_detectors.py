@@ -26,6 +26,8 @@ TINY: dict[str, dict[str, object]] = {
     "spectrum": {"size": 16, "bins": 8},
     "gan-d": {"arch": "fastgan", "size": 16, "channels": 4, "max_channels": 16},
     "resnet-cifar": {"depth": 8, "size": 16},
+    "meso4": {"size": 16},  # runs at 256 px whatever the input: the published architecture
+    "mesoinception": {"size": 16},
 }
 B = 4
 

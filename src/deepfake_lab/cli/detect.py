@@ -16,7 +16,11 @@ from deepfake_lab.errors import without_path
 @app.command("detect")
 @handle_errors
 def detect_cmd(
-    model: Path = typer.Argument(..., help="Detector run folder, checkpoint or export."),
+    model: Path = typer.Argument(
+        ...,
+        help="Detector run folder, checkpoint or export, or a released detector "
+        "(meso4, meso4:F2F, mesoinception, mesoinception:F2F).",
+    ),
     paths: list[Path] = typer.Argument(..., help="Images, videos or folders to scan."),
     json_path: Path = typer.Option(None, "--json", help="Write results as JSON here."),
     csv_path: Path = typer.Option(None, "--csv", help="Write results as CSV here."),

@@ -94,7 +94,9 @@ def eval_gan_cmd(
 @eval_app.command("detector")
 @handle_errors
 def eval_detector_cmd(
-    source: Path = typer.Argument(..., help="Detector run folder, checkpoint or export."),
+    source: Path = typer.Argument(
+        ..., help="Detector run folder, checkpoint or export, or a released detector (meso4:DF)."
+    ),
     real: list[Path] = typer.Option([], "--real", help="Folder of real images (repeatable)."),
     fake: list[Path] = typer.Option([], "--fake", help="Folder of fakes, one source each."),
     manifest: Path = typer.Option(None, "--manifest", help="JSONL of path, label, source."),

@@ -14,7 +14,9 @@ from deepfake_lab.cli.common import console, handle_errors
 @handle_errors
 def export_cmd(
     checkpoint: Path = typer.Argument(
-        ..., help="GAN or detector run folder, checkpoint file, or a detector export folder."
+        ...,
+        help="GAN or detector run folder, checkpoint file, a detector export folder, or a "
+        "released detector (meso4:DF, ...).",
     ),
     out: Path = typer.Option(..., "--out", help="Export folder (new or empty)."),
     onnx: bool = typer.Option(

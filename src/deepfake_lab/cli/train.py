@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from deepfake_lab.cli.app import app
 from deepfake_lab.cli.common import console, handle_errors
@@ -69,7 +70,11 @@ def train_detector_cmd(
     epochs: int = typer.Option(None, "--epochs", help="Training epochs."),
     out: Path = typer.Option(None, "--out", help="Parent folder of run folders (default runs/)."),
     name: str = typer.Option(None, "--name", help="Run name."),
-    init: Path = typer.Option(None, "--init", help="Detector or GAN checkpoint to start from."),
+    init: Path = typer.Option(
+        None,
+        "--init",
+        help="Detector or GAN checkpoint, or released weights (meso4:DF), to start from.",
+    ),
     freeze: str = typer.Option(None, "--freeze", help="none | backbone."),
     config: Path = typer.Option(None, "--config", help="YAML config file."),
     overrides: list[str] = typer.Option([], "--set", help="Config override key=value."),
@@ -80,6 +85,12 @@ def train_detector_cmd(
         False,
         "--adv-train",
         help="Harden with PGD examples (adv.enabled=true; adv.eps, adv.steps, adv.ratio).",
+    ),
+    pseudo_fake: list[str] = typer.Option(
+        [],
+        "--pseudo-fake",
+        help="Make fakes from the real faces on the fly (repeatable): sbi (self-blended "
+        "face), sbi-mouth (self-blended lower face); --fake is then optional.",
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
@@ -103,9 +114,16 @@ def train_detector_cmd(
         device=device,
         resume=resume,
         adv_train=adv_train,
+        pseudo_fake=pseudo_fake,
         console=console,
         progress=not no_progress,
     )
-    console.print(f"run folder: {result.run_dir}\nbest checkpoint: {result.best} ({result.status})")
+    console.print(
+        escape(
+            f"run folder: {result.run_dir}\nbest checkpoint: {result.best} ({result.status})\n"
+            f"report: {result.run_dir / 'index.html'}"
+        ),
+        highlight=False,
+    )
     if result.signal is not None:
         raise typer.Exit(128 + result.signal)

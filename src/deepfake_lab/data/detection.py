@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepfake_lab.augment.resample import to_native_floor
 from deepfake_lab.augment.robustness import jpeg, map_images
 from deepfake_lab.data.dataset import list_images, load_rgb
 from deepfake_lab.data.decode import IMAGE_SUFFIXES, DecodeError
@@ -53,16 +54,24 @@ class DetectionSample:
 
 
 def collect_samples(
-    real: Sequence[Path], fake: Sequence[Path], manifest: Path | None = None
+    real: Sequence[Path],
+    fake: Sequence[Path],
+    manifest: Path | None = None,
+    require_fake: bool = True,
 ) -> list[DetectionSample]:
     """Samples from real folders, fake folders and/or a manifest (all given are combined).
 
     Each fake folder is its own source, named after the folder; when two share a name they
     are told apart by their parent folder (``progan-samples``), then by a number.
 
+    Args:
+        require_fake: False when fakes are made from the reals (pseudo-fakes), so a set of
+            real faces alone is complete.
+
     Raises:
         UserError: a folder or the manifest is missing, a folder holds no image, the
-            manifest is malformed, or there is no real or no fake image at all.
+            manifest is malformed, or there is no real (or, with ``require_fake``, no fake)
+            image at all.
     """
     samples: list[DetectionSample] = []
     for folder in real:
@@ -72,6 +81,8 @@ def collect_samples(
     if manifest is not None:
         samples += read_manifest(manifest)
     for label, name, flag in ((REAL, "real", "--real"), (FAKE, "fake", "--fake")):
+        if label == FAKE and not require_fake:
+            continue
         if not any(s.label == label for s in samples):
             raise UserError(
                 f"no {name} images: give {flag} DIR or a manifest with rows labelled {name!r}"
@@ -200,7 +211,11 @@ class DetectionDataset:
 
     @classmethod
     def from_samples(
-        cls, samples: Sequence[DetectionSample], size: int, reencode: str | None = None
+        cls,
+        samples: Sequence[DetectionSample],
+        size: int,
+        reencode: str | None = None,
+        native_floor: int | None = None,
     ) -> DetectionDataset:
         """Decode every sample once to ``size`` px through :func:`load_rgb`.
 
@@ -210,6 +225,9 @@ class DetectionDataset:
             reencode: ``"jpegNN"`` re-compresses every image (both classes) as JPEG at
                 quality NN after resizing, so that the classes share compression traces;
                 ``None`` / ``"none"`` / ``"png"`` (lossless) leave pixels as decoded.
+            native_floor: bring every image down to this side and back up after decoding
+                (:func:`deepfake_lab.augment.resample.to_native_floor`), so that all share
+                the resolution history of the smallest; None: as decoded.
 
         Raises:
             UserError: nothing could be decoded, or one class lost all its images.
@@ -222,6 +240,8 @@ class DetectionDataset:
             except DecodeError as exc:
                 skipped.append((s.path, str(exc)))
                 continue
+            if native_floor is not None:
+                img = to_native_floor(img, native_floor)
             arrays.append(post(img) if post is not None else img)
             kept.append(s)
         if not arrays:

@@ -21,13 +21,15 @@ from rich.console import Console
 from scipy.special import expit
 
 from deepfake_lab.adversarial import eps_on_model_scale, pgd
+from deepfake_lab.augment.resample import Compose, ResampleChain
 from deepfake_lab.augment.robustness import RobustAugment
 from deepfake_lab.data.detection import DetectionDataset
+from deepfake_lab.data.pseudo import PseudoFakeSet
 from deepfake_lab.errors import UserError
 from deepfake_lab.io import atomic_write_json
 from deepfake_lab.metrics.calibration import calibrate, threshold_at_eer, threshold_at_fpr
 from deepfake_lab.metrics.detection import detection_metrics
-from deepfake_lab.models.detectors import build_detector
+from deepfake_lab.models.detectors import DETECTORS, build_detector
 from deepfake_lab.models.detectors.inference import inference_copy
 from deepfake_lab.training.checkpoint import (
     capture_rng,
@@ -67,13 +69,44 @@ def build_model(cfg: DetectorConfig) -> torch.nn.Module:
 
 
 def init_weights(model: torch.nn.Module, source: str | Path) -> str:
-    """Load matching weights from a detector checkpoint, a GAN checkpoint (its D) or an
-    export; returns a one-line report."""
+    """Load matching weights from a detector checkpoint, a GAN checkpoint (its D), an
+    export, or released weights (``meso4:DF``, see ``detect.published_detector_spec``);
+    returns a one-line report."""
+    from deepfake_lab.detect import published_detector_spec
+
+    spec = published_detector_spec(source)
+    if spec is not None:
+        name, weights = spec
+        published = build_detector(
+            name, weights=weights or DETECTORS.get(name).published_weights[0]
+        )
+        return str(model.init_from(published.state_dict()))
     ckpt = load_checkpoint(source)
     state = ckpt["model"] if ckpt.get("kind") == KIND else ckpt.get("D")
     if state is None:
         raise UserError(f"{source} holds neither a detector nor a GAN discriminator")
     return str(model.init_from(state))
+
+
+def build_augment(cfg: DetectorConfig) -> Compose | None:
+    """The per-image training ops: the resampling chain (hygiene: a random size history and
+    codec for every image of every class), then the robustness degradations."""
+    ops: list[Any] = []
+    r = cfg.resample
+    if r.enabled:
+        ops.append(
+            ResampleChain(
+                p_resize=r.p_resize,
+                scale_low=r.scale[0],
+                scale_high=r.scale[1],
+                p_jpeg=r.p_jpeg,
+                jpeg_low=r.jpeg_quality[0],
+                jpeg_high=r.jpeg_quality[1],
+            )
+        )
+    if cfg.augment.enabled:
+        ops.append(RobustAugment(strength=cfg.augment.strength))
+    return Compose(tuple(ops)) if ops else None
 
 
 class DetectorTrainer:
@@ -82,7 +115,7 @@ class DetectorTrainer:
     def __init__(
         self,
         cfg: DetectorConfig,
-        train: DetectionDataset,
+        train: DetectionDataset | PseudoFakeSet,
         val: DetectionDataset,
         device: torch.device,
     ) -> None:
@@ -96,7 +129,7 @@ class DetectorTrainer:
         self.total_steps = t.epochs * self.steps_per_epoch
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
         self.sampler = InfiniteSampler(len(train), seed=t.seed)
-        self.aug = RobustAugment(strength=cfg.augment.strength) if cfg.augment.enabled else None
+        self.aug = build_augment(cfg)
         self.aug_rng = np.random.default_rng(t.seed + 2)
         # PGD random starts draw from their own generator, checkpointed, so adversarial
         # training resumes exactly and does not shift the other random streams.
@@ -223,7 +256,7 @@ def validate(trainer: DetectorTrainer) -> dict[str, Any]:
 def run_detector_training(
     cfg: DetectorConfig,
     run_dir: Path,
-    train: DetectionDataset,
+    train: DetectionDataset | PseudoFakeSet,
     val: DetectionDataset,
     device: torch.device,
     logger: RunLogger,

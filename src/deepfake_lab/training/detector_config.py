@@ -25,6 +25,35 @@ class DetectorDataConfig(StrictModel):
     reencode: str | None = Field(
         None, description="Re-encode both classes the same way after decoding, e.g. jpeg95."
     )
+    native_size: Literal["check", "floor", "ignore"] = Field(
+        "check",
+        description="Classes that differ in native size (upscaled or not): check refuses "
+        "them, floor brings every image down to the smallest native side first, ignore "
+        "trains anyway.",
+    )
+    pseudo_fake: list[str] = Field(
+        default_factory=list,
+        description="Pseudo-fakes made from the real faces on the fly: sbi (self-blended "
+        "face), sbi-mouth (self-blended lower face).",
+    )
+    landmarks: Literal["auto", "dlib68", "yunet", "template"] = Field(
+        "auto", description="Landmarks of the pseudo-fake masks (auto: the best installed)."
+    )
+    face_model: str | None = Field(None, description="YuNet ONNX file for landmarks=yunet.")
+
+    @field_validator("pseudo_fake", mode="before")
+    @classmethod
+    def _kinds(cls, v: Any) -> Any:
+        from deepfake_lab.data.pseudo import check_kinds
+
+        if isinstance(v, str):  # --set data.pseudo_fake=sbi
+            v = [k.strip() for k in v.split(",") if k.strip()]
+        if isinstance(v, list):
+            try:
+                return check_kinds([str(k) for k in v])
+            except Exception as exc:  # UserError -> a pydantic validation message
+                raise ValueError(str(exc)) from None
+        return v
 
 
 class DetectorModelConfig(StrictModel):
@@ -61,6 +90,19 @@ class DetectorAugmentConfig(StrictModel):
 
     enabled: bool = True
     strength: float = Field(1.0, ge=0, description="Scales every probability and range.")
+
+
+class DetectorResampleConfig(StrictModel):
+    """The resampling chain every training image goes through, real, fake and pseudo-fake
+    alike, so that neither size history nor codec is a label (``augment.resample``)."""
+
+    enabled: bool = True
+    p_resize: float = Field(0.5, ge=0, le=1, description="Chance of a resize round trip.")
+    scale: tuple[float, float] = Field(
+        (0.5, 2.0), description="Scale factor range (log-uniform); < 1 down-up, > 1 up-down."
+    )
+    p_jpeg: float = Field(0.5, ge=0, le=1, description="Chance of a JPEG round trip.")
+    jpeg_quality: tuple[int, int] = Field((60, 100), description="JPEG quality range.")
 
 
 class DetectorAdvConfig(StrictModel):
@@ -127,6 +169,7 @@ class DetectorConfig(StrictModel):
     model: DetectorModelConfig = DetectorModelConfig()
     optim: DetectorOptimConfig = DetectorOptimConfig()
     augment: DetectorAugmentConfig = DetectorAugmentConfig()
+    resample: DetectorResampleConfig = DetectorResampleConfig()
     adv: DetectorAdvConfig = DetectorAdvConfig()
     train: DetectorTrainConfig = DetectorTrainConfig()
     calibration: DetectorCalibrationConfig = DetectorCalibrationConfig()

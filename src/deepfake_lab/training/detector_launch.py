@@ -17,11 +17,25 @@ from rich.console import Console
 from deepfake_lab.config import build_config, flatten, save_config
 from deepfake_lab.data.detection import DetectionDataset, collect_samples, split_samples
 from deepfake_lab.data.format_check import check_formats
+from deepfake_lab.data.pseudo import PseudoFakeSet
+from deepfake_lab.data.resolution import check_resolution
 from deepfake_lab.errors import UserError
+from deepfake_lab.faces.landmarks import Landmarker
 from deepfake_lab.training.checkpoint import load_checkpoint
 from deepfake_lab.training.common import determinism, resolve_device, seed_everything
-from deepfake_lab.training.detector import KIND, DetectorResult, build_model, run_detector_training
+from deepfake_lab.training.detector import (
+    KIND,
+    DetectorResult,
+    build_augment,
+    build_model,
+    run_detector_training,
+)
 from deepfake_lab.training.detector_config import DetectorConfig
+from deepfake_lab.training.detector_report import (
+    PSEUDO_PREVIEW,
+    save_pseudo_preview,
+    write_detector_report,
+)
 from deepfake_lab.training.logger import RunLogger
 from deepfake_lab.training.run_dir import create_run_dir, resolve_checkpoint, run_dir_of
 
@@ -48,26 +62,61 @@ def _flag_overrides(flags: dict[str, Any]) -> list[str]:
 
 def load_detector_data(
     cfg: DetectorConfig, console: Console | None = None
-) -> tuple[DetectionDataset, DetectionDataset, list[str]]:
-    """Train and validation sets for ``cfg`` plus the storage-format warnings."""
+) -> tuple[DetectionDataset | PseudoFakeSet, DetectionDataset, list[str]]:
+    """Train and validation sets for ``cfg`` plus the warnings about the data.
+
+    With ``data.pseudo_fake``, the training set makes its pseudo-fakes on the fly and the
+    validation set holds one fixed pseudo-fake per real face. Classes that differ in
+    resolution history are refused (``data.native_size=check``), floored to one history
+    (``floor``) or kept with a warning (``ignore``).
+
+    Raises:
+        UserError: no data, an empty validation split, or classes that differ in native
+            size under ``data.native_size=check``.
+    """
     d = cfg.data
     samples = collect_samples(
         [Path(p) for p in d.real],
         [Path(p) for p in d.fake],
         Path(d.manifest) if d.manifest else None,
+        require_fake=not d.pseudo_fake,
     )
     if d.max_images is not None and len(samples) > d.max_images:
         keep = np.random.default_rng(cfg.train.seed).permutation(len(samples))[: d.max_images]
         samples = [samples[i] for i in sorted(keep)]
     warnings = check_formats(samples)
+    history, problem = check_resolution(samples, d.size, d.native_size)
+    floor = None
+    if problem and d.native_size == "floor":
+        floor = history.floor_side
+        warnings.append(
+            f"{problem}; every image is brought down to {floor} px and back up "
+            "(data.native_size=floor)"
+        )
+    elif problem:
+        warnings.append(f"{problem} (kept: data.native_size=ignore)")
     splits = split_samples(samples, val=d.val, seed=cfg.train.seed)
     if not splits["val"]:
         raise UserError(
             f"the validation split is empty ({len(samples)} images); add images or raise data.val"
         )
-    train = DetectionDataset.from_samples(splits["train"], d.size, reencode=d.reencode)
-    val = DetectionDataset.from_samples(splits["val"], d.size, reencode=d.reencode)
-    return train, val, warnings
+    train = DetectionDataset.from_samples(
+        splits["train"], d.size, reencode=d.reencode, native_floor=floor
+    )
+    val = DetectionDataset.from_samples(
+        splits["val"], d.size, reencode=d.reencode, native_floor=floor
+    )
+    if not d.pseudo_fake:
+        return train, val, warnings
+    landmarker = Landmarker(d.landmarks, d.face_model)
+    pseudo_train = PseudoFakeSet.build(train, d.pseudo_fake, landmarker)
+    pseudo_val = PseudoFakeSet.build(val, d.pseudo_fake, landmarker)
+    if landmarker.fallbacks:
+        warnings.append(
+            f"no face found by {landmarker.kind} in {landmarker.fallbacks} real image(s): "
+            "their pseudo-fake masks use the alignment template (right for aligned crops)"
+        )
+    return pseudo_train, pseudo_val.materialise(cfg.train.seed), warnings
 
 
 def train_detector(
@@ -88,6 +137,7 @@ def train_detector(
     device: str | None = None,
     resume: str | Path | None = None,
     adv_train: bool = False,
+    pseudo_fake: list[str] | None = None,
     console: Console | None = None,
     progress: bool = True,
     tensorboard: bool = True,
@@ -104,6 +154,8 @@ def train_detector(
         resume: a detector run folder or checkpoint to continue exactly.
         adv_train: harden the detector with PGD examples (``adv.enabled=true``; budget and
             share in the ``adv`` config section). False leaves the config's value alone.
+        pseudo_fake: pseudo-fake kinds made from the real faces (``data.pseudo_fake``):
+            ``sbi``, ``sbi-mouth``; alone or beside ``fake``.
     """
     flags = {
         "data.real": [str(p) for p in real] if real else None,
@@ -119,6 +171,7 @@ def train_detector(
         "train.seed": seed,
         "train.device": device,
         "adv.enabled": True if adv_train else None,
+        "data.pseudo_fake": list(pseudo_fake) if pseudo_fake else None,
     }
     all_overrides = _flag_overrides(flags) + list(overrides or [])
     state, run_dir = None, None
@@ -137,6 +190,7 @@ def train_detector(
     else:
         cfg = build_config(DetectorConfig, config, all_overrides)
     build_model(cfg)  # a bad model name or kwargs fails before anything is written
+    build_augment(cfg)
     dev = resolve_device(cfg.train.device)
     train, val, warnings = load_detector_data(cfg, console)
     for w in warnings:
@@ -157,9 +211,15 @@ def train_detector(
             import torch
 
             torch.set_num_threads(cfg.train.threads)
+        if isinstance(train, PseudoFakeSet):
+            logger.info(
+                f"pseudo-fakes {'+'.join(train.kinds)} from {train.n_pseudo} real faces, "
+                f"landmarks: {', '.join(sorted(set(train.landmark_sources)))}"
+            )
+            save_pseudo_preview(train, run_dir / PSEUDO_PREVIEW, seed=cfg.train.seed)
         seed_everything(cfg.train.seed)
         with determinism(cfg.train.deterministic):
-            return run_detector_training(
+            result = run_detector_training(
                 cfg,
                 run_dir,
                 train,
@@ -172,3 +232,5 @@ def train_detector(
             )
     finally:
         logger.close()
+    write_detector_report(run_dir)
+    return result

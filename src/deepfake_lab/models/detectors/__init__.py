@@ -8,7 +8,9 @@ package registers them all:
 - ``npr``: neighbouring-pixel-relationship residual into a small ResNet (Tan et al. 2024);
 - ``spectrum``: azimuthal log power spectrum + logistic regression (Durall et al. 2020);
 - ``gan-d``: a GAN discriminator, logit negated;
-- ``resnet-cifar``: CIFAR-10 ResNet-20/56 backbone with a new head.
+- ``resnet-cifar``: CIFAR-10 ResNet-20/56 backbone with a new head;
+- ``meso4``, ``mesoinception``: MesoNet (Afchar et al. 2018), with the authors' released
+  Deepfake and Face2Face weights (``weights="DF"`` / ``"F2F"``).
 
 Example:
     >>> det = build_detector("npr", size=64)
@@ -18,6 +20,8 @@ Example:
 
 from deepfake_lab.models.detectors import (  # noqa: F401  (registration)
     gan_d,
+    meso4,
+    mesoinception,
     npr,
     resnet,
     resnet_cifar,

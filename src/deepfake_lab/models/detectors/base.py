@@ -77,11 +77,16 @@ class Detector(nn.Module):
         load_only_kwargs: constructor arguments that only load external files (e.g. a
             ``pretrained`` path): ``rebuild_kwargs`` sets them to None, since the state dict
             then carries the weights.
+        published_weights: names of released weight sets that the constructor's ``weights``
+            argument accepts (the first is the default), so that ``load_detector("NAME")``
+            or ``load_detector("NAME:SET")`` gives a ready detector without training;
+            empty for detectors that must be trained.
     """
 
     size: int
     any_size: ClassVar[bool] = False
     load_only_kwargs: ClassVar[tuple[str, ...]] = ()
+    published_weights: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, size: int) -> None:
         super().__init__()

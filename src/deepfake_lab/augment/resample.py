@@ -1,0 +1,132 @@
+"""The resampling chain: random size history and codec for every training image.
+
+A detector learns whatever separates its classes most easily. Fakes that were generated at
+64 px and upscaled to the detector's 128 px, against real faces downscaled from 1024 px, are
+told apart by *how they were resized*, and a detector trained on them reads every fake that
+was not upscaled as real. :class:`ResampleChain` gives real images, fakes and pseudo-fakes
+alike a random history drawn from one distribution, so neither resizing nor compression is a
+label:
+
+1. with probability ``p_resize``, a round trip through another size: scale factor
+   log-uniform in ``[scale_low, scale_high]`` (below 1: down then up, the trace of an
+   upscaled image; above 1: up then down, the trace of a downscaled one), each leg with a
+   filter drawn from :data:`FILTERS`;
+2. with probability ``p_jpeg``, a JPEG round trip at a quality uniform in
+   ``[jpeg_low, jpeg_high]``.
+
+Every call draws the same count of numbers from the generator passed in (7), whatever
+fires, so equal generator states give equal outputs and resume is exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from deepfake_lab.augment.robustness import jpeg
+from deepfake_lab.errors import UserError
+
+#: Interpolation filters a resampling leg draws from (name -> OpenCV flag). Area averaging
+#: only makes sense for a downscale; for an upscale OpenCV treats it as nearest/bilinear.
+FILTERS: dict[str, int] = {
+    "nearest": cv2.INTER_NEAREST,
+    "bilinear": cv2.INTER_LINEAR,
+    "bicubic": cv2.INTER_CUBIC,
+    "area": cv2.INTER_AREA,
+    "lanczos": cv2.INTER_LANCZOS4,
+}
+_FILTER_LIST = list(FILTERS.values())
+
+
+def resample_round_trip(img: np.ndarray, scale: float, down: int, up: int) -> np.ndarray:
+    """Resize ``img`` (H, W, 3) uint8 by ``scale`` with filter ``down``, then back to
+    (H, W) with filter ``up`` (OpenCV flags); a copy when the size would not change."""
+    height, width = img.shape[:2]
+    mid = (max(2, round(width * scale)), max(2, round(height * scale)))
+    if mid == (width, height):
+        return img.copy()
+    tmp = cv2.resize(img, mid, interpolation=down)
+    return cv2.resize(tmp, (width, height), interpolation=up)
+
+
+def to_native_floor(img: np.ndarray, side: int) -> np.ndarray:
+    """Bring a (S, S, 3) image down to ``side`` px (area) and back up to S px (Lanczos, as
+    :func:`deepfake_lab.faces.align.center_crop` upscales), so that it carries no more
+    detail than an image whose native size was ``side``; a copy when ``side >= S``."""
+    size = img.shape[0]
+    if side >= size:
+        return img.copy()
+    small = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (size, size), interpolation=cv2.INTER_LANCZOS4)
+
+
+@dataclass(frozen=True)
+class ResampleChain:
+    """A random resize round trip and JPEG round trip, drawn from one distribution for
+    every image of every class.
+
+    Args:
+        p_resize: probability of the resize round trip.
+        scale_low, scale_high: range of the scale factor (log-uniform), ``0 < low <= high``.
+        p_jpeg: probability of the JPEG round trip.
+        jpeg_low, jpeg_high: quality range, 1-100.
+
+    Call it as ``chain(img, rng)`` with uint8 (H, W, 3) and a ``numpy.random.Generator``.
+    """
+
+    p_resize: float = 0.5
+    scale_low: float = 0.5
+    scale_high: float = 2.0
+    p_jpeg: float = 0.5
+    jpeg_low: int = 60
+    jpeg_high: int = 100
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.p_resize <= 1 and 0 <= self.p_jpeg <= 1):
+            raise UserError(
+                f"resample: probabilities must be in [0, 1], got p_resize={self.p_resize}, "
+                f"p_jpeg={self.p_jpeg}"
+            )
+        if not (0.1 <= self.scale_low <= self.scale_high <= 4):
+            raise UserError(
+                "resample: need 0.1 <= scale_low <= scale_high <= 4, got "
+                f"[{self.scale_low}, {self.scale_high}]"
+            )
+        if not (1 <= self.jpeg_low <= self.jpeg_high <= 100):
+            raise UserError(
+                "resample: need 1 <= jpeg_low <= jpeg_high <= 100, got "
+                f"[{self.jpeg_low}, {self.jpeg_high}]"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One resampled copy of a uint8 (H, W, 3) image."""
+        u = rng.random(7)  # fixed count: fire, scale, two filters, fire, quality, spare
+        out = img
+        if u[0] < self.p_resize:
+            lo, hi = np.log(self.scale_low), np.log(self.scale_high)
+            scale = float(np.exp(lo + (hi - lo) * u[1]))
+            down = _FILTER_LIST[int(u[2] * len(_FILTER_LIST))]
+            up = _FILTER_LIST[int(u[3] * len(_FILTER_LIST))]
+            out = resample_round_trip(out, scale, down, up)
+        if u[4] < self.p_jpeg:
+            quality = int(round(self.jpeg_low + (self.jpeg_high - self.jpeg_low) * u[5]))
+            out = jpeg(out, quality)
+        return out.copy() if out is img else out
+
+
+@dataclass(frozen=True)
+class Compose:
+    """Per-image ops ``(img, rng) -> img`` applied in order, all drawing from one ``rng``."""
+
+    ops: tuple[Any, ...]
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        for op in self.ops:
+            img = op(img, rng)
+        return img

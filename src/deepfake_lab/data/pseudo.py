@@ -1,0 +1,187 @@
+"""Pseudo-fakes made on the fly from the real faces of a training set.
+
+:class:`PseudoFakeSet` wraps a :class:`~deepfake_lab.data.detection.DetectionDataset`: its
+first ``len(base)`` indices are the base images (reals, and real fakes when given), the next
+``n_pseudo`` are *virtual* fakes, one self-blended image (:mod:`deepfake_lab.data.sbi`) of a
+real face each, made anew every time it is drawn, from the generator the batch draws from
+(deterministic per seed, exact on resume). Kinds (``PSEUDO_FAKES``):
+
+- ``sbi``: the whole face blended (face swap);
+- ``sbi-mouth``: the lower face only (lip sync).
+
+Validation needs fixed images: :meth:`PseudoFakeSet.materialise` makes one pseudo-fake per
+real face with a fixed seed and returns a plain dataset whose pseudo-fakes have the source
+name of their kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from deepfake_lab.augment.robustness import map_images
+from deepfake_lab.data.detection import FAKE, REAL, DetectionDataset, DetectionSample
+from deepfake_lab.data.sbi import self_blend
+from deepfake_lab.errors import UserError
+from deepfake_lab.faces.landmarks import Landmarker
+
+#: Pseudo-fake kind -> the blend region of :func:`deepfake_lab.data.sbi.self_blend`.
+PSEUDO_FAKES: dict[str, str] = {"sbi": "face", "sbi-mouth": "mouth"}
+
+ImageAug = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def check_kinds(kinds: Sequence[str]) -> list[str]:
+    """The kinds, validated and without repeats (order kept).
+
+    Raises:
+        UserError: an unknown kind (the message lists the known ones).
+    """
+    out: list[str] = []
+    for k in kinds:
+        if k not in PSEUDO_FAKES:
+            raise UserError(f"unknown pseudo-fake {k!r}; choose from {', '.join(PSEUDO_FAKES)}")
+        if k not in out:
+            out.append(k)
+    return out
+
+
+@dataclass
+class PseudoFakeSet:
+    """A detection set plus virtual pseudo-fakes of its real faces.
+
+    Attributes:
+        base: the decoded images (uint8 (N, 3, S, S)).
+        kinds: pseudo-fake kinds (keys of :data:`PSEUDO_FAKES`), drawn at random per image.
+        landmarks: one (K, 2) array per real image of ``base``, in ``real_index`` order.
+        real_index: indices of ``base``'s real images.
+        landmark_sources: per real image, which source gave its landmarks.
+    """
+
+    base: DetectionDataset
+    kinds: list[str]
+    landmarks: list[np.ndarray]
+    real_index: np.ndarray
+    landmark_sources: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls, base: DetectionDataset, kinds: Sequence[str], landmarker: Landmarker
+    ) -> PseudoFakeSet:
+        """Find the landmarks of every real face of ``base`` once.
+
+        Raises:
+            UserError: no kinds, or ``base`` holds no real image.
+        """
+        kinds = check_kinds(kinds)
+        if not kinds:
+            raise UserError("pseudo-fakes need at least one kind, e.g. sbi")
+        real_index = np.flatnonzero(base.labels.numpy() == REAL)
+        if len(real_index) == 0:
+            raise UserError("pseudo-fakes are made from real faces, and this set has none")
+        hwc = base.images[torch.as_tensor(real_index)].permute(0, 2, 3, 1).numpy()
+        found = [landmarker(np.ascontiguousarray(img)) for img in hwc]
+        return cls(base, kinds, [p for p, _ in found], real_index, [s for _, s in found])
+
+    @property
+    def n_pseudo(self) -> int:
+        """One virtual pseudo-fake per real face (the classes stay balanced with reals)."""
+        return len(self.real_index)
+
+    def __len__(self) -> int:
+        return len(self.base) + self.n_pseudo
+
+    @property
+    def size(self) -> int:
+        return self.base.size
+
+    @property
+    def labels(self) -> torch.Tensor:
+        extra = torch.full((self.n_pseudo,), FAKE, dtype=torch.int64)
+        return torch.cat([self.base.labels, extra])
+
+    def counts(self) -> dict[str, int]:
+        """Images per source; the virtual ones under ``"+".join(kinds)``."""
+        return {**self.base.counts(), "+".join(self.kinds): self.n_pseudo}
+
+    def make(self, j: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
+        """Pseudo-fake number ``j``: ``(image uint8 (S, S, 3), mask float32 (S, S), kind)``."""
+        i = int(self.real_index[j])
+        img = np.ascontiguousarray(self.base.images[i].permute(1, 2, 0).numpy())
+        kind = self.kinds[int(rng.integers(len(self.kinds)))]
+        fake, mask = self_blend(img, self.landmarks[j], rng, PSEUDO_FAKES[kind])
+        return fake, mask, kind
+
+    def batch(
+        self,
+        indices: torch.Tensor,
+        device: torch.device | str = "cpu",
+        augment: ImageAug | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images and labels at ``indices`` (see ``DetectionDataset.batch``); indices past
+        ``len(base)`` are pseudo-fakes made now from ``rng``.
+
+        Raises:
+            ValueError: pseudo-fakes asked for without ``rng``.
+        """
+        idx = [int(i) for i in indices]
+        n_base = len(self.base)
+        if rng is None and any(i >= n_base for i in idx):
+            raise ValueError("pseudo-fakes need rng, the generator they draw from")
+        images, labels = [], []
+        for i in idx:
+            if i < n_base:
+                images.append(self.base.images[i].permute(1, 2, 0).numpy())
+                labels.append(int(self.base.labels[i]))
+            else:
+                assert rng is not None
+                images.append(self.make(i - n_base, rng)[0])
+                labels.append(FAKE)
+        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+        if augment is not None:
+            if rng is None:
+                raise ValueError("batch(augment=...) needs rng, the generator it draws from")
+            gen = rng
+            x = map_images(lambda img: augment(img, gen), x)
+        x = x.to(device, non_blocking=True).to(torch.float32).div_(127.5).sub_(1.0)
+        y = torch.tensor(labels, dtype=torch.float32, device=device)
+        return x, y
+
+    def materialise(self, seed: int) -> DetectionDataset:
+        """The base images plus one fixed pseudo-fake per real face (for validation).
+
+        The pseudo-fakes' samples keep their real face's path (so a listing shows what each
+        was made from), label fake and source the kind.
+        """
+        rng = np.random.default_rng([seed, 0x5B1])
+        fakes, samples = [], []
+        for j, i in enumerate(self.real_index):
+            fake, _, kind = self.make(j, rng)
+            fakes.append(fake)
+            real = self.base.samples[int(i)]
+            samples.append(DetectionSample(real.path, FAKE, kind, real.group))
+        extra = torch.from_numpy(np.stack(fakes)).permute(0, 3, 1, 2).contiguous()
+        return DetectionDataset(
+            images=torch.cat([self.base.images, extra]),
+            labels=torch.cat([self.base.labels, torch.full((len(fakes),), FAKE)]),
+            samples=list(self.base.samples) + samples,
+            skipped=list(self.base.skipped),
+        )
+
+    def preview(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``n`` reals with a pseudo-fake each and its mask, for the run report:
+        uint8 (n, S, S, 3) reals, uint8 (n, S, S, 3) fakes, float32 (n, S, S) masks."""
+        rng = np.random.default_rng([seed, 0x9E1])
+        pick = rng.choice(self.n_pseudo, size=min(n, self.n_pseudo), replace=False)
+        reals, fakes, masks = [], [], []
+        for j in sorted(int(p) for p in pick):
+            fake, mask, _ = self.make(j, rng)
+            i = int(self.real_index[j])
+            reals.append(self.base.images[i].permute(1, 2, 0).numpy())
+            fakes.append(fake)
+            masks.append(mask)
+        return np.stack(reals), np.stack(fakes), np.stack(masks)

@@ -1,0 +1,74 @@
+"""The resampling chain: one random size history and codec for every training image."""
+
+import numpy as np
+import pytest
+
+from deepfake_lab.augment.resample import Compose, ResampleChain, to_native_floor
+from deepfake_lab.errors import UserError
+
+
+def _face(size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    base = np.stack([np.sin(7 * xx), np.cos(5 * yy), np.sin(3 * (xx + yy))], -1) * 80 + 128
+    return np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+
+
+def _high_freq(img):
+    f = np.abs(np.fft.fft2(img.astype(np.float64).mean(-1)))
+    n = img.shape[0]
+    k = np.fft.fftfreq(n)
+    kk = np.hypot(*np.meshgrid(k, k))
+    return f[kk > 0.25].sum() / f[kk > 0].sum()
+
+
+def test_same_generator_state_same_output_and_fixed_draws():
+    chain = ResampleChain(p_resize=1.0, p_jpeg=1.0)
+    img = _face()
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    out_a, out_b = chain(img, a), chain(img, b)
+    assert np.array_equal(out_a, out_b) and out_a.shape == img.shape and out_a.dtype == np.uint8
+    # Whatever fires, one call draws 7 numbers: the streams stay aligned.
+    off = ResampleChain(p_resize=0.0, p_jpeg=0.0)
+    c, d = np.random.default_rng(3), np.random.default_rng(3)
+    assert np.array_equal(off(img, c), img)
+    chain(img, d)
+    assert c.random() == d.random()
+
+
+def test_the_chain_changes_the_resolution_history_of_both_directions():
+    img = _face(64)
+    rng = np.random.default_rng(0)
+    down = ResampleChain(p_resize=1.0, scale_low=0.4, scale_high=0.4, p_jpeg=0.0)
+    outs = [down(img, rng) for _ in range(10)]
+    assert all(not np.array_equal(o, img) for o in outs)
+    # An upscaled look on average (a nearest-filter leg keeps blocky edges, hence the mean).
+    assert np.mean([_high_freq(o) for o in outs]) < 0.8 * _high_freq(img)
+    up = ResampleChain(p_resize=1.0, scale_low=2.0, scale_high=2.0, p_jpeg=0.0)
+    changed = [not np.array_equal(up(img, rng), img) for _ in range(10)]
+    assert any(changed)  # filters differ per leg: up-down is not always lossless
+
+
+def test_floor_matches_an_image_that_was_native_at_the_floor():
+    img = _face(64)
+    floored = to_native_floor(img, 32)
+    assert floored.shape == img.shape
+    assert _high_freq(floored) < 0.5 * _high_freq(img)
+    assert np.array_equal(to_native_floor(img, 64), img)
+    # Flooring an image already upscaled from 32 px changes it little.
+    assert np.abs(to_native_floor(floored, 32).astype(int) - floored).mean() < 2.0
+
+
+def test_compose_runs_in_order_from_one_generator():
+    seen = []
+    ops = Compose((lambda im, r: seen.append("a") or im + 1, lambda im, r: seen.append("b") or im))
+    out = ops(np.zeros((2, 2, 3), np.uint8), np.random.default_rng(0))
+    assert seen == ["a", "b"] and out.max() == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"p_resize": 1.5}, {"scale_low": 2.0, "scale_high": 1.0}, {"jpeg_low": 0}]
+)
+def test_bad_settings_are_user_errors(kwargs):
+    with pytest.raises(UserError, match="resample"):
+        ResampleChain(**kwargs)

@@ -1,0 +1,62 @@
+"""Pseudo-fakes made on the fly from the real faces of a detection set."""
+
+import numpy as np
+import pytest
+import torch
+
+from deepfake_lab.data.detection import FAKE, REAL, DetectionDataset, DetectionSample
+from deepfake_lab.data.procedural import render_faces
+from deepfake_lab.data.pseudo import PseudoFakeSet, check_kinds
+from deepfake_lab.errors import UserError
+from deepfake_lab.faces.landmarks import Landmarker
+
+
+def _base(n_real=6, n_fake=2, size=32):
+    imgs = render_faces(n_real + n_fake, size, seed=0)
+    labels = [REAL] * n_real + [FAKE] * n_fake
+    samples = [
+        DetectionSample(f"/x/{i}.png", lab, "real" if lab == REAL else "gan")
+        for i, lab in enumerate(labels)
+    ]
+    images = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
+    return DetectionDataset(images, torch.tensor(labels), samples)
+
+
+def test_one_virtual_fake_per_real_and_balanced_labels():
+    ps = PseudoFakeSet.build(_base(), ["sbi", "sbi-mouth"], Landmarker("template"))
+    assert ps.n_pseudo == 6 and len(ps) == 14
+    assert ps.labels.tolist() == [0] * 6 + [1] * 2 + [1] * 6
+    assert ps.counts() == {"real": 6, "gan": 2, "sbi+sbi-mouth": 6}
+    assert set(ps.landmark_sources) == {"template"}
+
+
+def test_batches_are_deterministic_per_generator_state_and_labelled():
+    ps = PseudoFakeSet.build(_base(), ["sbi"], Landmarker("template"))
+    idx = torch.tensor([0, 7, 8, 13])
+    xa, ya = ps.batch(idx, rng=np.random.default_rng(4))
+    xb, yb = ps.batch(idx, rng=np.random.default_rng(4))
+    assert torch.equal(xa, xb) and ya.tolist() == [0.0, 1.0, 1.0, 1.0]
+    assert xa.shape == (4, 3, 32, 32) and -1.0 <= xa.min() and xa.max() <= 1.0
+    xc, _ = ps.batch(idx, rng=np.random.default_rng(5))
+    assert not torch.equal(xa[2:], xc[2:])  # pseudo-fakes are made anew per draw
+    assert torch.equal(xa[:2], xc[:2])  # base images are as stored
+    with pytest.raises(ValueError, match="rng"):
+        ps.batch(idx)
+
+
+def test_materialised_validation_set_is_fixed_and_names_its_kinds():
+    ps = PseudoFakeSet.build(_base(), ["sbi", "sbi-mouth"], Landmarker("template"))
+    a, b = ps.materialise(seed=1), ps.materialise(seed=1)
+    assert len(a) == 14 and torch.equal(a.images, b.images)
+    assert set(a.sources[8:]) <= {"sbi", "sbi-mouth"} and a.labels[8:].eq(FAKE).all()
+    # Each pseudo-fake differs from the real face it was made from.
+    for j in range(6):
+        assert not torch.equal(a.images[8 + j], a.images[j])
+
+
+def test_kinds_are_checked():
+    assert check_kinds(["sbi", "sbi", "sbi-mouth"]) == ["sbi", "sbi-mouth"]
+    with pytest.raises(UserError, match="sbi, sbi-mouth"):
+        check_kinds(["faceswap"])
+    with pytest.raises(UserError, match="real faces"):
+        PseudoFakeSet.build(_base(0, 3), ["sbi"], Landmarker("template"))

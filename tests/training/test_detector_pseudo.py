@@ -1,0 +1,107 @@
+"""Detector training with pseudo-fakes and the resolution checks, end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from deepfake_lab.data.procedural import render_faces
+from deepfake_lab.errors import UserError
+from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
+from deepfake_lab.training.detector_launch import train_detector
+from interrupts import signal_at_step
+
+
+@pytest.fixture(scope="module")
+def reals(tmp_path_factory):
+    """24 procedural 32 px faces (aligned to the template like `data prepare` output)."""
+    folder = tmp_path_factory.mktemp("reals")
+    for i, im in enumerate(render_faces(24, 32, seed=0)):
+        Image.fromarray(im).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def _train(reals, tmp_path, name, epochs=2, fake=None, extra=(), **kw):
+    return train_detector(
+        [reals],
+        fake,
+        model="npr",
+        size=32,
+        epochs=epochs,
+        out=tmp_path / "runs",
+        name=name,
+        progress=False,
+        tensorboard=False,
+        overrides=[
+            "train.batch=8",
+            "model.kwargs={width: 8}",
+            "data.landmarks=template",
+            "train.patience=10",
+            *extra,
+        ],
+        **kw,
+    )
+
+
+def test_real_faces_alone_train_a_detector_and_the_report_shows_the_pseudo_fakes(reals, tmp_path):
+    res = _train(reals, tmp_path, "sbi", pseudo_fake=["sbi", "sbi-mouth"])
+    assert res.status == "done" and res.best is not None
+    run = res.run_dir
+    assert (run / "pseudo_fakes.png").is_file()
+    with Image.open(run / "pseudo_fakes.png") as im:
+        assert im.size[1] > 4 * 32  # four rows: real, fake, mask, difference
+    html = (run / "index.html").read_text()
+    assert "Pseudo-fakes" in html and "pseudo_fakes.png" in html and "sbi, sbi-mouth" in html
+    log = (run / "log.txt").read_text()
+    assert "'sbi+sbi-mouth'" in log and "landmarks: template" in log
+    assert json.loads((run / "calibration.json").read_text())["temperature"] > 0
+
+
+def test_pseudo_fake_runs_resume_exactly(reals, tmp_path, monkeypatch):
+    from deepfake_lab.training.detector import DetectorTrainer
+
+    straight = _train(reals, tmp_path, "a", pseudo_fake=["sbi"])
+    with signal_at_step(monkeypatch, DetectorTrainer, 3):
+        stopped = _train(reals, tmp_path, "b", pseudo_fake=["sbi"])
+    assert stopped.status == "interrupted"
+    resumed = _train(reals, tmp_path, "b", pseudo_fake=["sbi"], resume=stopped.run_dir)
+    a = load_checkpoint(list_checkpoints(straight.run_dir / "checkpoints")[-1])
+    b = load_checkpoint(list_checkpoints(resumed.run_dir / "checkpoints")[-1])
+    assert a["step"] == b["step"]
+    for k, t in a["model"].items():
+        assert torch.equal(t, b["model"][k]), k
+
+
+def test_fakes_of_another_native_size_are_refused_then_floored(reals, tmp_path):
+    small = tmp_path / "gan16"
+    small.mkdir()
+    for i, im in enumerate(render_faces(24, 16, seed=3)):
+        Image.fromarray(im).save(small / f"{i:03d}.png")
+    with pytest.raises(UserError, match="resolution history") as err:
+        _train(reals, tmp_path, "refused", fake=[small])
+    assert "data.native_size=floor" in str(err.value)
+    assert not (tmp_path / "runs").exists()  # refused before anything was written
+    res = _train(
+        reals, tmp_path, "floored", epochs=1, fake=[small], extra=["data.native_size=floor"]
+    )
+    log = (res.run_dir / "log.txt").read_text()
+    assert "brought down to 16 px" in log
+
+
+def test_the_resampling_chain_is_on_by_default_and_reaches_every_image(reals, tmp_path):
+    from deepfake_lab.training.detector import build_augment
+    from deepfake_lab.training.detector_config import DetectorConfig
+
+    cfg = DetectorConfig()
+    ops = build_augment(cfg).ops
+    assert type(ops[0]).__name__ == "ResampleChain"
+    off = DetectorConfig.model_validate(
+        {"resample": {"enabled": False}, "augment": {"enabled": False}}
+    )
+    assert build_augment(off) is None
+    img = np.asarray(Image.open(next(iter(sorted(reals.iterdir())))).convert("RGB"))
+    rng = np.random.default_rng(0)
+    changed = [not np.array_equal(ops[0](img, rng), img) for _ in range(20)]
+    assert 0 < sum(changed) < 20  # random: some images keep their history, most do not
