@@ -153,6 +153,13 @@ REGISTRY_CASES = {
     "resnet-cifar": {"depth": 20, "size": 32},
     "meso4": {"size": 64},  # the network resizes to 256 inside: the resize is exported too
     "mesoinception": {"size": 256},
+    "fusion": {
+        "size": 32,
+        "members": [
+            {"name": "npr", "kwargs": {"size": 16, "width": 8}},
+            {"name": "resnet", "kwargs": {"size": 32, "width": 8}},
+        ],
+    },
 }
 
 

@@ -39,7 +39,7 @@ from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.common import resolve_device
 
 #: Labels of scan records.
-LABELS = ("fake", "real", "no_face", "error")
+LABELS = ("fake", "real", "uncertain", "no_face", "error")
 
 
 @dataclass
@@ -329,7 +329,9 @@ def detect_images(
 
     Returns:
         Records sorted by path, with ``path``, ``probability`` (calibrated P(fake), None
-        unless scored), ``label`` ("fake" | "real" | "no_face" | "error"), ``threshold``,
+        unless scored), ``label`` ("fake" | "real" | "uncertain" | "no_face" | "error";
+        "uncertain" only from a fusion, with ``reason`` and per-member ``members``
+        scores and its ``ood`` score), ``threshold``,
         ``model`` (a short id), ``error`` for files that could not be read (reported, never
         fatal), ``watermark`` (this tool's invisible mark read from the file: the
         strongest evidence that it was generated here; None for unreadable files),
@@ -412,8 +414,13 @@ def detect_images(
         logits_t = det.logits(x)  # the calibrated path, also when explaining
         logits = logits_t.cpu().numpy()
         probs = det.probabilities_from_logits(logits)
+        verdicts = fusion_verdicts(det, x, logits_t)
         for i, ((f, img, face), z, p) in enumerate(zip(ok, logits, probs, strict=True)):
             extra: dict[str, Any] = {"probability": float(p), **marks[f]}
+            label = "fake" if z >= det.logit_threshold else "real"
+            if verdicts is not None:
+                label, more = verdicts[i]
+                extra |= more
             if face is not None:
                 extra["face_box"] = [round(float(v), 1) for v in face.box]
                 extra["face_score"] = round(float(face.score), 4)
@@ -421,10 +428,32 @@ def detect_images(
                 extra["explain"] = str(
                     write_png(explain / names[f], overlay_for_viewing(img, heat[i]))
                 )
-            records.append(record(f, "fake" if z >= det.logit_threshold else "real", **extra))
+            records.append(record(f, label, **extra))
     records.sort(key=lambda r: r["path"])
     _write_outputs(records, det, json_path, csv_path, faces, explain, face_detector, finder)
     return records
+
+
+def fusion_verdicts(
+    det: LoadedDetector, x: torch.Tensor, logits: torch.Tensor
+) -> list[tuple[str, dict[str, Any]]] | None:
+    """For a fusion detector: per image ``(label, fields)``, the label ``fake`` / ``real`` /
+    ``uncertain`` and the fields ``reason``, ``ood`` and ``members`` (each member's
+    P(fake) and label at its own threshold); None for any other detector."""
+    model = det.model
+    if not hasattr(model, "analyse"):
+        return None
+    a = model.analyse(x)
+    labels = model.verdict(a["z"], a["ood"], logits.to(a["z"].device), det.logit_threshold)
+    out = []
+    for (label, reason), z, ood in zip(labels, a["z"].tolist(), a["ood"].tolist(), strict=True):
+        members = {}
+        for info, zi in zip(model.member_info, z, strict=True):
+            t, thr = info["temperature"], info["logit_threshold"]
+            p = float(expit((zi * t + thr) / t))  # the member's own calibrated P(fake)
+            members[info["id"]] = {"probability": p, "label": "fake" if zi >= 0 else "real"}
+        out.append((label, {"reason": reason, "ood": float(ood), "members": members}))
+    return out
 
 
 def _write_outputs(
@@ -459,8 +488,9 @@ def _write_outputs(
         fields += ["watermark_fingerprint", "error"]
         fields += ["face_box", "face_score"] if faces else []
         fields += ["explain"] if explain is not None else []
+        fields += ["reason", "ood"] if any("reason" in r for r in records) else []
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fields)
+        w = csv.DictWriter(buf, fields, extrasaction="ignore")  # "members" is JSON-only
         w.writeheader()
         for r in records:
             row = dict(r)

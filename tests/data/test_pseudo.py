@@ -23,7 +23,7 @@ def _base(n_real=6, n_fake=2, size=32):
 
 
 def test_one_virtual_fake_per_real_and_balanced_labels():
-    ps = PseudoFakeSet.build(_base(), ["sbi", "sbi-mouth"], Landmarker("template"))
+    ps = PseudoFakeSet.build(_base(), ["sbi", "sbi-mouth"], Landmarker("template"), paired=False)
     assert ps.n_pseudo == 6 and len(ps) == 14
     assert ps.labels.tolist() == [0] * 6 + [1] * 2 + [1] * 6
     assert ps.counts() == {"real": 6, "gan": 2, "sbi+sbi-mouth": 6}
@@ -31,7 +31,7 @@ def test_one_virtual_fake_per_real_and_balanced_labels():
 
 
 def test_batches_are_deterministic_per_generator_state_and_labelled():
-    ps = PseudoFakeSet.build(_base(), ["sbi"], Landmarker("template"))
+    ps = PseudoFakeSet.build(_base(), ["sbi"], Landmarker("template"), paired=False)
     idx = torch.tensor([0, 7, 8, 13])
     xa, ya = ps.batch(idx, rng=np.random.default_rng(4))
     xb, yb = ps.batch(idx, rng=np.random.default_rng(4))
@@ -42,6 +42,16 @@ def test_batches_are_deterministic_per_generator_state_and_labelled():
     assert torch.equal(xa[:2], xc[:2])  # base images are as stored
     with pytest.raises(ValueError, match="rng"):
         ps.batch(idx)
+
+
+def test_paired_batches_bring_each_real_faces_pseudo_fake_along():
+    ps = PseudoFakeSet.build(_base(), ["sbi"], Landmarker("template"))
+    assert len(ps) == 8 and ps.labels.tolist() == [0] * 6 + [1] * 2
+    x, y = ps.batch(torch.tensor([3, 6, 1]), rng=np.random.default_rng(0))
+    # Two reals (3, 1) and a real fake (6), then the pseudo-fakes of 3 and 1 in that order.
+    assert y.tolist() == [0.0, 1.0, 0.0, 1.0, 1.0]
+    diff = lambda a, b: (x[a] - x[b]).abs().mean().item()  # noqa: E731
+    assert diff(3, 0) < diff(3, 2) and diff(4, 2) < diff(4, 0)  # each fake beside its own face
 
 
 def test_materialised_validation_set_is_fixed_and_names_its_kinds():

@@ -28,6 +28,15 @@ TINY: dict[str, dict[str, object]] = {
     "resnet-cifar": {"depth": 8, "size": 16},
     "meso4": {"size": 16},  # runs at 256 px whatever the input: the published architecture
     "mesoinception": {"size": 16},
+    # Members at other sizes than the fusion's input: the resize to each is part of it.
+    "fusion": {
+        "size": 16,
+        "members": [
+            {"name": "npr", "kwargs": {"size": 8, "width": 4}},
+            {"name": "resnet", "kwargs": {"size": 16, "width": 4}},
+            {"name": "spectrum", "kwargs": {"size": 16, "bins": 8}},
+        ],
+    },
 }
 B = 4
 

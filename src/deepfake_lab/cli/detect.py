@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from deepfake_lab.cli.app import app
 from deepfake_lab.cli.common import console, err_console, handle_errors, stage_progress
@@ -260,14 +261,19 @@ def _scan_images(
     for r in records[:50]:
         p = "" if r["probability"] is None else f"{r['probability']:.4f}"
         mark = f"yes ({r['watermark_fingerprint']})" if r["watermark"] else ""
-        table.add_row(r["path"], p, r["label"], mark)
+        label = r["label"] + (f" ({r['reason']})" if r.get("reason") else "")
+        table.add_row(escape(r["path"]), p, label, mark)
     console.print(table)
     if len(records) > 50:
         console.print(f"... {len(records) - 50} more (use --json or --csv for all)")
-    count = {k: sum(r["label"] == k for r in records) for k in ("fake", "no_face", "error")}
+    count = {
+        k: sum(r["label"] == k for r in records) for k in ("fake", "uncertain", "no_face", "error")
+    }
     line = (
         f"{count['fake']} of {len(records)} called fake at threshold {records[0]['threshold']:.3f}"
     )
+    if count["uncertain"]:
+        line += f"; {count['uncertain']} uncertain (no verdict: see the reason column)"
     if faces:
         line += f"; {count['no_face']} without a face"
     if count["error"]:

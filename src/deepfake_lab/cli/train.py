@@ -127,3 +127,53 @@ def train_detector_cmd(
     )
     if result.signal is not None:
         raise typer.Exit(128 + result.signal)
+
+
+@train_app.command("fusion")
+@handle_errors
+def train_fusion_cmd(
+    member: list[str] = typer.Option(
+        ..., "--member", help="A member detector: run, checkpoint, export or meso4:DF (2+)."
+    ),
+    real: list[Path] = typer.Option([], "--real", help="Folder of real faces (repeatable)."),
+    fake: list[Path] = typer.Option([], "--fake", help="Folder of fakes, one source each."),
+    manifest: Path = typer.Option(None, "--manifest", help="JSONL of path, label, source."),
+    pseudo_fake: list[str] = typer.Option(
+        [], "--pseudo-fake", help="Also make pseudo-fakes from the reals: sbi, sbi-mouth."
+    ),
+    size: int = typer.Option(None, "--size", help="Input size (default: the largest member's)."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Parent folder of run folders."),
+    name: str = typer.Option("fusion", "--name", help="Run name."),
+    seed: int = typer.Option(0, "--seed", help="Split and pseudo-fake seed."),
+    margin: float = typer.Option(
+        2.0, "--margin", help="Calibrated-logit margin past which members disagree."
+    ),
+    ood_quantile: float = typer.Option(
+        0.99, "--ood-quantile", help="Share of calibration images counted in-distribution."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+) -> None:
+    """Fit a calibrated stacker over member detectors, with an "uncertain" verdict.
+
+    The images are split in two halves: the stacker and the out-of-distribution statistics
+    are fitted on one, the thresholds on the other. Members should not have trained on them.
+    """
+    from deepfake_lab.training.fusion import train_fusion
+
+    run_dir = train_fusion(
+        member,
+        real,
+        fake,
+        manifest,
+        pseudo_fake=pseudo_fake,
+        size=size,
+        out=out,
+        name=name,
+        seed=seed,
+        margin=margin,
+        ood_quantile=ood_quantile,
+        device=device,
+    )
+    console.print(
+        escape(f"run folder: {run_dir}\nreport: {run_dir / 'index.html'}"), highlight=False
+    )

@@ -59,6 +59,10 @@ class PseudoFakeSet:
         landmarks: one (K, 2) array per real image of ``base``, in ``real_index`` order.
         real_index: indices of ``base``'s real images.
         landmark_sources: per real image, which source gave its landmarks.
+        paired: as in the paper, each real face drawn into a batch brings its own
+            pseudo-fake along, so that within a pair the blend is the only difference; the
+            set then has ``len(base)`` indices and batches grow by their count of reals.
+            False: pseudo-fakes are indices of their own, drawn independently.
     """
 
     base: DetectionDataset
@@ -66,10 +70,18 @@ class PseudoFakeSet:
     landmarks: list[np.ndarray]
     real_index: np.ndarray
     landmark_sources: list[str] = field(default_factory=list)
+    paired: bool = True
+
+    def __post_init__(self) -> None:
+        self._position = {int(i): j for j, i in enumerate(self.real_index)}
 
     @classmethod
     def build(
-        cls, base: DetectionDataset, kinds: Sequence[str], landmarker: Landmarker
+        cls,
+        base: DetectionDataset,
+        kinds: Sequence[str],
+        landmarker: Landmarker,
+        paired: bool = True,
     ) -> PseudoFakeSet:
         """Find the landmarks of every real face of ``base`` once.
 
@@ -84,7 +96,7 @@ class PseudoFakeSet:
             raise UserError("pseudo-fakes are made from real faces, and this set has none")
         hwc = base.images[torch.as_tensor(real_index)].permute(0, 2, 3, 1).numpy()
         found = [landmarker(np.ascontiguousarray(img)) for img in hwc]
-        return cls(base, kinds, [p for p, _ in found], real_index, [s for _, s in found])
+        return cls(base, kinds, [p for p, _ in found], real_index, [s for _, s in found], paired)
 
     @property
     def n_pseudo(self) -> int:
@@ -92,7 +104,7 @@ class PseudoFakeSet:
         return len(self.real_index)
 
     def __len__(self) -> int:
-        return len(self.base) + self.n_pseudo
+        return len(self.base) + (0 if self.paired else self.n_pseudo)
 
     @property
     def size(self) -> int:
@@ -100,6 +112,9 @@ class PseudoFakeSet:
 
     @property
     def labels(self) -> torch.Tensor:
+        """Labels of the indices (paired: of the base images only)."""
+        if self.paired:
+            return self.base.labels.clone()
         extra = torch.full((self.n_pseudo,), FAKE, dtype=torch.int64)
         return torch.cat([self.base.labels, extra])
 
@@ -123,13 +138,16 @@ class PseudoFakeSet:
         rng: np.random.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images and labels at ``indices`` (see ``DetectionDataset.batch``); indices past
-        ``len(base)`` are pseudo-fakes made now from ``rng``.
+        ``len(base)`` are pseudo-fakes made now from ``rng``; when ``paired``, the
+        pseudo-fakes of the batch's real faces follow the batch, in its order.
 
         Raises:
             ValueError: pseudo-fakes asked for without ``rng``.
         """
         idx = [int(i) for i in indices]
         n_base = len(self.base)
+        if self.paired:
+            idx += [n_base + self._position[i] for i in idx if i in self._position]
         if rng is None and any(i >= n_base for i in idx):
             raise ValueError("pseudo-fakes need rng, the generator they draw from")
         images, labels = [], []

@@ -36,6 +36,11 @@ class DetectorDataConfig(StrictModel):
         description="Pseudo-fakes made from the real faces on the fly: sbi (self-blended "
         "face), sbi-mouth (self-blended lower face).",
     )
+    pseudo_paired: bool = Field(
+        True,
+        description="Each real face in a batch brings its own pseudo-fake (the paper's "
+        "batches); false: pseudo-fakes are drawn on their own.",
+    )
     landmarks: Literal["auto", "dlib68", "yunet", "template"] = Field(
         "auto", description="Landmarks of the pseudo-fake masks (auto: the best installed)."
     )

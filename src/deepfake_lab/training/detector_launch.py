@@ -109,7 +109,7 @@ def load_detector_data(
     if not d.pseudo_fake:
         return train, val, warnings
     landmarker = Landmarker(d.landmarks, d.face_model)
-    pseudo_train = PseudoFakeSet.build(train, d.pseudo_fake, landmarker)
+    pseudo_train = PseudoFakeSet.build(train, d.pseudo_fake, landmarker, d.pseudo_paired)
     pseudo_val = PseudoFakeSet.build(val, d.pseudo_fake, landmarker)
     if landmarker.fallbacks:
         warnings.append(

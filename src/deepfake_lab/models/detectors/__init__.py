@@ -10,7 +10,9 @@ package registers them all:
 - ``gan-d``: a GAN discriminator, logit negated;
 - ``resnet-cifar``: CIFAR-10 ResNet-20/56 backbone with a new head;
 - ``meso4``, ``mesoinception``: MesoNet (Afchar et al. 2018), with the authors' released
-  Deepfake and Face2Face weights (``weights="DF"`` / ``"F2F"``).
+  Deepfake and Face2Face weights (``weights="DF"`` / ``"F2F"``);
+- ``fusion``: a calibrated logistic stacker over member detectors, with an "uncertain"
+  verdict for inputs unlike its fitting data or where members disagree.
 
 Example:
     >>> det = build_detector("npr", size=64)
@@ -19,6 +21,7 @@ Example:
 """
 
 from deepfake_lab.models.detectors import (  # noqa: F401  (registration)
+    fusion,
     gan_d,
     meso4,
     mesoinception,
