@@ -216,6 +216,48 @@ def load_published_detector(
     return detector_from_parts(model, None, identity, None, f"{name}:{weights}")
 
 
+#: The detector ``detect`` answers with when no model is named: MesoNet Meso4 with the
+#: authors' released Deepfake weights (Apache-2.0), fetched once into the cache (sha256
+#: checked). Uncalibrated and trained on one face-swap method: a first answer, not a verdict.
+DEFAULT_DETECTOR = "meso4:DF"
+
+
+def is_detector_source(text: str | Path) -> bool:
+    """Whether ``text`` names a detector: a run folder, checkpoint, export folder, or a
+    released detector (``meso4:DF``), as :func:`load_detector` reads them."""
+    from deepfake_lab.export import is_export_folder
+
+    if published_detector_spec(text) is not None:
+        return True
+    path = Path(text)
+    if path.is_file():
+        return path.suffix == ".pt"
+    if path.is_dir():
+        return (
+            is_export_folder(path)
+            or (path / "checkpoints" / "best.pt").is_file()
+            or (path / "best.pt").is_file()
+        )
+    return False
+
+
+def split_model_argument(args: list[str]) -> tuple[str, list[str], bool]:
+    """``[MODEL] PATH...`` -> ``(model, paths, defaulted)``: the first argument is the
+    model when it names one (:func:`is_detector_source`), else :data:`DEFAULT_DETECTOR`
+    answers and every argument is a path.
+
+    Raises:
+        UserError: nothing to scan.
+    """
+    if args and is_detector_source(args[0]):
+        if len(args) == 1:
+            raise UserError(f"no images or videos to scan: give paths after the model {args[0]}")
+        return args[0], list(args[1:]), False
+    if not args:
+        raise UserError("give images, videos or folders to scan (and optionally a model first)")
+    return DEFAULT_DETECTOR, list(args), True
+
+
 def load_detector(source: str | Path, device: str | torch.device = "cpu") -> LoadedDetector:
     """Load a detector from a run folder, a checkpoint, an export folder, or the name of a
     detector with released weights (``NAME`` or ``NAME:WEIGHTS``, when no such path exists;

@@ -5,6 +5,7 @@ as a ready detector, export and initialisation."""
 from __future__ import annotations
 
 import io
+import json
 import urllib.error
 from pathlib import Path
 
@@ -275,3 +276,24 @@ def test_init_a_detector_from_released_weights(cached: Path) -> None:
     published = build_detector("meso4", weights="DF")
     for k, t in published.state_dict().items():
         assert torch.equal(model.state_dict()[k], t), k
+
+
+def test_detect_without_a_model_answers_with_the_released_default(
+    cached: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from deepfake_lab.cli.app import app
+    from deepfake_lab.detect import DEFAULT_DETECTOR, split_model_argument
+
+    monkeypatch.chdir(tmp_path)
+    folder = shared_path("models", "mesonet", "test_images")
+    assert split_model_argument([str(folder)]) == (DEFAULT_DETECTOR, [str(folder)], True)
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(app, ["detect", str(folder), "--no-faces", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "no model named: meso4:DF answers" in res.output
+    records = json.loads(out.read_text())["results"]
+    assert {r["model"].split(":")[1] for r in records} == {"DF"}
+    labels = {Path(r["path"]).name: r["label"] for r in records}
+    assert labels["df00204.jpg"] == "fake" and labels["real00772.jpg"] == "real"

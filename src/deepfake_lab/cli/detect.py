@@ -17,21 +17,23 @@ from deepfake_lab.errors import without_path
 @app.command("detect")
 @handle_errors
 def detect_cmd(
-    model: Path = typer.Argument(
+    targets: list[str] = typer.Argument(
         ...,
-        help="Detector run folder, checkpoint or export, or a released detector "
-        "(meso4, meso4:F2F, mesoinception, mesoinception:F2F).",
+        metavar="[MODEL] PATH...",
+        help="MODEL: a detector run folder, checkpoint or export, or a released detector "
+        "(meso4, meso4:F2F, mesoinception, mesoinception:F2F); left out, meso4:DF answers "
+        "(downloaded once). PATH: images, videos or folders to scan.",
     ),
-    paths: list[Path] = typer.Argument(..., help="Images, videos or folders to scan."),
     json_path: Path = typer.Option(None, "--json", help="Write results as JSON here."),
     csv_path: Path = typer.Option(None, "--csv", help="Write results as CSV here."),
     batch: int = typer.Option(64, "--batch", help="Images per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     faces: bool = typer.Option(
-        False,
-        "--faces",
+        None,
+        "--faces/--no-faces",
         help="Score the most confident face, detected and aligned as `data prepare` does "
-        "(images without one are labelled no_face).",
+        "(images without one are labelled no_face); default: on when no MODEL is named.",
+        show_default=False,
     ),
     face_detector: str = typer.Option(
         "yunet", "--detector", help="Face detector for --faces: yunet | haar."
@@ -68,9 +70,24 @@ def detect_cmd(
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
     """P(fake) for every image and video, with the detector's calibrated threshold."""
+    from deepfake_lab.detect import split_model_argument
     from deepfake_lab.errors import UserError
     from deepfake_lab.io import check_output_paths
     from deepfake_lab.video.detect_video import check_video_options, split_media
+
+    model, names, defaulted = split_model_argument(targets)
+    paths = [Path(n) for n in names]
+    if faces is None:
+        faces = defaulted  # the released detectors read aligned face crops
+    if defaulted:
+        console.print(
+            escape(
+                f"no model named: {model} answers (MesoNet, the authors' weights trained on "
+                "Deepfake face swaps; uncalibrated, threshold 0.5; faces detected and aligned). "
+                "Name a detector you trained or fused for better-founded answers."
+            ),
+            highlight=False,
+        )
 
     if lips not in ("auto", "on", "off"):
         raise UserError(f"--lips must be auto, on or off, got {lips!r}")
