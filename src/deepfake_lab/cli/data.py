@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from deepfake_lab.cli.app import app
-from deepfake_lab.cli.common import console, handle_errors
+from deepfake_lab.cli.common import console, handle_errors, stage_progress
 from deepfake_lab.data.decode import DEFAULT_MAX_PIXELS
 
 data_app = typer.Typer(help="Prepare face datasets.", no_args_is_help=True)
@@ -99,3 +99,80 @@ def prepare(
     unit = "sources" if summary.videos_found else "images"
     table.add_row("speed", f"{summary.images_per_s:.1f} {unit}/s ({summary.elapsed_s:.1f} s)")
     console.print(table)
+
+
+@data_app.command("zoo")
+@handle_errors
+def zoo(
+    real: Path = typer.Option(..., "--real", help="Folder of real faces to reconstruct."),
+    out: Path = typer.Option(..., "--out", help="Zoo folder: one sub-folder per family."),
+    families: list[str] = typer.Option(
+        [],
+        "--families",
+        help="Families: comma list and/or globs, e.g. 'tconv-*,*-none-trained' (default: all; "
+        "repeatable).",
+    ),
+    size: int = typer.Option(128, "--size", help="Side of every image (the detector's size)."),
+    num: int | None = typer.Option(
+        None, "--num", help="Use the first N decodable reals (default: all)."
+    ),
+    steps: int = typer.Option(300, "--steps", help="Training steps of 'trained' families."),
+    seed: int = typer.Option(0, "--seed", help="Zoo seed (each family derives its own)."),
+    gan: list[Path] = typer.Option(
+        [], "--gan", help="Also sample a trained GAN (run, checkpoint or export; repeatable)."
+    ),
+    batch: int = typer.Option(8, "--batch", help="Images per training step / forward pass."),
+    device: str = typer.Option("cpu", "--device", help="cpu (reproducible), cuda or auto."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+) -> None:
+    """Fake faces from many small generator families, for detectors that must generalise.
+
+    Each family (up-sampler tconv/nearest/bilinear/pixelshuffle, with or without
+    BatchNorm, trained or untrained) remakes every real face at --size into
+    OUT/<family>/, for `train detector --fake OUT/fam1 --fake OUT/fam2 ...`;
+    OUT/zoo.json records the families, the reals used and the parameters,
+    OUT/manifest.jsonl lists every image, OUT/preview.png shows one row per family.
+    Images are tagged AI-generated in their metadata but carry no pixel
+    watermark (a watermark only on fakes would be a label a detector learns).
+    Re-running into OUT skips finished families.
+    """
+    from deepfake_lab.data.zoo import PREVIEW, ZOO_JSON, build_zoo, family_names
+
+    stages = {"reals": "loading reals"}
+    stages.update({name: name for name in family_names()})
+    with stage_progress(stages, disable=no_progress) as report:
+        record = build_zoo(
+            real,
+            out,
+            families=families or None,
+            size=size,
+            num=num,
+            steps=steps,
+            seed=seed,
+            gans=gan,
+            batch=batch,
+            device=device,
+            progress=report,
+            log=lambda line: console.print(line, highlight=False),
+        )
+    table = Table(title=f"data zoo -> {out}")
+    for column in ("source", "images", "recon L1", "PSNR dB", "seconds"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for name, fam in record["families"].items():
+        table.add_row(
+            name,
+            str(fam["count"]),
+            f"{fam['recon_l1']:.3f}",
+            f"{fam['psnr_db']:.1f}",
+            f"{fam['seconds']:.1f}",
+        )
+    for name, g in record["gans"].items():
+        table.add_row(name, str(g["count"]), "-", "-", f"{g['seconds']:.1f}")
+    console.print(table)
+    reals = record["reals"]
+    skipped = f", {reals['skipped']} unreadable skipped" if reals["skipped"] else ""
+    console.print(
+        f"{reals['count']} reals at {size} px{skipped}; no pixel watermark (metadata tag only); "
+        f"{out / ZOO_JSON}, {out / 'manifest.jsonl'}, {out / PREVIEW}",
+        highlight=False,
+    )

@@ -1,0 +1,216 @@
+"""Benchmark: detectors on generators and manipulations they never saw.
+
+    python bench/unseen_faces.py --out runs/unseen-faces --stride 1
+    deepfake-lab data zoo --real ../shared/data/ffhq-128 --out runs/zoo --num 200
+    deepfake-lab data zoo --real ../shared/data/ffhq-128 --out runs/zoo64 --num 200 \
+        --size 64 --families '*-untrained'
+    python bench/generalisation.py --real ../shared/data/ffhq-128 --zoo runs/zoo \
+        --zoo64 runs/zoo64 --unseen runs/unseen-faces --detector sbi=RUN --detector meso4:DF
+
+Three tables, every number measured here, nothing trained on the sets it is tested on:
+
+1. **Leave one up-sampler out** over the zoo: for each up-sampling family group (``tconv``,
+   ``nearest``, ``bilinear``, ``pixelshuffle``; its four families: BatchNorm or not,
+   trained or not), a detector is trained on the zoo faces of the other groups (made from
+   FFHQ faces 0-199, also the real class) and tested on the left-out group's faces against
+   held-out real faces (FFHQ 200-399): ROC-AUC per left-out family, and the mean.
+2. **Unseen manipulations**: the FaceForensics++ pair and the SadTalker clip of
+   ``../shared/videos`` (faces from ``bench/unseen_faces.py``): frame ROC-AUC of real vs
+   manipulated, the share of manipulated frames called fake and of real frames called fake
+   at each detector's calibrated threshold, and the share of SadTalker frames called fake;
+   for each ``--detector`` (trained runs, exports, released weights) and for the zoo
+   detector trained on every family.
+3. **Hygiene on/off** (with ``--zoo64``: untrained zoo families made at 64 px, upscaled to the
+   128 px of the reals): the same data trained with the resampling chain and
+   ``data.native_size=floor`` against neither, tested on the same families made natively at
+   128 px (``--zoo``) and on the unseen sets.
+
+Frames of one clip are strongly correlated: treat the clip numbers as one clip's evidence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from deepfake_lab.data.detection import FAKE, REAL, DetectionDataset, DetectionSample
+from deepfake_lab.detect import load_detector
+from deepfake_lab.metrics.detector_eval import score
+from deepfake_lab.training.detector_launch import train_detector
+
+GROUPS = ("tconv", "nearest", "bilinear", "pixelshuffle")
+
+
+def images(folder: Path) -> list[Path]:
+    root = folder / "images" if (folder / "images").is_dir() else folder
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+
+
+def write_manifest(path: Path, rows: list[tuple[Path, int, str]]) -> Path:
+    with open(path, "w", encoding="utf-8") as fh:
+        for p, label, source in rows:
+            lab = "fake" if label == FAKE else "real"
+            fh.write(json.dumps({"path": str(p.resolve()), "label": lab, "source": source}) + "\n")
+    return path
+
+
+def logits_of(det, paths: list[Path]) -> np.ndarray:
+    samples = [DetectionSample(p, FAKE, "x") for p in paths]
+    data = DetectionDataset.from_samples(samples, det.size, reencode=det.reencode)
+    return score(det, data, torch.device("cpu"))
+
+
+def auc(real: np.ndarray, fake: np.ndarray) -> float:
+    y = np.r_[np.zeros(len(real)), np.ones(len(fake))]
+    return float(roc_auc_score(y, np.r_[real, fake]))
+
+
+def train(name: str, out: Path, rows, size: int, epochs: int, model: str, extra=()) -> Path:
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = write_manifest(Path(tmp) / "m.jsonl", rows)
+        res = train_detector(
+            manifest=manifest,
+            model=model,
+            size=size,
+            epochs=epochs,
+            out=out,
+            name=name,
+            progress=False,
+            tensorboard=False,
+            overrides=["train.patience=100", *extra],
+        )
+    return res.run_dir
+
+
+def zoo_rows(
+    zoo: Path, families: list[str], per_family: int, seed: int, limit: int | None = None
+) -> list:
+    """``per_family`` random images of each family (of its first ``limit``), labelled fake."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for fam in families:
+        files = images(zoo / fam)[:limit]
+        pick = rng.choice(len(files), size=min(per_family, len(files)), replace=False)
+        rows += [(files[int(i)], FAKE, fam) for i in sorted(pick)]
+    return rows
+
+
+def unseen_row(name: str, det, unseen: Path) -> dict:
+    thr = det.logit_threshold
+    real = logits_of(det, images(unseen / "ffpp-real"))
+    fake = logits_of(det, images(unseen / "ffpp-manipulated"))
+    row = {
+        "detector": name,
+        "ffpp_auc": auc(real, fake),
+        "ffpp_manipulated_called_fake": float(np.mean(fake >= thr)),
+        "ffpp_real_called_fake": float(np.mean(real >= thr)),
+    }
+    if (unseen / "sadtalker").is_dir():
+        row["sadtalker_called_fake"] = float(
+            np.mean(logits_of(det, images(unseen / "sadtalker")) >= thr)
+        )
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--real", type=Path, default=Path("../shared/data/ffhq-128"))
+    ap.add_argument("--zoo", type=Path, help="data zoo at the detector size, from reals 0-199")
+    ap.add_argument("--zoo64", type=Path, help="data zoo at 64 px (hygiene table)")
+    ap.add_argument("--unseen", type=Path, help="bench/unseen_faces.py output")
+    ap.add_argument("--detector", action="append", default=[], help="NAME=RUN or a model spec")
+    ap.add_argument("--models", default="npr", help="detectors trained on the zoo (comma list)")
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--per-family", type=int, default=40)
+    ap.add_argument("--out", type=Path, default=Path("runs/generalisation"))
+    ap.add_argument("--only", default="lofo,unseen,hygiene")
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+    reals = images(args.real)
+    train_real = [(p, REAL, "real") for p in reals[:200]]
+    test_real = reals[200:]
+    results: dict = {"lofo": [], "unseen": [], "hygiene": []}
+
+    if args.zoo and "lofo" in only:
+        families = sorted(p.name for p in args.zoo.iterdir() if p.is_dir())
+        for model in args.models.split(","):
+            for group in GROUPS:
+                held = [f for f in families if f.startswith(group + "-")]
+                rows = train_real + zoo_rows(
+                    args.zoo, [f for f in families if f not in held], args.per_family, 0
+                )
+                run = train(f"lofo-{model}-{group}", args.out, rows, args.size, args.epochs, model)
+                det = load_detector(run)
+                r = logits_of(det, test_real)
+                for fam in held:
+                    a = auc(r, logits_of(det, images(args.zoo / fam)))
+                    results["lofo"].append({"model": model, "left_out": fam, "roc_auc": a})
+                    print(f"LOFO {model} without {group}: {fam} ROC-AUC {a:.4f}", flush=True)
+            mean = np.mean([x["roc_auc"] for x in results["lofo"] if x["model"] == model])
+            print(f"LOFO {model}: mean ROC-AUC over left-out families {mean:.4f}", flush=True)
+
+    detectors = [d.split("=", 1) if "=" in d else (d, d) for d in args.detector]
+    if args.zoo and "unseen" in only and args.unseen:
+        families = sorted(p.name for p in args.zoo.iterdir() if p.is_dir())
+        run = train(
+            "zoo-all-npr",
+            args.out,
+            train_real + zoo_rows(args.zoo, families, args.per_family, 0),
+            args.size,
+            args.epochs,
+            "npr",
+        )
+        detectors.append(("npr on the whole zoo", str(run)))
+    if args.unseen and "unseen" in only:
+        for name, src in detectors:
+            row = unseen_row(name, load_detector(src), args.unseen)
+            results["unseen"].append(row)
+            print("UNSEEN " + json.dumps(row), flush=True)
+
+    if args.zoo64 and "hygiene" in only:
+        fams = sorted(p.name for p in args.zoo64.iterdir() if p.is_dir())
+        # Trained on each family's first 100 images, tested on the other 100.
+        rows = train_real + zoo_rows(args.zoo64, fams, args.per_family, 0, limit=100)
+        settings = {
+            "off": ["data.native_size=ignore", "resample.enabled=false"],
+            "on": ["data.native_size=floor"],
+        }
+        for tag, extra in settings.items():
+            run = train(f"hygiene-{tag}", args.out, rows, 128, args.epochs, "npr", extra)
+            det = load_detector(run)
+            r = logits_of(det, test_real)
+            row: dict = {"hygiene": tag}
+            row["same_families_64px_upscaled"] = float(
+                np.mean([auc(r, logits_of(det, images(args.zoo64 / f)[100:])) for f in fams])
+            )
+            if args.zoo:
+                row["same_families_native_128px"] = float(
+                    np.mean(
+                        [
+                            auc(r, logits_of(det, images(args.zoo / f)))
+                            for f in fams
+                            if (args.zoo / f).is_dir()
+                        ]
+                    )
+                )
+            if args.unseen:
+                row |= {
+                    k: v for k, v in unseen_row(tag, det, args.unseen).items() if k != "detector"
+                }
+            results["hygiene"].append(row)
+            print("HYGIENE " + json.dumps(row), flush=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "generalisation.json").write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.out / 'generalisation.json'}")
+
+
+if __name__ == "__main__":
+    main()
