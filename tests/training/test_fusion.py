@@ -82,3 +82,13 @@ def test_fusion_needs_two_members(fused, tmp_path):
         train_fusion(members[:1], [held / "real"], [held / "fake"], out=tmp_path)
     with pytest.raises(UserError, match="single detectors"):
         train_fusion([run, members[0]], [held / "real"], [held / "fake"], out=tmp_path)
+
+
+def test_eval_detector_reports_the_uncertain_share(fused):
+    from deepfake_lab.metrics.detector_eval import evaluate_detector
+
+    run, _, held = fused
+    r = evaluate_detector(run, [held / "real"], [held / "fake"], robustness=False, n_boot=0)
+    u = r["uncertain"]
+    assert 0 <= u["share"] <= 1 and set(u) >= {"share_real", "share_fake", "reasons"}
+    assert u["accuracy_decided"] is None or 0 <= u["accuracy_decided"] <= 1

@@ -186,6 +186,15 @@ def _print_image_metrics(r: dict) -> None:
         ci = f"{lo:.4f} - {hi:.4f}" if lo is not None else ""
         table.add_row(k, "n/a" if v is None else f"{v:.4f}", ci)
     console.print(table)
+    u = r.get("uncertain")
+    if u:
+        why = ", ".join(f"{n} {reason}" for reason, n in u["reasons"].items()) or "none"
+        acc = u["accuracy_decided"]
+        console.print(
+            f"uncertain: {100 * u['share']:.1f}% of images ({why}); accuracy on the rest "
+            + ("n/a" if acc is None else f"{acc:.4f}"),
+            highlight=False,
+        )
     if r.get("robustness"):
         rob = Table(title="robustness (ROC-AUC / detection rate)")
         rob.add_column("perturbation")

@@ -161,6 +161,39 @@ class VideoOptions:
         return build_face_detector(self.face_detector, self.face_model)
 
 
+def _uncertain_shares(
+    det: LoadedDetector,
+    data: DetectionDataset,
+    labels: np.ndarray,
+    logits: np.ndarray,
+    dev: torch.device,
+    batch: int,
+) -> dict[str, Any]:
+    """A fusion's "uncertain" verdicts: share among real and fake images, by reason, and
+    the accuracy on the images it did decide."""
+    from deepfake_lab.detect import fusion_verdicts
+
+    verdicts: list[str] = []
+    reasons: dict[str, int] = {}
+    for idx in torch.arange(len(data)).split(batch):
+        x, _ = data.batch(idx, dev)
+        lg = torch.as_tensor(logits[idx.numpy()], dtype=torch.float32)
+        for label, extra in fusion_verdicts(det, x, lg) or []:
+            verdicts.append(label)
+            if label == "uncertain":
+                reasons[extra["reason"]] = reasons.get(extra["reason"], 0) + 1
+    v = np.asarray(verdicts)
+    decided = v != "uncertain"
+    correct = (v == "fake") == (labels == 1)
+    return {
+        "share": float(np.mean(~decided)),
+        "share_real": float(np.mean(~decided[labels == 0])) if (labels == 0).any() else None,
+        "share_fake": float(np.mean(~decided[labels == 1])) if (labels == 1).any() else None,
+        "reasons": reasons,
+        "accuracy_decided": float(np.mean(correct[decided])) if decided.any() else None,
+    }
+
+
 def _evaluate_images(
     det: LoadedDetector,
     dev: torch.device,
@@ -187,6 +220,8 @@ def _evaluate_images(
     if n_boot:
         result["intervals"] = bootstrap_intervals(labels, logits, lt, n_boot=n_boot, probs=probs)
     result["per_source"] = per_source_table(labels, logits, data.sources, lt)
+    if hasattr(det.model, "analyse"):
+        result["uncertain"] = _uncertain_shares(det, data, labels, logits, dev, batch)
     if robustness:
         rows = {}
         for name, fn in PERTURBATIONS.items():
