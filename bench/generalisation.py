@@ -41,6 +41,7 @@ from sklearn.metrics import roc_auc_score
 
 from deepfake_lab.data.detection import FAKE, REAL, DetectionDataset, DetectionSample
 from deepfake_lab.detect import load_detector
+from deepfake_lab.metrics.cross_source import write_manifest
 from deepfake_lab.metrics.detector_eval import score
 from deepfake_lab.training.detector_launch import train_detector
 
@@ -50,14 +51,6 @@ GROUPS = ("tconv", "nearest", "bilinear", "pixelshuffle")
 def images(folder: Path) -> list[Path]:
     root = folder / "images" if (folder / "images").is_dir() else folder
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
-
-
-def write_manifest(path: Path, rows: list[tuple[Path, int, str]]) -> Path:
-    with open(path, "w", encoding="utf-8") as fh:
-        for p, label, source in rows:
-            lab = "fake" if label == FAKE else "real"
-            fh.write(json.dumps({"path": str(p.resolve()), "label": lab, "source": source}) + "\n")
-    return path
 
 
 def logits_of(det, paths: list[Path]) -> np.ndarray:
@@ -73,7 +66,8 @@ def auc(real: np.ndarray, fake: np.ndarray) -> float:
 
 def train(name: str, out: Path, rows, size: int, epochs: int, model: str, extra=()) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = write_manifest(Path(tmp) / "m.jsonl", rows)
+        samples = [DetectionSample(p, label, source) for p, label, source in rows]
+        manifest = write_manifest(Path(tmp) / "m.jsonl", samples)
         res = train_detector(
             manifest=manifest,
             model=model,

@@ -34,6 +34,7 @@ from deepfake_lab.io import atomic_write_json, atomic_write_text, write_png
 from deepfake_lab.metrics.calibration import Calibration
 from deepfake_lab.models.detectors import DETECTORS, build_detector
 from deepfake_lab.models.detectors.inference import InferenceCopy, inference_copy
+from deepfake_lab.models.detectors.registry import published_detector_spec
 from deepfake_lab.provenance.watermark import extract as extract_watermark
 from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.common import resolve_device
@@ -156,19 +157,6 @@ def _detector_checkpoint(source: Path) -> Path:
         f"no detector found in {source} (expected checkpoints/best.pt, a .pt "
         "checkpoint or an export folder)"
     )
-
-
-def published_detector_spec(source: str | Path) -> tuple[str, str | None] | None:
-    """``(name, weights)`` when ``source`` names a detector with released weights
-    (``NAME`` or ``NAME:WEIGHTS``, ``WEIGHTS`` a released set or a weights file) and is not an
-    existing path; otherwise None."""
-    text = str(source)
-    if Path(text).exists():
-        return None
-    name, sep, weights = text.partition(":")
-    if name not in DETECTORS or not getattr(DETECTORS.get(name), "published_weights", ()):
-        return None
-    return name, (weights if sep else None)
 
 
 def _published_names() -> str:

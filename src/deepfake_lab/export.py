@@ -193,7 +193,7 @@ def source_kind(source: str | Path) -> str:
     Raises:
         UserError: ``source`` is missing or holds neither.
     """
-    from deepfake_lab.detect import published_detector_spec
+    from deepfake_lab.models.detectors.registry import published_detector_spec
 
     src = Path(source)
     if published_detector_spec(source) is not None:  # e.g. "meso4:DF", released weights

@@ -70,9 +70,9 @@ def build_model(cfg: DetectorConfig) -> torch.nn.Module:
 
 def init_weights(model: torch.nn.Module, source: str | Path) -> str:
     """Load matching weights from a detector checkpoint, a GAN checkpoint (its D), an
-    export, or released weights (``meso4:DF``, see ``detect.published_detector_spec``);
+    export, or released weights (``meso4:DF``, see ``registry.published_detector_spec``);
     returns a one-line report."""
-    from deepfake_lab.detect import published_detector_spec
+    from deepfake_lab.models.detectors.registry import published_detector_spec
 
     spec = published_detector_spec(source)
     if spec is not None:

@@ -132,11 +132,10 @@ class FusionDetector(Detector):
                     )
                 )
         try:
-            raw = torch.stack([m(resize_for(x, int(m.size))).float() for m in self.members], dim=1)
+            z = self.member_z(x)
         finally:
             for h in hooks:
                 h.remove()
-        z = (raw - self.shift) / self.scale_t
         feats = torch.cat(pooled, dim=1) if pooled else z.detach()
         return z, feats
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from deepfake_lab.models.detectors.base import Detector
@@ -19,3 +20,16 @@ def build_detector(name: str, **kwargs: Any) -> Detector:
         **kwargs: the detector's constructor arguments (plain JSON values).
     """
     return DETECTORS.build(name, **kwargs)
+
+
+def published_detector_spec(source: str | Path) -> tuple[str, str | None] | None:
+    """``(name, weights)`` when ``source`` names a detector with released weights
+    (``NAME`` or ``NAME:WEIGHTS``, ``WEIGHTS`` a released set or a weights file) and is not an
+    existing path; otherwise None."""
+    text = str(source)
+    if Path(text).exists():
+        return None
+    name, sep, weights = text.partition(":")
+    if name not in DETECTORS or not getattr(DETECTORS.get(name), "published_weights", ()):
+        return None
+    return name, (weights if sep else None)
