@@ -4,8 +4,12 @@
     deepfake-lab data zoo --real ../shared/data/ffhq-128 --out runs/zoo --num 200
     deepfake-lab data zoo --real ../shared/data/ffhq-128 --out runs/zoo64 --num 200 \
         --size 64 --families '*-untrained'
+    deepfake-lab data zoo --real ../shared/data/ffhq-128 --out runs/zoo-gan --num 400 \
+        --size 64 --families none --gan GAN_RUN
     python bench/generalisation.py --real ../shared/data/ffhq-128 --zoo runs/zoo \
-        --zoo64 runs/zoo64 --unseen runs/unseen-faces --detector sbi=RUN --detector meso4:DF
+        --zoo64 runs/zoo64 --unseen runs/unseen-faces --detector sbi=RUN --detector meso4:DF \
+        --models npr,spectrum --fusion --fusion-member meso4:DF --gan-zoo runs/zoo-gan \
+        --size 128 --epochs 10 --per-family 25
 
 Three tables, every number measured here, nothing trained on the sets it is tested on:
 
@@ -20,7 +24,17 @@ Three tables, every number measured here, nothing trained on the sets it is test
    at each detector's calibrated threshold, and the share of SadTalker frames called fake;
    for each ``--detector`` (trained runs, exports, released weights) and for the zoo
    detector trained on every family.
-3. **Hygiene on/off** (with ``--zoo64``: untrained zoo families made at 64 px, upscaled to the
+3. **Fusion** (with ``--fusion``, in the leave-one-out table): for each left-out group, a
+   fusion of the ``--models`` detectors trained without it (plus each ``--fusion-member``,
+   e.g. ``meso4:DF``), fitted on zoo faces of the other groups that its members never saw
+   and on reals 200-299; it and its members are tested on the left-out families against
+   reals 300-399, with the fusion's "uncertain" share of each class.
+4. **Own GAN** (with ``--gan-zoo``: ``data zoo --families none --gan RUN --size 64``): a
+   detector per ``--models`` trained on 200 of the GAN's samples against reals 0-199 and
+   tested on 200 others against reals 200-399, clean and after the sweep's
+   ``resize0.5+jpeg75`` (a re-shared photo); and the whole-zoo detector, which never saw
+   the GAN, on the same test.
+5. **Hygiene on/off** (with ``--zoo64``: untrained zoo families made at 64 px, upscaled to the
    128 px of the reals): the same data trained with the resampling chain and
    ``data.native_size=floor`` against neither, tested on the same families made natively at
    128 px (``--zoo``) and on the unseen sets.
@@ -37,13 +51,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from sklearn.metrics import roc_auc_score
 
+from deepfake_lab.augment.robustness import PERTURBATIONS
 from deepfake_lab.data.detection import FAKE, REAL, DetectionDataset, DetectionSample
 from deepfake_lab.detect import load_detector
 from deepfake_lab.metrics.cross_source import write_manifest
-from deepfake_lab.metrics.detector_eval import score
+from deepfake_lab.metrics.detector_eval import evaluate_detector, score
 from deepfake_lab.training.detector_launch import train_detector
+from deepfake_lab.training.fusion import train_fusion
 
 GROUPS = ("tconv", "nearest", "bilinear", "pixelshuffle")
 
@@ -53,9 +70,11 @@ def images(folder: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
 
 
-def logits_of(det, paths: list[Path]) -> np.ndarray:
+def logits_of(det, paths: list[Path], perturb: str | None = None) -> np.ndarray:
     samples = [DetectionSample(p, FAKE, "x") for p in paths]
     data = DetectionDataset.from_samples(samples, det.size, reencode=det.reencode)
+    if perturb is not None:
+        data = data.map(PERTURBATIONS[perturb])
     return score(det, data, torch.device("cpu"))
 
 
@@ -83,16 +102,30 @@ def train(name: str, out: Path, rows, size: int, epochs: int, model: str, extra=
 
 
 def zoo_rows(
-    zoo: Path, families: list[str], per_family: int, seed: int, limit: int | None = None
+    zoo: Path,
+    families: list[str],
+    per_family: int,
+    seed: int,
+    limit: int | None = None,
+    exclude: set[Path] = frozenset(),
 ) -> list:
-    """``per_family`` random images of each family (of its first ``limit``), labelled fake."""
+    """``per_family`` random images of each family (of its first ``limit``, none of
+    ``exclude``), labelled fake."""
     rng = np.random.default_rng(seed)
     rows = []
     for fam in families:
-        files = images(zoo / fam)[:limit]
+        files = [f for f in images(zoo / fam)[:limit] if f not in exclude]
         pick = rng.choice(len(files), size=min(per_family, len(files)), replace=False)
         rows += [(files[int(i)], FAKE, fam) for i in sorted(pick)]
     return rows
+
+
+def evaluate_rows(source: str | Path, rows: list) -> dict:
+    """``evaluate_detector`` on labelled ``(path, label, source)`` rows, no sweep."""
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = [DetectionSample(p, label, src) for p, label, src in rows]
+        manifest = write_manifest(Path(tmp) / "m.jsonl", samples)
+        return evaluate_detector(source, manifest=manifest, robustness=False, n_boot=0)
 
 
 def unseen_row(name: str, det, unseen: Path) -> dict:
@@ -124,13 +157,18 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--per-family", type=int, default=40)
     ap.add_argument("--out", type=Path, default=Path("runs/generalisation"))
-    ap.add_argument("--only", default="lofo,unseen,hygiene")
+    ap.add_argument("--fusion", action="store_true", help="add a fusion row to the LOFO table")
+    ap.add_argument("--fusion-member", action="append", default=[], help="e.g. meso4:DF")
+    ap.add_argument("--gan-zoo", type=Path, help="data zoo --families none --gan RUN --size 64")
+    ap.add_argument("--only", default="lofo,unseen,own,hygiene")
     args = ap.parse_args()
     only = set(args.only.split(","))
     reals = images(args.real)
     train_real = [(p, REAL, "real") for p in reals[:200]]
     test_real = reals[200:]
-    results: dict = {"lofo": [], "unseen": [], "hygiene": []}
+    results: dict = {"lofo": [], "fusion": [], "unseen": [], "own_gan": [], "hygiene": []}
+    lofo_runs: dict[tuple[str, str], Path] = {}
+    lofo_seen: dict[str, set[Path]] = {}
 
     if args.zoo and "lofo" in only:
         families = sorted(p.name for p in args.zoo.iterdir() if p.is_dir())
@@ -141,6 +179,8 @@ def main() -> None:
                     args.zoo, [f for f in families if f not in held], args.per_family, 0
                 )
                 run = train(f"lofo-{model}-{group}", args.out, rows, args.size, args.epochs, model)
+                lofo_runs[model, group] = run
+                lofo_seen[group] = {r[0] for r in rows}
                 det = load_detector(run)
                 r = logits_of(det, test_real)
                 for fam in held:
@@ -150,7 +190,48 @@ def main() -> None:
             mean = np.mean([x["roc_auc"] for x in results["lofo"] if x["model"] == model])
             print(f"LOFO {model}: mean ROC-AUC over left-out families {mean:.4f}", flush=True)
 
+    if args.zoo and "lofo" in only and args.fusion:
+        families = sorted(p.name for p in args.zoo.iterdir() if p.is_dir())
+        fit_real, fusion_test_real = reals[200:300], reals[300:]
+        for group in GROUPS:
+            held = [f for f in families if f.startswith(group + "-")]
+            names = [*args.models.split(","), *args.fusion_member]
+            members = [
+                *(str(lofo_runs[m, group]) for m in args.models.split(",")),
+                *args.fusion_member,
+            ]
+            fit_rows = [(p, REAL, "real") for p in fit_real] + zoo_rows(
+                args.zoo,
+                [f for f in families if f not in held],
+                args.per_family,
+                1,
+                exclude=lofo_seen[group],
+            )
+            with tempfile.TemporaryDirectory() as tmp:
+                samples = [DetectionSample(p, label, src) for p, label, src in fit_rows]
+                manifest = write_manifest(Path(tmp) / "m.jsonl", samples)
+                run = train_fusion(
+                    members, manifest=manifest, out=args.out, name=f"lofo-fusion-{group}"
+                )
+            for fam in held:
+                test = [(p, REAL, "real") for p in fusion_test_real]
+                test += [(p, FAKE, fam) for p in images(args.zoo / fam)]
+                row = {"left_out": fam, "reals": "300-399"}
+                for m, src in zip(names, members, strict=True):
+                    row[m] = evaluate_rows(src, test)["roc_auc"]
+                ev = evaluate_rows(run, test)
+                row["fusion"] = ev["roc_auc"]
+                row["fusion_uncertain_real"] = ev["uncertain"]["share_real"]
+                row["fusion_uncertain_fake"] = ev["uncertain"]["share_fake"]
+                row["fusion_accuracy_decided"] = ev["uncertain"]["accuracy_decided"]
+                results["fusion"].append(row)
+                print("LOFO-FUSION " + json.dumps(row), flush=True)
+        for key in [*names, "fusion"]:
+            mean = np.mean([r[key] for r in results["fusion"]])
+            print(f"LOFO-FUSION {key}: mean ROC-AUC over left-out families {mean:.4f}", flush=True)
+
     detectors = [d.split("=", 1) if "=" in d else (d, d) for d in args.detector]
+    zoo_all: Path | None = None
     if args.zoo and "unseen" in only and args.unseen:
         families = sorted(p.name for p in args.zoo.iterdir() if p.is_dir())
         run = train(
@@ -162,11 +243,37 @@ def main() -> None:
             "npr",
         )
         detectors.append(("npr on the whole zoo", str(run)))
+        zoo_all = run
     if args.unseen and "unseen" in only:
         for name, src in detectors:
             row = unseen_row(name, load_detector(src), args.unseen)
             results["unseen"].append(row)
             print("UNSEEN " + json.dumps(row), flush=True)
+
+    if args.gan_zoo and "own" in only:
+        gans = sorted(p.name for p in args.gan_zoo.iterdir() if p.is_dir())
+        for gan in gans:
+            files = images(args.gan_zoo / gan)
+            if len(files) < 400:
+                raise SystemExit(f"{args.gan_zoo / gan}: need 400 samples, found {len(files)}")
+            own = {}
+            for model in args.models.split(","):
+                rows = train_real + [(p, FAKE, gan) for p in files[:200]]
+                size = Image.open(files[0]).size[0]
+                own[f"{model} trained on it"] = train(
+                    f"own-{model}-{gan}", args.out, rows, size, args.epochs, model
+                )
+            if zoo_all is not None:
+                own["npr on the whole zoo (never saw it)"] = zoo_all
+            for name, run in own.items():
+                det = load_detector(run)
+                row = {"gan": gan, "detector": name, "size": det.size}
+                for perturb in (None, "resize0.5+jpeg75"):
+                    r = logits_of(det, test_real, perturb)
+                    f = logits_of(det, files[200:400], perturb)
+                    row[perturb or "clean"] = auc(r, f)
+                results["own_gan"].append(row)
+                print("OWN-GAN " + json.dumps(row), flush=True)
 
     if args.zoo64 and "hygiene" in only:
         fams = sorted(p.name for p in args.zoo64.iterdir() if p.is_dir())

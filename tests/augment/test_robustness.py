@@ -199,6 +199,7 @@ def test_perturbations_are_deterministic() -> None:
         "resize0.75",
         "blur1",
         "noise5",
+        "resize0.5+jpeg75",
     }
     img, other = picture(32, 0), picture(32, 1)
     for name, fn in PERTURBATIONS.items():
@@ -209,5 +210,9 @@ def test_perturbations_are_deterministic() -> None:
         noise(img).astype(int) - img.astype(int), noise(other).astype(int) - other.astype(int)
     )
     assert get_perturbation("jpeg75") is PERTURBATIONS["jpeg75"]
+    # The re-shared photo is the resize round trip, then JPEG q75, in that order.
+    reshared = PERTURBATIONS["resize0.5+jpeg75"](img)
+    np.testing.assert_array_equal(reshared, jpeg(resize(img, 0.5), 75))
+    assert not np.array_equal(reshared, resize(jpeg(img, 75), 0.5))
     with pytest.raises(UserError, match="jpeg95"):
         get_perturbation("jpeg10")

@@ -216,6 +216,15 @@ def test_gan_samples_resized_unmarked(tmp_path) -> None:
     for r in verify_images([tmp_path / "out" / "gan-tiny-gan"], search=False):
         assert r["watermark"] is False and r["metadata"]["ai_generated"] is True
 
+    # --families none: the GAN's samples alone.
+    only = build_zoo(real, tmp_path / "only", families="none", size=32, gans=[gan])
+    assert only["families"] == {} and list(only["gans"]) == ["gan-tiny-gan"]
+    assert {s.source for s in read_manifest(tmp_path / "only" / "manifest.jsonl")} == {
+        "gan-tiny-gan"
+    }
+    with pytest.raises(UserError, match="builds nothing without a --gan"):
+        build_zoo(real, tmp_path / "nothing", families="none", size=32)
+
 
 def test_cli_end_to_end_and_bad_family(tmp_path) -> None:
     real = _reals(tmp_path / "real", num=4, size=16)

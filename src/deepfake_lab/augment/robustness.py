@@ -283,6 +283,12 @@ def _seeded_noise(img: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
     return gaussian_noise(img, sigma, rng)
 
 
+def _reshared(img: np.ndarray) -> np.ndarray:
+    # A photo passed on through a messenger or social site: scaled down (and viewed back at
+    # its size), then re-encoded as JPEG.
+    return jpeg(resize(img, 0.5), 75)
+
+
 #: Deterministic perturbations for the robustness sweep, uint8 (H, W, 3) -> same.
 PERTURBATIONS: dict[str, ImageFn] = {
     "jpeg95": partial(jpeg, quality=95),
@@ -292,6 +298,7 @@ PERTURBATIONS: dict[str, ImageFn] = {
     "resize0.75": partial(resize, scale=0.75),
     "blur1": partial(gaussian_blur, sigma=1.0),
     "noise5": partial(_seeded_noise, sigma=5.0),
+    "resize0.5+jpeg75": _reshared,
 }
 
 

@@ -110,7 +110,7 @@ def zoo(
         [],
         "--families",
         help="Families: comma list and/or globs, e.g. 'tconv-*,*-none-trained' (default: all; "
-        "repeatable).",
+        "'none': only the --gan samples; repeatable).",
     ),
     size: int = typer.Option(128, "--size", help="Side of every image (the detector's size)."),
     num: int | None = typer.Option(

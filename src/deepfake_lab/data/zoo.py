@@ -129,7 +129,8 @@ WATERMARK_NOTE = (
 
 def select_families(spec: str | Sequence[str] | None) -> list[str]:
     """Families named by a comma list and/or globs (``"tconv-*,*-none-trained"``), in the
-    order of :func:`family_names`; None or empty: all.
+    order of :func:`family_names`; None or empty: all; ``"none"``: no family (only the
+    ``gans``' samples).
 
     Raises:
         UserError: a name or glob that matches no family (the message lists them).
@@ -141,6 +142,8 @@ def select_families(spec: str | Sequence[str] | None) -> list[str]:
     patterns = [p.strip() for p in items if p.strip()]
     if not patterns:
         return known
+    if patterns == ["none"]:
+        return []
     chosen: set[str] = set()
     for pattern in patterns:
         hits = fnmatch.filter(known, pattern)
@@ -219,6 +222,8 @@ def build_zoo(
     if seed < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")
     chosen = select_families(families)
+    if not chosen and not gans:
+        raise UserError("--families none builds nothing without a --gan; name a GAN run")
     if not real.is_dir():
         raise UserError(f"real folder not found: {real}")
     check_output_paths(folders={"--out": out})
