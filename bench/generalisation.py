@@ -30,7 +30,8 @@ Three tables, every number measured here, nothing trained on the sets it is test
    and on reals 200-299; it and its members are tested on the left-out families against
    reals 300-399, with the fusion's "uncertain" share of each class.
 4. **Own GAN** (with ``--gan-zoo``: ``data zoo --families none --gan RUN --size 64``): a
-   detector per ``--models`` trained on 200 of the GAN's samples against reals 0-199 and
+   detector per ``--models`` (at ``--size``; with ``data.native_size=floor`` when the GAN's
+   samples are smaller) trained on 200 of the GAN's samples against reals 0-199 and
    tested on 200 others against reals 200-399, clean and after the sweep's
    ``resize0.5+jpeg75`` (a re-shared photo); and the whole-zoo detector, which never saw
    the GAN, on the same test.
@@ -259,9 +260,12 @@ def main() -> None:
             own = {}
             for model in args.models.split(","):
                 rows = train_real + [(p, FAKE, gan) for p in files[:200]]
-                size = Image.open(files[0]).size[0]
+                # At the detector size; a GAN below it is upscaled, so both classes are
+                # first brought to its native side (data.native_size=floor).
+                native = Image.open(files[0]).size[0]
+                extra = ["data.native_size=floor"] if native < args.size else []
                 own[f"{model} trained on it"] = train(
-                    f"own-{model}-{gan}", args.out, rows, size, args.epochs, model
+                    f"own-{model}-{gan}", args.out, rows, args.size, args.epochs, model, extra
                 )
             if zoo_all is not None:
                 own["npr on the whole zoo (never saw it)"] = zoo_all
