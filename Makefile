@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 # torch would pull a multi-GB CUDA build. Elsewhere pip fetches the same version.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test bench lint venv clean
+.PHONY: demo test bench lint docs venv clean
 
 $(VENV)/.installed-base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,9 +37,18 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-base
 	$(PY) bench/gan_step.py
 
+# The documentation site (docs/ + mkdocs.yml) into site/; --strict turns every warning
+# (a broken link or anchor, a page missing from the nav) into a failure.
+$(VENV)/.installed-docs: $(VENV)/.installed-base
+	$(PIP) install --quiet -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.installed-docs
+	$(VENV)/bin/mkdocs build --strict -d site
+
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info
+	rm -rf $(VENV) build dist site src/*.egg-info
