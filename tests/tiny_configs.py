@@ -23,7 +23,8 @@ def tiny_generator_export(out, size: int = 16):
     import torch
     from safetensors.torch import save_file
 
-    from deepfake_lab.export import EXPORT_FORMAT, weights_sha256
+    from deepfake_lab.export import EXPORT_FORMAT
+    from deepfake_lab.hashing import weights_sha256
     from deepfake_lab.models import build_generator
 
     torch.manual_seed(0)

@@ -27,6 +27,7 @@ from scipy.special import expit
 
 from deepfake_lab.data.decode import IMAGE_SUFFIXES, DecodeError, decode_image
 from deepfake_lab.data.detection import parse_reencode
+from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.align import align_face, center_crop
 from deepfake_lab.faces.detectors import Face, FaceDetector
@@ -37,7 +38,6 @@ from deepfake_lab.models.detectors.inference import InferenceCopy, inference_cop
 from deepfake_lab.models.detectors.registry import published_detector_spec
 from deepfake_lab.provenance.watermark import extract as extract_watermark
 from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
-from deepfake_lab.training.common import resolve_device
 
 #: Labels of scan records.
 LABELS = ("fake", "real", "uncertain", "no_face", "error")
@@ -187,7 +187,7 @@ def load_published_detector(
     Raises:
         UserError: unknown weights, or a file that is missing and cannot be downloaded.
     """
-    from deepfake_lab.export import weights_sha256
+    from deepfake_lab.hashing import weights_sha256
 
     choices = tuple(getattr(DETECTORS.get(name), "published_weights", ()))
     if not choices:
@@ -250,7 +250,8 @@ def load_detector(source: str | Path, device: str | torch.device = "cpu") -> Loa
     """Load a detector from a run folder, a checkpoint, an export folder, or the name of a
     detector with released weights (``NAME`` or ``NAME:WEIGHTS``, when no such path exists;
     see ``load_published_detector``)."""
-    from deepfake_lab.export import is_export_folder, load_detector_export, weights_sha256
+    from deepfake_lab.export import is_export_folder, load_detector_export
+    from deepfake_lab.hashing import weights_sha256
 
     src = Path(source)
     if not src.exists():

@@ -11,7 +11,6 @@ always holds a matching set.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from safetensors.torch import load_file, save
 
 from deepfake_lab import __version__
 from deepfake_lab.errors import UserError
+from deepfake_lab.hashing import weights_sha256
 from deepfake_lab.io import atomic_write, atomic_write_json, usual_permissions
 from deepfake_lab.models import GENERATORS
 from deepfake_lab.models.detectors import DETECTORS
@@ -42,16 +42,6 @@ DETECTOR_FORMAT = "deepfake-lab/detector"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 _KIND_OF_FORMAT = {EXPORT_FORMAT: "generator", DETECTOR_FORMAT: "detector"}
-
-
-def weights_sha256(state: dict[str, torch.Tensor]) -> str:
-    """A fingerprint of a state dict: sha256 over sorted names, dtypes, shapes and bytes."""
-    h = hashlib.sha256()
-    for name in sorted(state):
-        t = state[name].detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 @dataclass

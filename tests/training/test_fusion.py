@@ -85,7 +85,7 @@ def test_fusion_needs_two_members(fused, tmp_path):
 
 
 def test_eval_detector_reports_the_uncertain_share(fused):
-    from deepfake_lab.metrics.detector_eval import evaluate_detector
+    from deepfake_lab.evaluation.detector_eval import evaluate_detector
 
     run, _, held = fused
     r = evaluate_detector(run, [held / "real"], [held / "fake"], robustness=False, n_boot=0)

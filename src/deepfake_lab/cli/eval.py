@@ -49,8 +49,8 @@ def eval_gan_cmd(
     """Score generated faces against real ones: FD (FID), KID, IS, precision/recall, ..."""
     from rich.table import Table
 
+    from deepfake_lab.evaluation.evaluate import evaluate_gan, metric_rows
     from deepfake_lab.io import atomic_write_json
-    from deepfake_lab.metrics.evaluate import evaluate_gan, metric_rows
 
     stages = {"fake": "generated images", "real": "reference images"}
     with stage_progress(stages, disable=no_progress) as report:
@@ -130,7 +130,7 @@ def eval_detector_cmd(
     from rich.progress import Progress
 
     from deepfake_lab.errors import UserError
-    from deepfake_lab.metrics.detector_eval import VideoOptions, evaluate_detector
+    from deepfake_lab.evaluation.detector_eval import VideoOptions, evaluate_detector
 
     if frames < 0 or stride < 1 or (max_frames is not None and max_frames < 1):
         raise UserError("--frames must be 0 or more, --stride and --max-frames 1 or more")
@@ -171,7 +171,7 @@ def eval_detector_cmd(
 def _print_image_metrics(r: dict) -> None:
     from rich.table import Table
 
-    from deepfake_lab.metrics.detector_eval import POINT_KEYS
+    from deepfake_lab.evaluation.detector_eval import POINT_KEYS
 
     table = Table(
         title=f"{r['model']['name']} on {r['n_real']} real + {r['n_fake']} fake "
@@ -223,7 +223,7 @@ def _print_image_metrics(r: dict) -> None:
 def _print_video_metrics(v: dict) -> None:
     from rich.table import Table
 
-    from deepfake_lab.metrics.detector_eval import POINT_KEYS
+    from deepfake_lab.evaluation.detector_eval import POINT_KEYS
 
     m, f = v["video"], v["frame"]
     table = Table(

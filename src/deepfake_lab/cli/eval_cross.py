@@ -30,7 +30,7 @@ def eval_cross_source_cmd(
 
     from deepfake_lab.data.detection import fake_source_names
     from deepfake_lab.errors import UserError
-    from deepfake_lab.metrics.cross_source import cross_source_matrix
+    from deepfake_lab.evaluation.cross_source import cross_source_matrix
 
     if len(fake) < 2:
         raise UserError("give at least two --fake folders (one per source) to cross them")

@@ -49,7 +49,7 @@ def eval_resistance_cmd(
     (ROC-AUC 0.5 = indistinguishable), and what existing detectors catch."""
     from rich.table import Table
 
-    from deepfake_lab.metrics.resistance import detection_resistance
+    from deepfake_lab.evaluation.resistance import detection_resistance
 
     r = detection_resistance(
         source,

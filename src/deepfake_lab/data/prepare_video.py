@@ -33,7 +33,6 @@ With ``align=False`` no detector runs: each sampled frame gives one centre crop,
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -49,6 +48,7 @@ from deepfake_lab.data.video_layouts import SourceVideo
 from deepfake_lab.errors import UserError, os_error_detail, without_path
 from deepfake_lab.faces.align import align_face, center_crop
 from deepfake_lab.faces.detectors import Face, FaceDetector
+from deepfake_lab.hashing import sha256_file
 from deepfake_lab.io import write_png
 from deepfake_lab.video.decode import Frame, VideoDecodeError, iter_evenly_spaced
 from deepfake_lab.video.tracks import link_tracks
@@ -68,7 +68,6 @@ TRACK_MIN_IOU = 0.2
 TRACK_MAX_LANDMARK = 1.0
 TRACK_MAX_GAP = 2
 
-_HASH_CHUNK = 1 << 20  # 1 MiB reads: fast, and memory stays flat for multi-GB videos
 
 
 @dataclass(frozen=True)
@@ -175,15 +174,6 @@ def settle_video(run: _Run, video: SourceVideo, opts: VideoOptions) -> None:
         summary.video_seconds += time.perf_counter() - started
         summary.videos_processed += 1
     run.rejections.settle(str(video.path))
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks (memory stays flat for any size)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _classify(run: _Run, video: SourceVideo, opts: VideoOptions) -> _Source | None:

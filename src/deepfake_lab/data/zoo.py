@@ -204,7 +204,7 @@ def build_zoo(
             GAN that does not load, or an ``out`` that holds something else; all before
             anything is written.
     """
-    from deepfake_lab.training.common import resolve_device
+    from deepfake_lab.devices import resolve_device
 
     real, out = Path(real), Path(out)
     try:

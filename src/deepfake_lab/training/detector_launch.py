@@ -19,10 +19,11 @@ from deepfake_lab.data.detection import DetectionDataset, collect_samples, split
 from deepfake_lab.data.format_check import check_formats
 from deepfake_lab.data.pseudo import PseudoFakeSet
 from deepfake_lab.data.resolution import check_resolution
+from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.landmarks import Landmarker
 from deepfake_lab.training.checkpoint import load_checkpoint
-from deepfake_lab.training.common import determinism, resolve_device, seed_everything
+from deepfake_lab.training.common import determinism, seed_everything
 from deepfake_lab.training.detector import (
     KIND,
     DetectorResult,

@@ -13,9 +13,9 @@ from rich.console import Console
 
 from deepfake_lab.config import build_config, flatten
 from deepfake_lab.data.dataset import FaceDataset
+from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
 from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
-from deepfake_lab.training.common import resolve_device
 from deepfake_lab.training.gan import check_models
 from deepfake_lab.training.gan_config import GanConfig
 from deepfake_lab.training.gan_loop import TrainResult, run_training

@@ -169,7 +169,7 @@ def _generator_batches(
 ) -> Iterator[torch.Tensor]:
     """Images of seeds ``seed .. seed + num - 1`` (as ``generate`` draws them), in batches."""
     from deepfake_lab.generate import latents_for_seeds
-    from deepfake_lab.report.grid import to_uint8
+    from deepfake_lab.pixels import to_uint8
 
     for start in range(0, num, batch):
         seeds = list(range(seed + start, seed + min(start + batch, num)))
@@ -287,7 +287,7 @@ def evaluate_gan(
     Raises:
         UserError: unknown metric, IS on a non-classifier, missing files, too few images.
     """
-    from deepfake_lab.training.common import resolve_device
+    from deepfake_lab.devices import resolve_device
 
     names = parse_metrics(metrics)
     if num < 1:
