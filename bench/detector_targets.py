@@ -54,7 +54,7 @@ def images(folder: str | Path) -> list[Path]:
 
 
 def throughput(models: list[str], size: int = 128, batch: int = 64, repeats: int = 7) -> None:
-    from deepfake_lab.detect import LoadedDetector
+    from deepfake_lab.models.detectors.loading import LoadedDetector
 
     x = torch.rand(batch, 3, size, size) * 2 - 1
     print(

@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from deepfake_lab.detect import detect_images, load_detector
+from deepfake_lab.detect import detect_images
 from deepfake_lab.errors import UserError
+from deepfake_lab.models.detectors.loading import load_detector
 from deepfake_lab.training.fusion import train_fusion
 from detector_toys import make_toy_sets, run_toy_training
 

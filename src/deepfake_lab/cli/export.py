@@ -33,12 +33,13 @@ def export_cmd(
     if result.kind == "generator":
         console.print(
             f"exported the {result.name} generator to {result.folder} "
-            "(load with deepfake_lab.export.load_generator)"
+            "(load with deepfake_lab.models.generators.loading.load_generator)"
         )
         return
     console.print(
         f"exported the {result.name} detector to {result.folder} (scan with "
-        "`deepfake-lab detect DIR ...`; load with deepfake_lab.detect.load_detector)"
+        "`deepfake-lab detect DIR ...`; load with "
+        "deepfake_lab.models.detectors.loading.load_detector)"
     )
     if result.onnx is not None:
         console.print(result.onnx.summary(), highlight=False)

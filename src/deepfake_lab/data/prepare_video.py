@@ -69,7 +69,6 @@ TRACK_MAX_LANDMARK = 1.0
 TRACK_MAX_GAP = 2
 
 
-
 @dataclass(frozen=True)
 class VideoOptions:
     """How videos are processed in one run.

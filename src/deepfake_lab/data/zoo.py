@@ -232,7 +232,7 @@ def build_zoo(
     previous = previous_zoo(out)
     dev = resolve_device(device)
 
-    from deepfake_lab.export import load_generator
+    from deepfake_lab.models.generators.loading import load_generator
 
     gan_models: dict[str, tuple[Path, Any]] = {}
     for g in gans:

@@ -19,10 +19,10 @@ import torch
 from deepfake_lab import __version__
 from deepfake_lab.augment.robustness import PERTURBATIONS
 from deepfake_lab.data.detection import DetectionDataset, collect_samples
-from deepfake_lab.detect import LoadedDetector, load_detector
 from deepfake_lab.devices import resolve_device
 from deepfake_lab.io import atomic_write_json
 from deepfake_lab.metrics.detection import bootstrap_intervals, detection_metrics, per_source_table
+from deepfake_lab.models.detectors.loading import LoadedDetector, load_detector
 from deepfake_lab.report import detection_plots as plots
 
 POINT_KEYS = ("roc_auc", "ap", "eer", "accuracy", "precision", "recall", "f1", "ece")

@@ -183,7 +183,7 @@ def _generator_batches(
 
 def _is_generator(src: Path) -> bool:
     """A checkpoint file, export folder or run folder; False for a folder of images."""
-    from deepfake_lab.training.checkpoint import list_checkpoints
+    from deepfake_lab.runs.checkpoint import list_checkpoints
 
     if src.is_file():
         if src.suffix.lower() in IMAGE_SUFFIXES:
@@ -316,7 +316,7 @@ def evaluate_gan(
     fake_pass = _FeaturePass(fx, n_fake_planned, keep_matrix, "is" in names)
     skipped_fake: list[Path] = []
     if use_generator:
-        from deepfake_lab.export import load_generator
+        from deepfake_lab.models.generators.loading import load_generator
 
         loaded = load_generator(src, device=dev)
         result["model"] = loaded.identity

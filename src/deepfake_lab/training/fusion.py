@@ -36,16 +36,15 @@ from deepfake_lab.faces.landmarks import Landmarker
 from deepfake_lab.io import atomic_write_json
 from deepfake_lab.metrics.calibration import calibrate, threshold_at_eer, threshold_at_fpr
 from deepfake_lab.models.detectors.fusion import FusionDetector
+from deepfake_lab.models.detectors.loading import load_detector
 from deepfake_lab.report.html import Section, Table, write_report
-from deepfake_lab.training.checkpoint import save_checkpoint
+from deepfake_lab.runs.checkpoint import save_checkpoint
+from deepfake_lab.runs.run_dir import create_run_dir
 from deepfake_lab.training.common import seed_everything
-from deepfake_lab.training.run_dir import create_run_dir
 
 
 def _member_spec(source: str, device: torch.device) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(spec, state)`` of one member: registry name, kwargs, id and calibration."""
-    from deepfake_lab.detect import load_detector
-
     det = load_detector(source, device)
     spec = {
         "name": det.identity["name"],

@@ -15,7 +15,7 @@ from typing import Any
 from deepfake_lab.errors import UserError
 from deepfake_lab.evaluation.evaluate import build_extractor, label_key, parse_metrics
 from deepfake_lab.io import atomic_write, atomic_write_json
-from deepfake_lab.training.checkpoint import capture_rng, restore_rng
+from deepfake_lab.runs.checkpoint import capture_rng, restore_rng
 from deepfake_lab.training.gan_config import GanConfig
 from deepfake_lab.training.logger import RunLogger
 
