@@ -7,12 +7,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from deepfake_lab.cli.app import app
 from deepfake_lab.cli.common import console, handle_errors, stage_progress
 from deepfake_lab.data.decode import DEFAULT_MAX_PIXELS
 
 data_app = typer.Typer(help="Prepare face datasets.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
 
 
 @data_app.command("prepare")

@@ -9,12 +9,14 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from deepfake_lab.cli.app import app
 from deepfake_lab.cli.common import console, err_console, handle_errors, stage_progress
 from deepfake_lab.errors import without_path
 
+#: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
+commands = typer.Typer()
 
-@app.command("detect")
+
+@commands.command("detect")
 @handle_errors
 def detect_cmd(
     targets: list[str] = typer.Argument(

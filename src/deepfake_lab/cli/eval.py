@@ -6,12 +6,10 @@ from pathlib import Path
 
 import typer
 
-from deepfake_lab.cli.app import app
 from deepfake_lab.cli.common import console, handle_errors, stage_progress
 from deepfake_lab.errors import without_path
 
 eval_app = typer.Typer(help="Evaluate models.", no_args_is_help=True)
-app.add_typer(eval_app, name="eval")
 
 
 @eval_app.command("gan")
@@ -250,3 +248,14 @@ def _print_video_metrics(v: dict) -> None:
     for e in v["excluded"]:
         detail = without_path(e["detail"], e["path"])
         console.print(f"[yellow]left out:[/] {e['path']}: {detail}", highlight=False)
+
+
+def _add_commands() -> None:
+    # The cross-source and resistance tables have their own modules; they join this group.
+    from deepfake_lab.cli import eval_cross, eval_resistance
+
+    eval_app.add_typer(eval_cross.commands)
+    eval_app.add_typer(eval_resistance.commands)
+
+
+_add_commands()

@@ -7,10 +7,12 @@ from pathlib import Path
 import typer
 
 from deepfake_lab.cli.common import console, handle_errors
-from deepfake_lab.cli.eval import eval_app
+
+#: Added to the ``eval`` group by :mod:`deepfake_lab.cli.eval`.
+commands = typer.Typer()
 
 
-@eval_app.command("cross-source")
+@commands.command("cross-source")
 @handle_errors
 def eval_cross_source_cmd(
     real: list[Path] = typer.Option(..., "--real", help="Folder of real faces (repeatable)."),

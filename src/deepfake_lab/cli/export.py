@@ -6,11 +6,13 @@ from pathlib import Path
 
 import typer
 
-from deepfake_lab.cli.app import app
 from deepfake_lab.cli.common import console, handle_errors
 
+#: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
+commands = typer.Typer()
 
-@app.command("export")
+
+@commands.command("export")
 @handle_errors
 def export_cmd(
     checkpoint: Path = typer.Argument(

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import typer
 
-from deepfake_lab.cli.app import app
 from deepfake_lab.cli.common import console, handle_errors, stage_progress
 
+#: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
+commands = typer.Typer()
 
-@app.command("av-sync")
+
+@commands.command("av-sync")
 @handle_errors
 def av_sync_cmd(
     video: Path = typer.Argument(..., help="A video with a face and an audio track."),

@@ -51,7 +51,7 @@ from deepfake_lab import io as _io
 from deepfake_lab.cache import cache_dir
 from deepfake_lab.errors import UserError
 from deepfake_lab.hashing import sha256_file
-from deepfake_lab.metrics.features import FEATURE_EXTRACTORS, FeatureExtractor
+from deepfake_lab.metrics.features.base import FEATURE_EXTRACTORS, FeatureExtractor
 from deepfake_lab.metrics.features.inception_net import FIDInceptionV3
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's name

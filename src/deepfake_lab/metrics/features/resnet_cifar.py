@@ -33,7 +33,7 @@ from torch import nn
 
 from deepfake_lab.errors import UserError
 from deepfake_lab.hashing import sha256_file
-from deepfake_lab.metrics.features import FEATURE_EXTRACTORS, FeatureExtractor
+from deepfake_lab.metrics.features.base import FEATURE_EXTRACTORS, FeatureExtractor
 
 WEIGHTS_SOURCE = "https://github.com/akamaster/pytorch_resnet_cifar10 (folder pretrained_models)"
 INPUT_SIZE = 32
