@@ -53,6 +53,7 @@ def _register() -> None:
     app.add_typer(train.train_app, name="train")
     app.add_typer(tune.tune_app, name="tune")
 
+
 _register()
 
 

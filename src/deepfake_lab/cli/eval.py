@@ -6,7 +6,14 @@ from pathlib import Path
 
 import typer
 
-from deepfake_lab.cli.common import console, handle_errors, stage_progress
+from deepfake_lab.cli.common import (
+    console,
+    face_detector_option,
+    handle_errors,
+    old_face_detector_option,
+    pick_face_detector,
+    stage_progress,
+)
 from deepfake_lab.errors import without_path
 
 eval_app = typer.Typer(help="Evaluate models.", no_args_is_help=True)
@@ -119,7 +126,8 @@ def eval_detector_cmd(
     ),
     stride: int = typer.Option(1, "--stride", help="Videos with --frames 0: every Nth frame."),
     max_frames: int = typer.Option(None, "--max-frames", help="Videos with --frames 0: cap."),
-    face_detector: str = typer.Option("yunet", "--detector", help="Videos: face detector."),
+    face_detector: str = face_detector_option("Videos: face detector, "),
+    old_detector: str | None = old_face_detector_option(),
     face_model: Path = typer.Option(None, "--face-model", help="Videos: YuNet ONNX file."),
 ) -> None:
     """Measure a detector: ROC-AUC, AP, EER, accuracy/precision/recall/F1, ECE, robustness
@@ -128,6 +136,8 @@ def eval_detector_cmd(
     from rich.progress import Progress
 
     from deepfake_lab.errors import UserError
+
+    face_detector = pick_face_detector(face_detector, old_detector)
     from deepfake_lab.evaluation.detector_eval import VideoOptions, evaluate_detector
 
     if frames < 0 or stride < 1 or (max_frames is not None and max_frames < 1):
