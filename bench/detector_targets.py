@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from deepfake_lab.data.detection import DetectionSample, collect_samples, split_samples
+from deepfake_lab.evaluation.detector_eval import evaluate_detector
 from deepfake_lab.generate import generate_images
-from deepfake_lab.metrics.detector_eval import evaluate_detector
 from deepfake_lab.models.detectors import build_detector
 from deepfake_lab.provenance.marking import DETECTOR_DATA
 from deepfake_lab.training.detector_launch import train_detector
@@ -54,7 +54,7 @@ def images(folder: str | Path) -> list[Path]:
 
 
 def throughput(models: list[str], size: int = 128, batch: int = 64, repeats: int = 7) -> None:
-    from deepfake_lab.detect import LoadedDetector
+    from deepfake_lab.models.detectors.loading import LoadedDetector
 
     x = torch.rand(batch, 3, size, size) * 2 - 1
     print(

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deepfake_lab.detect import load_detector
 from deepfake_lab.faces.detectors import FACE_DETECTORS
+from deepfake_lab.models.detectors.loading import load_detector
 from deepfake_lab.video.avsync import av_sync
 from deepfake_lab.video.decode import VIDEO_SUFFIXES, probe
 from deepfake_lab.video.lips import LipTracker, lips_available

@@ -15,10 +15,10 @@ import time
 
 import torch
 
-from deepfake_lab.detect import LoadedDetector, load_detector
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.detectors import FACE_DETECTORS
 from deepfake_lab.models.detectors import build_detector
+from deepfake_lab.models.detectors.loading import LoadedDetector, load_detector
 from deepfake_lab.video.decode import probe
 from deepfake_lab.video.scan import scan_video
 

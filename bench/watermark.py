@@ -33,10 +33,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
-from deepfake_lab.export import load_generator
 from deepfake_lab.generate import latents_for_seeds
+from deepfake_lab.models.generators.loading import load_generator
+from deepfake_lab.pixels import to_uint8
 from deepfake_lab.provenance import watermark as wm
-from deepfake_lab.report.grid import to_uint8
 
 
 def _codec(a: np.ndarray, fmt: str, quality: int) -> np.ndarray:
@@ -170,7 +170,7 @@ def false_positives(folders: list[str], unmarked: np.ndarray) -> dict:
 
 
 def fd_effect(images: np.ndarray, payload: wm.Payload, ref: str, weights: str) -> dict:
-    from deepfake_lab.metrics.evaluate import evaluate_gan
+    from deepfake_lab.evaluation.evaluate import evaluate_gan
 
     res = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from deepfake_lab.export import weights_sha256
+from deepfake_lab.hashing import weights_sha256
 from tiny_configs import tiny_generator_export
 
 

@@ -19,7 +19,7 @@ from deepfake_lab.adversarial import (
     sign_noise,
 )
 from deepfake_lab.data.detection import DetectionDataset, DetectionSample
-from deepfake_lab.detect import LoadedDetector
+from deepfake_lab.models.detectors.loading import LoadedDetector
 
 EPS = eps_on_model_scale(4 / 255)  # 8/255 on the [-1, 1] scale
 

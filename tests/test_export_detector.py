@@ -13,11 +13,12 @@ from typer.testing import CliRunner
 
 from deepfake_lab.cli.app import app
 from deepfake_lab.data.dataset import load_rgb
-from deepfake_lab.detect import load_detector
 from deepfake_lab.errors import UserError
-from deepfake_lab.export import DETECTOR_FORMAT, export_detector, source_kind
+from deepfake_lab.export import export_detector, source_kind
 from deepfake_lab.models.detectors import DETECTORS, build_detector
 from deepfake_lab.models.detectors.base import Detector
+from deepfake_lab.models.detectors.loading import load_detector
+from deepfake_lab.models.export_format import DETECTOR_FORMAT
 from deepfake_lab.onnx_export import TOLERANCE, export_onnx
 from detector_toys import make_toy_sets, train_toy
 

@@ -30,7 +30,7 @@ def test_atomic_files_and_export_folders_get_the_umask_permissions(tmp_path):
     import os
     import stat
 
-    from deepfake_lab.export import _write_export
+    from deepfake_lab.models.export_format import write_export
 
     old = os.umask(0o027)
     try:
@@ -46,7 +46,7 @@ def test_atomic_files_and_export_folders_get_the_umask_permissions(tmp_path):
         importlib.reload(dio)
     atomic_write_text(tmp_path / "b.txt", "x")
     assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o666 & ~old
-    out = _write_export(tmp_path / "exp", {}, {"format": "test"})
+    out = write_export(tmp_path / "exp", {}, {"format": "test"})
     assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~old
     assert stat.S_IMODE((out / "config.json").stat().st_mode) == 0o666 & ~old
 

@@ -23,8 +23,9 @@ def tiny_generator_export(out, size: int = 16):
     import torch
     from safetensors.torch import save_file
 
-    from deepfake_lab.export import EXPORT_FORMAT, weights_sha256
+    from deepfake_lab.hashing import weights_sha256
     from deepfake_lab.models import build_generator
+    from deepfake_lab.models.export_format import EXPORT_FORMAT
 
     torch.manual_seed(0)
     kwargs = {"size": size, "z_dim": 8, "channels": 8, "max_channels": 16}

@@ -32,7 +32,7 @@ from deepfake_lab.metrics.detection import detection_metrics
 
 if TYPE_CHECKING:
     from deepfake_lab.data.detection import DetectionDataset
-    from deepfake_lab.detect import LoadedDetector
+    from deepfake_lab.models.detectors.loading import LoadedDetector
 
 Target = Literal["both", "evade"]
 ATTACKS = ("fgsm", "pgd")

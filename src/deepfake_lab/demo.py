@@ -17,8 +17,8 @@ from deepfake_lab.config import build_config
 from deepfake_lab.data.dataset import FaceDataset
 from deepfake_lab.data.procedural import render_faces, write_procedural_dataset
 from deepfake_lab.errors import UserError
+from deepfake_lab.evaluation.evaluate import evaluate_gan, metric_rows
 from deepfake_lab.generate import generate_images
-from deepfake_lab.metrics.evaluate import evaluate_gan, metric_rows
 from deepfake_lab.provenance.marking import DETECTOR_DATA
 from deepfake_lab.provenance.verify import verify_images
 from deepfake_lab.report.html import ReportImage, Section, Table
@@ -224,7 +224,7 @@ def _metrics_section(
 def _detector_section(run_dir: Path, ref: Path, size: int, num_images: int, say) -> Section:
     """Train ``npr`` on real faces vs this GAN's samples; measure it on held-out ones."""
     from deepfake_lab.detect import detect_images
-    from deepfake_lab.metrics.detector_eval import POINT_KEYS, evaluate_detector
+    from deepfake_lab.evaluation.detector_eval import POINT_KEYS, evaluate_detector
     from deepfake_lab.training.detector_launch import train_detector
 
     folder = run_dir / "detector"

@@ -16,13 +16,14 @@ from typing import Any
 import torch
 
 from deepfake_lab import __version__
+from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
-from deepfake_lab.export import load_generator
 from deepfake_lab.io import atomic_write_json
+from deepfake_lab.models.generators.loading import load_generator
+from deepfake_lab.pixels import to_uint8
 from deepfake_lab.provenance.marking import NOT_SIGNED_NOTE, Marker, ProvenanceOptions
 from deepfake_lab.provenance.watermark import MIN_SIDE
-from deepfake_lab.report.grid import make_grid, to_uint8
-from deepfake_lab.training.common import resolve_device
+from deepfake_lab.report.grid import make_grid
 
 
 def latents_for_seeds(seeds: list[int], z_dim: int, truncation: float = 1.0) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import rich.progress
 
 from deepfake_lab.cli.common import stage_progress
@@ -44,3 +45,38 @@ def test_a_stage_that_starts_over_gets_a_new_bar_with_its_own_total(monkeypatch)
         ("remove",),
         ("add", "frames", None),
     ]
+
+
+@pytest.mark.parametrize(
+    "command", [["data", "prepare"], ["detect"], ["eval", "detector"], ["av-sync"]]
+)
+def test_face_detector_flag_named_once(command) -> None:
+    from typer.testing import CliRunner
+
+    from deepfake_lab.cli.app import app
+    from deepfake_lab.faces.detectors import FACE_DETECTORS
+
+    help_text = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"}).output
+    assert "--face-detector" in help_text
+    # Choices come from the registry; the old spelling is accepted but not advertised.
+    assert " | ".join(FACE_DETECTORS.names()) in help_text
+    assert "--detector " not in help_text
+
+
+@pytest.mark.parametrize("flag", ["--face-detector", "--detector"])
+def test_face_detector_flag_and_its_old_spelling_reach_the_pipeline(tmp_path, flag) -> None:
+    from typer.testing import CliRunner
+
+    from deepfake_lab.cli.app import app
+
+    import numpy as np
+    from PIL import Image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(src / "a.png")
+    res = CliRunner().invoke(
+        app, ["data", "prepare", str(src), str(tmp_path / "out"), flag, "no-such-finder"]
+    )
+    assert res.exit_code != 0
+    assert "no-such-finder" in res.output and "Traceback" not in res.output

@@ -17,11 +17,11 @@ from deepfake_lab.data.detection import (
     DetectionDataset,
     DetectionSample,
     collect_samples,
-    file_sha256,
     read_manifest,
     split_samples,
 )
 from deepfake_lab.errors import UserError
+from deepfake_lab.hashing import sha256_file
 
 
 def write_images(folder: Path, n: int, seed: int, size: int = 20, start: int = 0) -> list[Path]:
@@ -45,7 +45,7 @@ def leaks(splits: dict[str, list[DetectionSample]]) -> set[str]:
     bad = set()
     for name, samples in splits.items():
         for s in samples:
-            digest = file_sha256(s.path)
+            digest = sha256_file(s.path)
             if seen.setdefault(digest, name) != name:
                 bad.add(digest)
     return bad

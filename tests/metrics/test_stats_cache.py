@@ -121,8 +121,8 @@ def test_unchanged_files_are_not_hashed_again(tmp_path, monkeypatch):
     root, cache = tmp_path / "ref", StatsCache(tmp_path / "cache")
     paths = _files(root)
     hashed: list[Path] = []
-    real_hash = sc._sha256_file
-    monkeypatch.setattr(sc, "_sha256_file", lambda p: hashed.append(p) or real_hash(p))
+    real_hash = sc.sha256_file
+    monkeypatch.setattr(sc, "sha256_file", lambda p: hashed.append(p) or real_hash(p))
     key = cache.key(root, paths, EXTRACTOR, SETTINGS)
     assert len(hashed) == 4
     assert cache.key(root, paths, EXTRACTOR, SETTINGS) == key and len(hashed) == 4

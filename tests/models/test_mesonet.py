@@ -232,8 +232,9 @@ def cached(cache: Path) -> Path:
 
 
 def test_load_detector_by_name_and_detect(cached: Path, tmp_path: Path, monkeypatch) -> None:
-    from deepfake_lab.detect import detect_images, load_detector
+    from deepfake_lab.detect import detect_images
     from deepfake_lab.export import export_model
+    from deepfake_lab.models.detectors.loading import load_detector
 
     monkeypatch.chdir(tmp_path)  # no folder named like a model
     det = load_detector("meso4")  # the first released set: DF
@@ -284,7 +285,8 @@ def test_detect_without_a_model_answers_with_the_released_default(
     from typer.testing import CliRunner
 
     from deepfake_lab.cli.app import app
-    from deepfake_lab.detect import DEFAULT_DETECTOR, split_model_argument
+    from deepfake_lab.detect import split_model_argument
+    from deepfake_lab.models.detectors.loading import DEFAULT_DETECTOR
 
     monkeypatch.chdir(tmp_path)
     folder = shared_path("models", "mesonet", "test_images")

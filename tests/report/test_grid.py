@@ -3,7 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from deepfake_lab.report.grid import make_grid, save_grid, to_uint8
+from deepfake_lab.pixels import to_uint8
+from deepfake_lab.report.grid import make_grid, save_grid
 
 
 def test_to_uint8_rounding_at_key_values():

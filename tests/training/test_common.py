@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
-from deepfake_lab.training.common import resolve_device
 
 
 def test_resolve_device_accepts_cpu_and_refuses_what_it_cannot_use():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from deepfake_lab.errors import UserError
-from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
+from deepfake_lab.runs.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.detector_launch import train_detector
 from detector_toys import make_toy_sets, run_toy_training
 from interrupts import signal_at_step

@@ -7,7 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
+from deepfake_lab.runs.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.detector import DetectorTrainer
 from deepfake_lab.training.detector_config import DetectorConfig
 from detector_toys import make_toy_sets, run_toy_training

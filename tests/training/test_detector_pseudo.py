@@ -9,7 +9,7 @@ from PIL import Image
 
 from deepfake_lab.data.procedural import render_faces
 from deepfake_lab.errors import UserError
-from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
+from deepfake_lab.runs.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.detector_launch import train_detector
 from interrupts import signal_at_step
 

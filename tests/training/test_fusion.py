@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from deepfake_lab.detect import detect_images, load_detector
+from deepfake_lab.detect import detect_images
 from deepfake_lab.errors import UserError
+from deepfake_lab.models.detectors.loading import load_detector
 from deepfake_lab.training.fusion import train_fusion
 from detector_toys import make_toy_sets, run_toy_training
 
@@ -85,7 +86,7 @@ def test_fusion_needs_two_members(fused, tmp_path):
 
 
 def test_eval_detector_reports_the_uncertain_share(fused):
-    from deepfake_lab.metrics.detector_eval import evaluate_detector
+    from deepfake_lab.evaluation.detector_eval import evaluate_detector
 
     run, _, held = fused
     r = evaluate_detector(run, [held / "real"], [held / "fake"], robustness=False, n_boot=0)

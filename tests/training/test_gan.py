@@ -7,7 +7,7 @@ import torch
 
 from deepfake_lab.data.dataset import FaceDataset
 from deepfake_lab.errors import UserError
-from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
+from deepfake_lab.runs.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.gan import TrainingDiverged
 from deepfake_lab.training.launch import train_gan
 from tiny_configs import GAN_TINY

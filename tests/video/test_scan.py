@@ -24,7 +24,7 @@ def test_aggregations():
 
 @pytest.fixture(scope="module")
 def toy_detector(tmp_path_factory):
-    from deepfake_lab.detect import load_detector
+    from deepfake_lab.models.detectors.loading import load_detector
 
     root = make_toy_sets(tmp_path_factory.mktemp("toy"), n=16)
     return load_detector(train_toy(root, epochs=1))

@@ -31,14 +31,13 @@ def _root(
 
 
 def _register() -> None:
-    # Imported here so that each module can add its commands to ``app``.
-    from deepfake_lab.cli import (  # noqa: F401
+    # Each module defines its own commands (a group, or top-level commands merged into the
+    # root); none imports this module, so the CLI has no import cycle.
+    from deepfake_lab.cli import (
         data,
         demo,
         detect,
         eval,
-        eval_cross,
-        eval_resistance,
         export,
         generate,
         train,
@@ -46,6 +45,13 @@ def _register() -> None:
         verify,
         video,
     )
+
+    for module in (demo, detect, export, generate, verify, video):
+        app.add_typer(module.commands)
+    app.add_typer(data.data_app, name="data")
+    app.add_typer(eval.eval_app, name="eval")
+    app.add_typer(train.train_app, name="train")
+    app.add_typer(tune.tune_app, name="tune")
 
 
 _register()

@@ -78,3 +78,28 @@ def stage_progress(labels: dict[str, str], disable: bool = False) -> Iterator[St
             last[stage] = (done, total)
 
         yield report
+
+
+def face_detector_option(what: str = "") -> Any:
+    """``--face-detector NAME``: a face detector from the registry (default ``yunet``).
+
+    ``what`` replaces the help's opening words (default ``"Face detector: "``). Pair it with
+    :func:`old_face_detector_option` and :func:`pick_face_detector`.
+    """
+    from deepfake_lab.faces.detectors import FACE_DETECTORS
+
+    return typer.Option(
+        "yunet",
+        "--face-detector",
+        help=f"{what or 'Face detector: '}{' | '.join(FACE_DETECTORS.names())}.",
+    )
+
+
+def old_face_detector_option() -> Any:
+    """The old spelling ``--detector`` of ``--face-detector``, hidden, still accepted."""
+    return typer.Option(None, "--detector", hidden=True, help="Old name of --face-detector.")
+
+
+def pick_face_detector(face_detector: str, old: str | None) -> str:
+    """The face detector asked for: ``--face-detector``, or the old ``--detector`` if given."""
+    return old if old is not None else face_detector

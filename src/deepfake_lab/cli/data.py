@@ -7,12 +7,17 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from deepfake_lab.cli.app import app
-from deepfake_lab.cli.common import console, handle_errors, stage_progress
+from deepfake_lab.cli.common import (
+    console,
+    face_detector_option,
+    handle_errors,
+    old_face_detector_option,
+    pick_face_detector,
+    stage_progress,
+)
 from deepfake_lab.data.decode import DEFAULT_MAX_PIXELS
 
 data_app = typer.Typer(help="Prepare face datasets.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
 
 
 @data_app.command("prepare")
@@ -25,7 +30,8 @@ def prepare(
     ),
     out: Path = typer.Argument(..., help="Dataset folder to create or add to."),
     size: int = typer.Option(128, "--size", help="Side of the square output crops, in px."),
-    detector: str = typer.Option("yunet", "--detector", help="Face detector: yunet or haar."),
+    face_detector: str = face_detector_option(),
+    old_detector: str | None = old_face_detector_option(),
     face_model: Path | None = typer.Option(
         None, "--face-model", help="YuNet ONNX file (default: cache, else download)."
     ),
@@ -62,7 +68,7 @@ def prepare(
         src,
         out,
         size=size,
-        detector=detector,
+        detector=pick_face_detector(face_detector, old_detector),
         face_model=face_model,
         min_face=min_face,
         align=not no_align,

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import typer
 
-from deepfake_lab.cli.app import app
 from deepfake_lab.cli.common import console, handle_errors
 
+#: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
+commands = typer.Typer()
 
-@app.command("demo")
+
+@commands.command("demo")
 @handle_errors
 def demo_cmd(
     data: Path = typer.Option(

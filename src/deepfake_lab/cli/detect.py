@@ -9,12 +9,22 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from deepfake_lab.cli.app import app
-from deepfake_lab.cli.common import console, err_console, handle_errors, stage_progress
+from deepfake_lab.cli.common import (
+    console,
+    err_console,
+    face_detector_option,
+    handle_errors,
+    old_face_detector_option,
+    pick_face_detector,
+    stage_progress,
+)
 from deepfake_lab.errors import without_path
 
+#: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
+commands = typer.Typer()
 
-@app.command("detect")
+
+@commands.command("detect")
 @handle_errors
 def detect_cmd(
     targets: list[str] = typer.Argument(
@@ -35,9 +45,8 @@ def detect_cmd(
         "(images without one are labelled no_face); default: on when no MODEL is named.",
         show_default=False,
     ),
-    face_detector: str = typer.Option(
-        "yunet", "--detector", help="Face detector for --faces: yunet | haar."
-    ),
+    face_detector: str = face_detector_option("Face detector for --faces: "),
+    old_detector: str | None = old_face_detector_option(),
     face_model: Path = typer.Option(
         None, "--face-model", help="YuNet ONNX file (default: the cache; downloaded if missing)."
     ),
@@ -70,6 +79,7 @@ def detect_cmd(
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
     """P(fake) for every image and video, with the detector's calibrated threshold."""
+    face_detector = pick_face_detector(face_detector, old_detector)
     from deepfake_lab.detect import split_model_argument
     from deepfake_lab.errors import UserError
     from deepfake_lab.io import check_output_paths

@@ -6,12 +6,17 @@ from pathlib import Path
 
 import typer
 
-from deepfake_lab.cli.app import app
-from deepfake_lab.cli.common import console, handle_errors, stage_progress
+from deepfake_lab.cli.common import (
+    console,
+    face_detector_option,
+    handle_errors,
+    old_face_detector_option,
+    pick_face_detector,
+    stage_progress,
+)
 from deepfake_lab.errors import without_path
 
 eval_app = typer.Typer(help="Evaluate models.", no_args_is_help=True)
-app.add_typer(eval_app, name="eval")
 
 
 @eval_app.command("gan")
@@ -49,8 +54,8 @@ def eval_gan_cmd(
     """Score generated faces against real ones: FD (FID), KID, IS, precision/recall, ..."""
     from rich.table import Table
 
+    from deepfake_lab.evaluation.evaluate import evaluate_gan, metric_rows
     from deepfake_lab.io import atomic_write_json
-    from deepfake_lab.metrics.evaluate import evaluate_gan, metric_rows
 
     stages = {"fake": "generated images", "real": "reference images"}
     with stage_progress(stages, disable=no_progress) as report:
@@ -121,7 +126,8 @@ def eval_detector_cmd(
     ),
     stride: int = typer.Option(1, "--stride", help="Videos with --frames 0: every Nth frame."),
     max_frames: int = typer.Option(None, "--max-frames", help="Videos with --frames 0: cap."),
-    face_detector: str = typer.Option("yunet", "--detector", help="Videos: face detector."),
+    face_detector: str = face_detector_option("Videos: face detector, "),
+    old_detector: str | None = old_face_detector_option(),
     face_model: Path = typer.Option(None, "--face-model", help="Videos: YuNet ONNX file."),
 ) -> None:
     """Measure a detector: ROC-AUC, AP, EER, accuracy/precision/recall/F1, ECE, robustness
@@ -130,7 +136,9 @@ def eval_detector_cmd(
     from rich.progress import Progress
 
     from deepfake_lab.errors import UserError
-    from deepfake_lab.metrics.detector_eval import VideoOptions, evaluate_detector
+
+    face_detector = pick_face_detector(face_detector, old_detector)
+    from deepfake_lab.evaluation.detector_eval import VideoOptions, evaluate_detector
 
     if frames < 0 or stride < 1 or (max_frames is not None and max_frames < 1):
         raise UserError("--frames must be 0 or more, --stride and --max-frames 1 or more")
@@ -171,7 +179,7 @@ def eval_detector_cmd(
 def _print_image_metrics(r: dict) -> None:
     from rich.table import Table
 
-    from deepfake_lab.metrics.detector_eval import POINT_KEYS
+    from deepfake_lab.evaluation.detector_eval import POINT_KEYS
 
     table = Table(
         title=f"{r['model']['name']} on {r['n_real']} real + {r['n_fake']} fake "
@@ -223,7 +231,7 @@ def _print_image_metrics(r: dict) -> None:
 def _print_video_metrics(v: dict) -> None:
     from rich.table import Table
 
-    from deepfake_lab.metrics.detector_eval import POINT_KEYS
+    from deepfake_lab.evaluation.detector_eval import POINT_KEYS
 
     m, f = v["video"], v["frame"]
     table = Table(
@@ -250,3 +258,14 @@ def _print_video_metrics(v: dict) -> None:
     for e in v["excluded"]:
         detail = without_path(e["detail"], e["path"])
         console.print(f"[yellow]left out:[/] {e['path']}: {detail}", highlight=False)
+
+
+def _add_commands() -> None:
+    # The cross-source and resistance tables have their own modules; they join this group.
+    from deepfake_lab.cli import eval_cross, eval_resistance
+
+    eval_app.add_typer(eval_cross.commands)
+    eval_app.add_typer(eval_resistance.commands)
+
+
+_add_commands()

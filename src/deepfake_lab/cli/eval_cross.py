@@ -7,10 +7,12 @@ from pathlib import Path
 import typer
 
 from deepfake_lab.cli.common import console, handle_errors
-from deepfake_lab.cli.eval import eval_app
+
+#: Added to the ``eval`` group by :mod:`deepfake_lab.cli.eval`.
+commands = typer.Typer()
 
 
-@eval_app.command("cross-source")
+@commands.command("cross-source")
 @handle_errors
 def eval_cross_source_cmd(
     real: list[Path] = typer.Option(..., "--real", help="Folder of real faces (repeatable)."),
@@ -30,7 +32,7 @@ def eval_cross_source_cmd(
 
     from deepfake_lab.data.detection import fake_source_names
     from deepfake_lab.errors import UserError
-    from deepfake_lab.metrics.cross_source import cross_source_matrix
+    from deepfake_lab.evaluation.cross_source import cross_source_matrix
 
     if len(fake) < 2:
         raise UserError("give at least two --fake folders (one per source) to cross them")

@@ -8,7 +8,9 @@ from typing import Any
 import typer
 
 from deepfake_lab.cli.common import console, handle_errors
-from deepfake_lab.cli.eval import eval_app
+
+#: Added to the ``eval`` group by :mod:`deepfake_lab.cli.eval`.
+commands = typer.Typer()
 
 
 def _num(v: Any, digits: int = 4) -> str:
@@ -20,7 +22,7 @@ def _interval(pair: list[Any] | tuple[Any, Any]) -> str:
     return "" if lo is None else f"{lo:.4f} - {hi:.4f}"
 
 
-@eval_app.command("resistance")
+@commands.command("resistance")
 @handle_errors
 def eval_resistance_cmd(
     source: Path = typer.Argument(..., help="GAN run folder, checkpoint or export."),
@@ -49,7 +51,7 @@ def eval_resistance_cmd(
     (ROC-AUC 0.5 = indistinguishable), and what existing detectors catch."""
     from rich.table import Table
 
-    from deepfake_lab.metrics.resistance import detection_resistance
+    from deepfake_lab.evaluation.resistance import detection_resistance
 
     r = detection_resistance(
         source,

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import typer
 
-from deepfake_lab.cli.app import app
 from deepfake_lab.cli.common import console, handle_errors
 
+#: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
+commands = typer.Typer()
 
-@app.command("export")
+
+@commands.command("export")
 @handle_errors
 def export_cmd(
     checkpoint: Path = typer.Argument(
@@ -33,12 +35,13 @@ def export_cmd(
     if result.kind == "generator":
         console.print(
             f"exported the {result.name} generator to {result.folder} "
-            "(load with deepfake_lab.export.load_generator)"
+            "(load with deepfake_lab.models.generators.loading.load_generator)"
         )
         return
     console.print(
         f"exported the {result.name} detector to {result.folder} (scan with "
-        "`deepfake-lab detect DIR ...`; load with deepfake_lab.detect.load_detector)"
+        "`deepfake-lab detect DIR ...`; load with "
+        "deepfake_lab.models.detectors.loading.load_detector)"
     )
     if result.onnx is not None:
         console.print(result.onnx.summary(), highlight=False)

@@ -8,17 +8,19 @@ from typing import Any
 
 import typer
 
-from deepfake_lab.cli.app import app
 from deepfake_lab.cli.common import console, handle_errors, stage_progress
 from deepfake_lab.errors import UserError
 from deepfake_lab.provenance.watermark import DEFAULT_STRENGTH
+
+#: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
+commands = typer.Typer()
 
 #: The default crf, duplicated from ``video.render.DEFAULT_CRF`` so that ``--help`` does not
 #: import PyAV and torch (a test checks they agree).
 _DEFAULT_CRF = 18
 
 
-@app.command("generate")
+@commands.command("generate")
 @handle_errors
 def generate_cmd(
     source: Path = typer.Argument(..., help="Run folder, checkpoint or export folder."),

@@ -7,11 +7,9 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from deepfake_lab.cli.app import app
 from deepfake_lab.cli.common import console, handle_errors
 
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
-app.add_typer(train_app, name="train")
 
 
 @train_app.command("gan")

@@ -7,11 +7,9 @@ from typing import Any
 
 import typer
 
-from deepfake_lab.cli.app import app
 from deepfake_lab.cli.common import console, handle_errors
 
 tune_app = typer.Typer(help="Search hyper-parameters.", no_args_is_help=True)
-app.add_typer(tune_app, name="tune")
 
 
 def print_ranked(results: list[dict[str, Any]], title: str) -> None:

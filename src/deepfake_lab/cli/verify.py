@@ -8,8 +8,10 @@ from typing import Any
 
 import typer
 
-from deepfake_lab.cli.app import app
 from deepfake_lab.cli.common import console, handle_errors
+
+#: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
+commands = typer.Typer()
 
 #: ``verify_video.DEFAULT_MAX_FRAMES``, duplicated so that ``--help`` does not import PyAV
 #: (a test checks they agree).
@@ -89,7 +91,7 @@ def _video_table(records: list[dict[str, Any]]) -> None:
             console.print(f"[red]{r['error']}[/]", highlight=False)  # names the file
 
 
-@app.command("verify")
+@commands.command("verify")
 @handle_errors
 def verify_cmd(
     paths: list[Path] = typer.Argument(..., help="Images, videos or folders."),

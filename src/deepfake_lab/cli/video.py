@@ -7,17 +7,27 @@ from pathlib import Path
 
 import typer
 
-from deepfake_lab.cli.app import app
-from deepfake_lab.cli.common import console, handle_errors, stage_progress
+from deepfake_lab.cli.common import (
+    console,
+    face_detector_option,
+    handle_errors,
+    old_face_detector_option,
+    pick_face_detector,
+    stage_progress,
+)
+
+#: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
+commands = typer.Typer()
 
 
-@app.command("av-sync")
+@commands.command("av-sync")
 @handle_errors
 def av_sync_cmd(
     video: Path = typer.Argument(..., help="A video with a face and an audio track."),
     json_path: Path = typer.Option(None, "--json", help="Write the estimate as JSON here."),
     max_lag_ms: float = typer.Option(600.0, "--max-lag-ms", help="Offsets tried, both ways."),
-    face_detector: str = typer.Option("yunet", "--detector", help="yunet | haar."),
+    face_detector: str = face_detector_option(),
+    old_detector: str | None = old_face_detector_option(),
     face_model: Path = typer.Option(None, "--face-model", help="YuNet ONNX file."),
     lips: str = typer.Option(
         "auto",
@@ -58,7 +68,7 @@ def av_sync_cmd(
         raise UserError("--window and --hop must be positive (seconds)")
     if hop is not None and window is None:
         raise UserError("--hop needs --window")
-    finder = build_face_detector(face_detector, face_model)
+    finder = build_face_detector(pick_face_detector(face_detector, old_detector), face_model)
     with stage_progress({"frames": "finding the mouth"}, disable=no_progress) as report:
         r = av_sync(
             video,

@@ -34,6 +34,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from deepfake_lab.errors import UserError
+
 #: File suffixes (lower case) that are read as images; everything else is ignored.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 
@@ -224,3 +226,20 @@ def _to_srgb(img: Image.Image) -> Image.Image:
     except Exception:  # a broken profile: the pixels are still usable as-is
         return img
     return converted if converted is not None else img
+
+
+def list_image_paths(paths: list[str | Path]) -> list[Path]:
+    """Image files among ``paths`` (files as given, folders walked, sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(
+                f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
+            )
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise UserError(f"not found: {p}")
+    if not out:
+        raise UserError("no images found in the given paths")
+    return out

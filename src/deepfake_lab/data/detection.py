@@ -11,7 +11,6 @@ cannot differ by how they were loaded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zlib
 from collections import Counter, defaultdict
@@ -27,6 +26,7 @@ from deepfake_lab.augment.robustness import jpeg, map_images
 from deepfake_lab.data.dataset import list_images, load_rgb
 from deepfake_lab.data.decode import IMAGE_SUFFIXES, DecodeError
 from deepfake_lab.errors import UserError
+from deepfake_lab.hashing import sha256_file
 
 REAL, FAKE = 0, 1
 SPLITS = ("train", "val", "test")
@@ -140,12 +140,6 @@ def read_manifest(path: Path) -> list[DetectionSample]:
     if not samples:
         raise UserError(f"manifest {path} lists no images")
     return samples
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def split_samples(
@@ -407,7 +401,7 @@ def _units(samples: Sequence[DetectionSample]) -> list[list[int]]:
     for i, s in enumerate(samples):
         if s.path not in digests:
             try:
-                digests[s.path] = "sha256:" + file_sha256(s.path)
+                digests[s.path] = "sha256:" + sha256_file(s.path)
             except OSError:  # unreadable: decoding will skip and report it
                 digests[s.path] = f"path:{s.path}"
         own = [digests[s.path]] + ([f"group:{s.group}"] if s.group is not None else [])

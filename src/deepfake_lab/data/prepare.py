@@ -12,12 +12,9 @@ its fields and its crash safety.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +22,11 @@ import cv2
 import numpy as np
 
 from deepfake_lab.data import manifest as mf
-from deepfake_lab.data.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_bytes, read_image_file
+from deepfake_lab.data.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_bytes
 from deepfake_lab.data.layouts import SourceImage, SourceVideo, detect_layout, list_sources
-from deepfake_lab.data.prepare_summary import PrepareSummary
+from deepfake_lab.data.prepare_run import ImageSource, PrepareRun, Reject
+from deepfake_lab.data.prepare_summary import DEFAULT_FRAMES_PER_VIDEO, PrepareSummary
 from deepfake_lab.data.prepare_video import (
-    DEFAULT_FRAMES_PER_VIDEO,
     VideoOptions,
     settle_video,
     video_options_key,
@@ -41,12 +38,6 @@ from deepfake_lab.faces.montage import make_montage
 from deepfake_lab.io import atomic_write_json, write_png
 
 MONTAGE_FACES = 64
-
-
-class _Reject(Exception):
-    def __init__(self, reason: str, detail: str, **extra: Any) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail, self.extra = reason, detail, extra
 
 
 def prepare_dataset(
@@ -144,7 +135,7 @@ def prepare_dataset(
             summary.removed_temp_files = recovery.removed_temp_files
             summary.dropped_records = recovery.dropped_records
             with mf.rejection_log(out) as rejections:
-                run = _Run(out, options, records, rejections, summary, max_pixels)
+                run = PrepareRun(out, options, records, rejections, summary, max_pixels)
                 video_opts = VideoOptions(
                     size,
                     face_detector,
@@ -157,7 +148,7 @@ def prepare_dataset(
                     if isinstance(source, SourceVideo):
                         settle_video(run, source, video_opts)
                     else:
-                        run.settle(source, size, face_detector, min_face)
+                        settle_image(run, source, size, face_detector, min_face)
             summary.rejected = dict(sorted(run.reasons.items()))
             summary.total_kept = len(records)
             summary.elapsed_s = round(time.perf_counter() - started, 3)
@@ -180,156 +171,27 @@ def prepare_dataset(
     return summary
 
 
-@dataclass
-class _Source:
-    """A source that needs processing: its bytes, their sha256, its ``stat_key``."""
-
-    data: bytes
-    sha: str
-    stat: tuple[int, int]
-
-
-class _Run:
-    """Per-run bookkeeping: what is done, what was rejected before, what was seen."""
-
-    def __init__(
-        self,
-        out: Path,
-        options: str,
-        records: list[dict[str, Any]],
-        rejections: mf.RejectionLog,
-        summary: PrepareSummary,
-        max_pixels: int,
-    ) -> None:
-        self.out, self.options, self.summary = out, options, summary
-        self.records = records
-        self.max_pixels = max_pixels
-        self.rejections = rejections
-        self.done_by_sha = {r["sha256"]: r for r in records}
-        self.done_by_stat = {
-            (r.get("source"), r.get("source_bytes"), r.get("source_mtime_ns")): r for r in records
-        }
-        self.first_seen: dict[str, str] = {}  # sha256 -> first new source path in this run
-        self.reasons: Counter[str] = Counter()
-
-    def settle(
-        self, image: SourceImage, size: int, detector: FaceDetector | None, min_face: int
-    ) -> None:
-        """Keep, skip or reject ``image``; its outcome is on disk when this returns."""
-        source = self.classify(image)
-        if source is not None:
-            try:
-                record = _process(
-                    source, image, self.out, size, detector, min_face, self.max_pixels
-                )
-            except DecodeError as exc:
-                self.reject(image, source.stat, source.sha, _Reject(exc.reason, exc.detail))
-            except _Reject as exc:
-                self.reject(image, source.stat, source.sha, exc)
-            else:
-                mf.append_record(self.out, record)  # only now that its PNG is in place
-                self.records.append(record)
-                self.summary.kept += 1
-        self.rejections.settle(str(image.path))
-
-    def classify(self, image: SourceImage) -> _Source | None:
-        """Read ``image`` unless it is done, rejected again or a duplicate (None then).
-
-        Unchanged files (same path, size and mtime) that an earlier run kept or rejected
-        with the same options are settled without reading them. A source whose bytes the
-        manifest already holds is a duplicate of the manifest's source while that file is
-        still there unchanged (the kept record stays the canonical one), and otherwise the
-        same image moved or re-timestamped, which counts as done.
-        """
-        path = str(image.path)
-        stat = self.needs_work(image, self.options)
-        if stat is None:
-            return None
+def settle_image(
+    run: PrepareRun, image: SourceImage, size: int, detector: FaceDetector | None, min_face: int
+) -> None:
+    """Keep, skip or reject ``image``; its outcome is on disk when this returns."""
+    source = run.classify(image)
+    if source is not None:
         try:
-            data = read_image_file(image.path, self.max_pixels)
+            record = _process(source, image, run.out, size, detector, min_face, run.max_pixels)
         except DecodeError as exc:
-            self.reject(image, stat, None, _Reject(exc.reason, exc.detail))
-            return None
-        sha = hashlib.sha256(data).hexdigest()
-        kept = self.done_by_sha.get(sha)
-        if kept is not None and kept.get("source") != path and mf.source_unchanged(kept):
-            self._duplicate(image, stat, sha, str(kept["source"]))
-            return None
-        if sha in self.first_seen:
-            self._duplicate(image, stat, sha, self.first_seen[sha])
-            return None
-        self.first_seen[sha] = path
-        if kept is not None:  # kept before, under a path or timestamp that no longer is
-            self.summary.skipped_done += 1
-            return None
-        return _Source(data, sha, stat)
-
-    def needs_work(self, source: SourceImage | SourceVideo, options: str) -> tuple[int, int] | None:
-        """The ``stat_key`` of a source to read, or None when it is settled without reading:
-        unreadable (rejected), unchanged since an earlier run kept it (``skipped_done``
-        counted), or unchanged since an earlier run with the same ``options`` rejected it
-        (rejected again, with the earlier reason)."""
-        path = str(source.path)
-        try:
-            stat = mf.stat_key(source.path)
-        except OSError as exc:
-            self.reject(source, (0, 0), None, _Reject("unreadable", os_error_detail(exc)), options)
-            return None
-        if (path, *stat) in self.done_by_stat:
-            self.summary.skipped_done += 1
-            return None
-        cached = self.rejections.cache.get((path, *stat, options))
-        if cached is not None:
-            if cached.get("sha256"):
-                self.first_seen.setdefault(cached["sha256"], path)
-            detail = str(cached.get("detail") or "rejected by an earlier run")
-            again = _Reject(cached["reason"], detail)
-            self.reject(source, stat, cached.get("sha256"), again, options)
-            return None
-        return stat
-
-    def _duplicate(self, image: SourceImage, stat: tuple[int, int], sha: str, of: str) -> None:
-        self.reject(image, stat, sha, _Reject("duplicate", f"same bytes as {of}", duplicate_of=of))
-
-    def reject(
-        self,
-        image: SourceImage | SourceVideo,
-        stat: tuple[int, int],
-        sha: str | None,
-        exc: _Reject,
-        options: str | None = None,
-    ) -> None:
-        """Count a rejection and append it to ``rejected.jsonl`` (under the run's options
-        key, or ``options``: videos have their own)."""
-        self.reasons[exc.reason] += 1
-        record = {
-            "source": str(image.path),
-            "sha256": sha,
-            "reason": exc.reason,
-            "detail": exc.detail,
-            **exc.extra,
-            "source_bytes": stat[0],
-            "source_mtime_ns": stat[1],
-            "options": self.options if options is None else options,
-        }
-        self.rejections.add(record)
-
-    def reject_reason(
-        self,
-        source: SourceImage | SourceVideo,
-        stat: tuple[int, int],
-        sha: str | None,
-        reason: str,
-        detail: str,
-        options: str | None = None,
-        **extra: Any,
-    ) -> None:
-        """:meth:`reject` from a reason code and detail (for ``prepare_video``)."""
-        self.reject(source, stat, sha, _Reject(reason, detail, **extra), options)
+            run.reject(image, source.stat, source.sha, Reject(exc.reason, exc.detail))
+        except Reject as exc:
+            run.reject(image, source.stat, source.sha, exc)
+        else:
+            mf.append_record(run.out, record)  # only now that its PNG is in place
+            run.records.append(record)
+            run.summary.kept += 1
+    run.rejections.settle(str(image.path))
 
 
 def _process(
-    source: _Source,
+    source: ImageSource,
     image: SourceImage,
     out: Path,
     size: int,
@@ -346,18 +208,18 @@ def _process(
     else:
         faces = detector.detect(pixels)
         if not faces:
-            raise _Reject("no_face", "the detector found no face")
+            raise Reject("no_face", "the detector found no face")
         large = [f for f in faces if f.min_side >= min_face]
         if not large:
             biggest = max(f.min_side for f in faces)
-            raise _Reject(
+            raise Reject(
                 "face_too_small", f"largest face is {biggest:.0f} px, under --min-face {min_face}"
             )
         face = large[0]  # faces come most confident first
         try:
             crop, transform = align_face(pixels, face.landmarks, size)
         except ValueError as exc:
-            raise _Reject("bad_landmarks", str(exc)) from None
+            raise Reject("bad_landmarks", str(exc)) from None
 
     output = mf.output_name(source.sha)
     write_png(out / output, crop)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from deepfake_lab.data.prepare_video import DEFAULT_FRAMES_PER_VIDEO
+#: Frames sampled per video unless told otherwise (``--frames-per-video``).
+DEFAULT_FRAMES_PER_VIDEO = 32
 
 
 @dataclass

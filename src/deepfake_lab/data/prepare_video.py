@@ -33,31 +33,26 @@ With ``align=False`` no detector runs: each sampled frame gives one centre crop,
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from deepfake_lab.data import manifest as mf
+from deepfake_lab.data.prepare_run import PrepareRun
 from deepfake_lab.data.video_layouts import SourceVideo
 from deepfake_lab.errors import UserError, os_error_detail, without_path
 from deepfake_lab.faces.align import align_face, center_crop
 from deepfake_lab.faces.detectors import Face, FaceDetector
+from deepfake_lab.hashing import sha256_file
 from deepfake_lab.io import write_png
 from deepfake_lab.video.decode import Frame, VideoDecodeError, iter_evenly_spaced
 from deepfake_lab.video.tracks import link_tracks
-
-if TYPE_CHECKING:
-    from deepfake_lab.data.prepare import _Run
-
-#: Frames sampled per video unless told otherwise (``--frames-per-video``).
-DEFAULT_FRAMES_PER_VIDEO = 32
 
 # Track linking gates for sparsely sampled frames. 32 frames of a 15 s clip are half a
 # second apart, so a moving head overlaps its previous box less than in consecutive frames:
@@ -67,8 +62,6 @@ DEFAULT_FRAMES_PER_VIDEO = 32
 TRACK_MIN_IOU = 0.2
 TRACK_MAX_LANDMARK = 1.0
 TRACK_MAX_GAP = 2
-
-_HASH_CHUNK = 1 << 20  # 1 MiB reads: fast, and memory stays flat for multi-GB videos
 
 
 @dataclass(frozen=True)
@@ -143,11 +136,12 @@ class _Extracted:
     decode_error: str | None = None
 
 
-def settle_video(run: _Run, video: SourceVideo, opts: VideoOptions) -> None:
+def settle_video(run: PrepareRun, video: SourceVideo, opts: VideoOptions) -> None:
     """Keep, skip or reject ``video``; its outcome is on disk when this returns.
 
     Args:
-        run: the run's bookkeeping (``prepare._Run``); its summary gets the video counts.
+        run: the run's bookkeeping (:class:`~deepfake_lab.data.prepare_run.PrepareRun`);
+            its summary gets the video counts.
         video: the video file and its labels.
         opts: how to process it.
 
@@ -177,19 +171,10 @@ def settle_video(run: _Run, video: SourceVideo, opts: VideoOptions) -> None:
     run.rejections.settle(str(video.path))
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks (memory stays flat for any size)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _classify(run: _Run, video: SourceVideo, opts: VideoOptions) -> _Source | None:
+def _classify(run: PrepareRun, video: SourceVideo, opts: VideoOptions) -> _Source | None:
     """Hash ``video`` unless it is done, rejected again or a duplicate (None then).
 
-    The same rules as ``prepare._Run.classify`` for images; only the hashing streams.
+    The same rules as ``PrepareRun.classify`` for images; only the hashing streams.
     """
     path = str(video.path)
     done_before = run.summary.skipped_done
@@ -221,7 +206,12 @@ def _classify(run: _Run, video: SourceVideo, opts: VideoOptions) -> _Source | No
 
 
 def _duplicate(
-    run: _Run, video: SourceVideo, stat: tuple[int, int], sha: str, of: str, opts: VideoOptions
+    run: PrepareRun,
+    video: SourceVideo,
+    stat: tuple[int, int],
+    sha: str,
+    of: str,
+    opts: VideoOptions,
 ) -> None:
     detail = f"same bytes as {of}"
     run.reject_reason(video, stat, sha, "duplicate", detail, opts.options, duplicate_of=of)

@@ -204,7 +204,7 @@ def build_zoo(
             GAN that does not load, or an ``out`` that holds something else; all before
             anything is written.
     """
-    from deepfake_lab.training.common import resolve_device
+    from deepfake_lab.devices import resolve_device
 
     real, out = Path(real), Path(out)
     try:
@@ -232,7 +232,7 @@ def build_zoo(
     previous = previous_zoo(out)
     dev = resolve_device(device)
 
-    from deepfake_lab.export import load_generator
+    from deepfake_lab.models.generators.loading import load_generator
 
     gan_models: dict[str, tuple[Path, Any]] = {}
     for g in gans:

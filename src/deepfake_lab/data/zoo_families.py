@@ -23,8 +23,8 @@ from torch import nn
 
 from deepfake_lab.errors import UserError
 from deepfake_lab.models.zoo import NORMS, STAGES, UPSAMPLERS, ZooAutoencoder, describe
+from deepfake_lab.pixels import to_uint8
 from deepfake_lab.provenance.marking import DETECTOR_DATA, Marker
-from deepfake_lab.report.grid import to_uint8
 
 TRAINING_MODES = ("trained", "untrained")
 #: RMS of the added residual of untrained families, in [-1, 1] units (about 37 dB PSNR).
@@ -96,7 +96,7 @@ def untrained_image(real: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
 
 
 def _state_sha256(model: nn.Module) -> str:
-    from deepfake_lab.export import weights_sha256
+    from deepfake_lab.hashing import weights_sha256
 
     return weights_sha256(model.state_dict())
 

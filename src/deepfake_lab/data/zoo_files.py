@@ -18,9 +18,9 @@ import torch
 
 from deepfake_lab.data.dataset import list_images, load_rgb
 from deepfake_lab.data.decode import IMAGE_SUFFIXES, DecodeError
-from deepfake_lab.data.detection import file_sha256
 from deepfake_lab.data.zoo_families import Progress
 from deepfake_lab.errors import UserError
+from deepfake_lab.hashing import sha256_file
 from deepfake_lab.io import atomic_write_json, atomic_write_text
 from deepfake_lab.provenance.marking import DETECTOR_DATA, Marker
 
@@ -50,7 +50,7 @@ def load_reals(
         except DecodeError as e:
             skipped.append({"path": _rel(p, real), "reason": str(e)})
             continue
-        records.append({"index": len(records), "path": _rel(p, real), "sha256": file_sha256(p)})
+        records.append({"index": len(records), "path": _rel(p, real), "sha256": sha256_file(p)})
         if progress is not None:
             progress("reals", len(arrays), want)
     if not arrays:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from deepfake_lab.cache import cache_dir as shared_cache_dir
+from deepfake_lab.hashing import sha256_file
 from deepfake_lab.io import atomic_write, atomic_write_json
 
 __all__ = ["FeatureSet", "StatsCache", "default_cache_dir"]
@@ -67,14 +68,6 @@ class FeatureSet:
     features: np.ndarray | None = None
     logits: np.ndarray | None = None
     skipped: int = 0
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _canonical(obj: Any) -> str:
@@ -140,7 +133,7 @@ class StatsCache:
             ):
                 fresh[rel] = entry
             else:
-                fresh[rel] = [st.st_size, st.st_mtime_ns, _sha256_file(Path(path))]
+                fresh[rel] = [st.st_size, st.st_mtime_ns, sha256_file(Path(path))]
         if fresh != known:
             try:
                 atomic_write_json(index_path, {"root": str(root.resolve()), "files": fresh})

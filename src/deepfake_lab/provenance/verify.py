@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_lab import __version__
-from deepfake_lab.data.decode import DecodeError, decode_image
-from deepfake_lab.detect import list_image_paths
+from deepfake_lab.data.decode import DecodeError, decode_image, list_image_paths
 from deepfake_lab.errors import UserError
 from deepfake_lab.io import atomic_write_json
 from deepfake_lab.provenance.metadata import read_metadata

@@ -31,7 +31,7 @@ from deepfake_lab.metrics.calibration import calibrate, threshold_at_eer, thresh
 from deepfake_lab.metrics.detection import detection_metrics
 from deepfake_lab.models.detectors import DETECTORS, build_detector
 from deepfake_lab.models.detectors.inference import inference_copy
-from deepfake_lab.training.checkpoint import (
+from deepfake_lab.runs.checkpoint import (
     capture_rng,
     checkpoint_name,
     load_checkpoint,

@@ -19,10 +19,12 @@ from deepfake_lab.data.detection import DetectionDataset, collect_samples, split
 from deepfake_lab.data.format_check import check_formats
 from deepfake_lab.data.pseudo import PseudoFakeSet
 from deepfake_lab.data.resolution import check_resolution
+from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.landmarks import Landmarker
-from deepfake_lab.training.checkpoint import load_checkpoint
-from deepfake_lab.training.common import determinism, resolve_device, seed_everything
+from deepfake_lab.runs.checkpoint import load_checkpoint
+from deepfake_lab.runs.run_dir import create_run_dir, resolve_checkpoint, run_dir_of
+from deepfake_lab.training.common import determinism, seed_everything
 from deepfake_lab.training.detector import (
     KIND,
     DetectorResult,
@@ -37,7 +39,6 @@ from deepfake_lab.training.detector_report import (
     write_detector_report,
 )
 from deepfake_lab.training.logger import RunLogger
-from deepfake_lab.training.run_dir import create_run_dir, resolve_checkpoint, run_dir_of
 
 # May differ when resuming. Note: a new train.epochs re-stretches the cosine schedule, so
 # only an unchanged config continues bit-exactly.

@@ -30,21 +30,21 @@ from sklearn.metrics import roc_auc_score
 
 from deepfake_lab.data.detection import DetectionDataset, collect_samples, split_samples
 from deepfake_lab.data.pseudo import PseudoFakeSet
+from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.landmarks import Landmarker
 from deepfake_lab.io import atomic_write_json
 from deepfake_lab.metrics.calibration import calibrate, threshold_at_eer, threshold_at_fpr
 from deepfake_lab.models.detectors.fusion import FusionDetector
+from deepfake_lab.models.detectors.loading import load_detector
 from deepfake_lab.report.html import Section, Table, write_report
-from deepfake_lab.training.checkpoint import save_checkpoint
-from deepfake_lab.training.common import resolve_device, seed_everything
-from deepfake_lab.training.run_dir import create_run_dir
+from deepfake_lab.runs.checkpoint import save_checkpoint
+from deepfake_lab.runs.run_dir import create_run_dir
+from deepfake_lab.training.common import seed_everything
 
 
 def _member_spec(source: str, device: torch.device) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(spec, state)`` of one member: registry name, kwargs, id and calibration."""
-    from deepfake_lab.detect import load_detector
-
     det = load_detector(source, device)
     spec = {
         "name": det.identity["name"],

@@ -20,7 +20,7 @@ from deepfake_lab.data.dataset import FaceDataset
 from deepfake_lab.errors import UserError
 from deepfake_lab.losses.gan import GAN_LOSSES, r1_penalty
 from deepfake_lab.models import build_discriminator, build_generator
-from deepfake_lab.training.checkpoint import (
+from deepfake_lab.runs.checkpoint import (
     capture_rng,
     restore_rng,
 )

@@ -19,14 +19,14 @@ from rich.console import Console
 
 from deepfake_lab.config import save_config
 from deepfake_lab.data.dataset import FaceDataset
-from deepfake_lab.export import weights_sha256
+from deepfake_lab.devices import resolve_device
+from deepfake_lab.hashing import weights_sha256
 from deepfake_lab.provenance.marking import Marker
 from deepfake_lab.report.grid import make_grid, save_grid
-from deepfake_lab.training.checkpoint import checkpoint_name, prune_checkpoints, save_checkpoint
+from deepfake_lab.runs.checkpoint import checkpoint_name, prune_checkpoints, save_checkpoint
 from deepfake_lab.training.common import (
     crossed,
     determinism,
-    resolve_device,
     seed_everything,
     stop_on_signals,
 )

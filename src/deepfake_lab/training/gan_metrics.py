@@ -1,7 +1,7 @@
 """Generator metrics during training: evaluate checkpoints, log them, keep ``best.pt``.
 
 Each evaluation scores the checkpoint just written (its G_ema) with
-:func:`deepfake_lab.metrics.evaluate.evaluate_gan`, so a number in ``metrics.jsonl`` always
+:func:`deepfake_lab.evaluation.evaluate.evaluate_gan`, so a number in ``metrics.jsonl`` always
 belongs to a checkpoint a user can load. The best one by ``metrics.best`` is copied to
 ``checkpoints/best.pt`` (atomically) and described in ``checkpoints/best.json``.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_lab.errors import UserError
+from deepfake_lab.evaluation.evaluate import build_extractor, label_key, parse_metrics
 from deepfake_lab.io import atomic_write, atomic_write_json
-from deepfake_lab.metrics.evaluate import build_extractor, label_key, parse_metrics
-from deepfake_lab.training.checkpoint import capture_rng, restore_rng
+from deepfake_lab.runs.checkpoint import capture_rng, restore_rng
 from deepfake_lab.training.gan_config import GanConfig
 from deepfake_lab.training.logger import RunLogger
 
@@ -74,7 +74,7 @@ class MetricTracker:
 
     def evaluate(self, checkpoint: Path, nimg: int, logger: RunLogger) -> dict[str, Any]:
         """Score ``checkpoint``, log the numbers, and update ``best.pt`` when it improved."""
-        from deepfake_lab.metrics.evaluate import evaluate_gan
+        from deepfake_lab.evaluation.evaluate import evaluate_gan
 
         m = self.cfg.metrics
         # Loading the generator initialises a model from the global RNG: restore it after,

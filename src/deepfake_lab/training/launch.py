@@ -13,20 +13,20 @@ from rich.console import Console
 
 from deepfake_lab.config import build_config, flatten
 from deepfake_lab.data.dataset import FaceDataset
+from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
-from deepfake_lab.training.checkpoint import list_checkpoints, load_checkpoint
-from deepfake_lab.training.common import resolve_device
-from deepfake_lab.training.gan import check_models
-from deepfake_lab.training.gan_config import GanConfig
-from deepfake_lab.training.gan_loop import TrainResult, run_training
-from deepfake_lab.training.gan_metrics import MetricTracker
-from deepfake_lab.training.run_dir import (
+from deepfake_lab.runs.checkpoint import list_checkpoints, load_checkpoint
+from deepfake_lab.runs.run_dir import (
     create_run_dir,
     latest_run,
     resolve_checkpoint,
     run_dir_of,
     set_aside_later_work,
 )
+from deepfake_lab.training.gan import check_models
+from deepfake_lab.training.gan_config import GanConfig
+from deepfake_lab.training.gan_loop import TrainResult, run_training
+from deepfake_lab.training.gan_metrics import MetricTracker
 
 # Keys that may differ from the checkpoint's config when resuming: they change how long the
 # run goes and where it writes, not what it computes. (The device may not change: generator

@@ -33,10 +33,10 @@ from deepfake_lab.config import build_config, read_yaml
 from deepfake_lab.errors import UserError
 from deepfake_lab.io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from deepfake_lab.models.detectors import DETECTORS
+from deepfake_lab.runs.run_dir import create_run_dir, latest_run
 from deepfake_lab.training.detector import build_model
 from deepfake_lab.training.detector_config import DetectorConfig
 from deepfake_lab.training.detector_launch import train_detector
-from deepfake_lab.training.run_dir import create_run_dir, latest_run
 
 #: Small default: learning rate x augmentation strength, 6 trials.
 DEFAULT_SPACE: dict[str, list[Any]] = {

@@ -279,10 +279,10 @@ def detect_video_files(
     plots go there, for ``report.detect_report``. ``start_s``, ``end_s``, ``progress``: as
     in :func:`detect_videos`. Output paths are checked before any video is read."""
 
-    from deepfake_lab.detect import load_detector
+    from deepfake_lab.devices import resolve_device
     from deepfake_lab.faces.detectors import build_face_detector
     from deepfake_lab.io import check_output_paths
-    from deepfake_lab.training.common import resolve_device
+    from deepfake_lab.models.detectors.loading import load_detector
 
     check_video_options(aggregation, topk, stride, max_frames, frames, start_s, end_s)
     check_output_paths({"--json": json_path}, {"--timeline": timeline_dir, "--report": report_dir})

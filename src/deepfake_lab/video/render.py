@@ -46,14 +46,14 @@ import numpy as np
 import torch
 
 from deepfake_lab import __version__
+from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
-from deepfake_lab.export import load_generator
 from deepfake_lab.generate import latents_for_seeds
 from deepfake_lab.io import atomic_write_json
+from deepfake_lab.models.generators.loading import load_generator
+from deepfake_lab.pixels import to_uint8
 from deepfake_lab.provenance.marking import Marker, ProvenanceOptions
 from deepfake_lab.provenance.metadata import DIGITAL_SOURCE_TYPE, ProvenanceInfo
-from deepfake_lab.report.grid import to_uint8
-from deepfake_lab.training.common import resolve_device
 from deepfake_lab.video.render_measure import measure_video
 
 #: ``--codec`` names and their FFmpeg encoders.

@@ -9,13 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_lab.errors import UserError
+from deepfake_lab.faces.detectors import haar, yunet  # noqa: F401  (registration)
 from deepfake_lab.faces.detectors.base import LANDMARK_NAMES, Face, FaceDetector
-from deepfake_lab.registry import Registry
-
-FACE_DETECTORS: Registry[FaceDetector] = Registry("face detector")
-
-# Imported for their registration side effect; they need FACE_DETECTORS defined above.
-from deepfake_lab.faces.detectors import haar, yunet  # noqa: E402, F401
+from deepfake_lab.faces.detectors.registry import FACE_DETECTORS
 
 
 def build_face_detector(name: str, face_model: Path | str | None = None) -> FaceDetector:

@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 
 from deepfake_lab.errors import UserError
-from deepfake_lab.faces.detectors import FACE_DETECTORS
 from deepfake_lab.faces.detectors.base import Face, FaceDetector
+from deepfake_lab.faces.detectors.registry import FACE_DETECTORS
 
 #: Landmarks as fractions of the Haar face box (x / w, y / h), in LANDMARK_NAMES order.
 MEAN_SHAPE = np.array(

@@ -17,8 +17,8 @@ import numpy as np
 from deepfake_lab import io as _io
 from deepfake_lab.cache import cache_dir as shared_cache_dir
 from deepfake_lab.errors import UserError
-from deepfake_lab.faces.detectors import FACE_DETECTORS
 from deepfake_lab.faces.detectors.base import Face, FaceDetector
+from deepfake_lab.faces.detectors.registry import FACE_DETECTORS
 
 MODEL_NAME = "face_detection_yunet_2023mar.onnx"
 MODEL_URL = (

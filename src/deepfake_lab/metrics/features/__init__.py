@@ -26,59 +26,10 @@ Example:
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-import torch
-from torch import nn
-
-from deepfake_lab.registry import Registry
-
-
-class FeatureExtractor(nn.Module):
-    """Base class: a frozen network in eval mode that turns images into feature vectors."""
-
-    name: ClassVar[str]
-    label: ClassVar[str]
-    dim: ClassVar[int]
-    #: True when ``logits`` gives class scores (needed by the Inception Score).
-    is_classifier: ClassVar[bool] = False
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Features of images.
-
-        Args:
-            x: float (B, 3, H, W) in [-1, 1], any H, W.
-
-        Returns:
-            float32 (B, dim) on the module's device.
-        """
-        raise NotImplementedError
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits (B, num_classes) for classifier extractors (``is_classifier``)."""
-        raise NotImplementedError(f"{self.name} is not a classifier")
-
-    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(features(x), logits(x))``; classifiers override it to share one pass."""
-        return self.features(x), self.logits(x)
-
-    def cache_key(self) -> dict[str, object]:
-        """What identifies this feature space, for caching statistics: the name plus whatever
-        changes the numbers (weights fingerprint, input resolution and resize method).
-        Subclasses extend it."""
-        return {"name": self.name}
-
-    def train(self, mode: bool = True) -> FeatureExtractor:
-        # A feature space must not change with the caller's mode: batch-statistics
-        # BatchNorm would make every feature depend on the rest of the batch.
-        return super().train(False)
-
-
-FEATURE_EXTRACTORS: Registry[FeatureExtractor] = Registry("feature extractor")
-
-# Registration happens on import of the modules that define extractors.
-from deepfake_lab.metrics.features import inception as _inception  # noqa: E402, F401
-from deepfake_lab.metrics.features import resnet_cifar as _resnet_cifar  # noqa: E402, F401
-from deepfake_lab.metrics.features import torchscript as _torchscript  # noqa: E402, F401
+# Importing the extractor modules registers them.
+from deepfake_lab.metrics.features import inception as _inception  # noqa: F401
+from deepfake_lab.metrics.features import resnet_cifar as _resnet_cifar  # noqa: F401
+from deepfake_lab.metrics.features import torchscript as _torchscript  # noqa: F401
+from deepfake_lab.metrics.features.base import FEATURE_EXTRACTORS, FeatureExtractor
 
 __all__ = ["FEATURE_EXTRACTORS", "FeatureExtractor"]

@@ -41,7 +41,6 @@ layer-by-layer network, which matches torch-fidelity bit for bit on CPU.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import pickle
 from pathlib import Path
@@ -51,7 +50,8 @@ import torch
 from deepfake_lab import io as _io
 from deepfake_lab.cache import cache_dir
 from deepfake_lab.errors import UserError
-from deepfake_lab.metrics.features import FEATURE_EXTRACTORS, FeatureExtractor
+from deepfake_lab.hashing import sha256_file
+from deepfake_lab.metrics.features.base import FEATURE_EXTRACTORS, FeatureExtractor
 from deepfake_lab.metrics.features.inception_net import FIDInceptionV3
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's name
@@ -75,15 +75,6 @@ def candidate_paths() -> list[Path]:
     pytorch-fid and torch-fidelity download them; ``$TORCH_HOME/hub/checkpoints``), then ours."""
     dirs = [Path(torch.hub.get_dir()) / "checkpoints", model_cache_dir()]
     return [d / name for d in dirs for name in WEIGHTS_NAMES]
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def download_checked(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> None:

@@ -22,7 +22,6 @@ Input preprocessing, matching how the weights were trained:
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepfake_lab.errors import UserError
-from deepfake_lab.metrics.features import FEATURE_EXTRACTORS, FeatureExtractor
+from deepfake_lab.hashing import sha256_file
+from deepfake_lab.metrics.features.base import FEATURE_EXTRACTORS, FeatureExtractor
 
 WEIGHTS_SOURCE = "https://github.com/akamaster/pytorch_resnet_cifar10 (folder pretrained_models)"
 INPUT_SIZE = 32
@@ -108,14 +108,6 @@ class WeightsSpec:
     sha256: str
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_checked_state_dict(path: Path, spec: WeightsSpec, label: str) -> dict[str, torch.Tensor]:
     """Verify ``path`` against ``spec`` and return its state dict without ``module.`` prefixes.
 
@@ -129,7 +121,7 @@ def load_checked_state_dict(path: Path, spec: WeightsSpec, label: str) -> dict[s
             f"{label} needs the weights file {spec.filename}, not found at {path}; "
             f"download {spec.filename} from {WEIGHTS_SOURCE} and pass its path"
         )
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if digest != spec.sha256:
         raise UserError(
             f"{path} is not the expected {spec.filename} (sha256 {digest[:12]}..., expected "

@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepfake_lab.errors import UserError
-from deepfake_lab.metrics.features import FEATURE_EXTRACTORS, FeatureExtractor
-from deepfake_lab.metrics.features.inception import sha256_file
+from deepfake_lab.hashing import sha256_file
+from deepfake_lab.metrics.features.base import FEATURE_EXTRACTORS, FeatureExtractor
 
 #: input_range -> (scale, offset) applied to images in [-1, 1]: x * scale + offset.
 INPUT_RANGES = {"-1,1": (1.0, 0.0), "0,1": (0.5, 0.5), "0,255": (127.5, 127.5)}

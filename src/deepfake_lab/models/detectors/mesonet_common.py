@@ -33,7 +33,6 @@ negated pre-sigmoid value.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import re
@@ -50,6 +49,7 @@ from torch import Tensor, nn
 from deepfake_lab import io as _io
 from deepfake_lab.cache import cache_dir
 from deepfake_lab.errors import UserError
+from deepfake_lab.hashing import sha256_file
 from deepfake_lab.models.detectors.base import Detector
 
 #: The resolution the networks run at (their dense layer reads an 8x8x16 map of it).
@@ -109,14 +109,6 @@ PUBLISHED: dict[str, dict[str, PublishedWeights]] = {
         ),
     },
 }
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve_weights(arch: str, weights: str, download: bool = True) -> Path:
@@ -374,7 +366,7 @@ class MesoNetDetector(Detector):
         path = resolve_weights(self.arch, weights)
         what = f"{self.arch} weights {path}"
         self._load_keras(read_keras_h5(path, what), what)
-        digest = file_sha256(path)
+        digest = sha256_file(path)
         variant = next((v for v, s in PUBLISHED[self.arch].items() if s.sha256 == digest), None)
         self.weights_info = {
             "path": str(path),

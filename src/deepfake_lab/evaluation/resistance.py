@@ -40,13 +40,13 @@ from rich.console import Console
 from deepfake_lab import __version__
 from deepfake_lab.config import build_config
 from deepfake_lab.data.detection import FAKE, REAL, DetectionSample, split_samples
-from deepfake_lab.detect import LoadedDetector, load_detector
+from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
+from deepfake_lab.evaluation.cross_source import folder_samples, score_samples, write_manifest
 from deepfake_lab.io import atomic_write_json
-from deepfake_lab.metrics.cross_source import folder_samples, score_samples, write_manifest
 from deepfake_lab.metrics.detection import bootstrap_intervals, detection_metrics
-from deepfake_lab.training.common import resolve_device
-from deepfake_lab.training.run_dir import create_run_dir
+from deepfake_lab.models.detectors.loading import LoadedDetector, load_detector
+from deepfake_lab.runs.run_dir import create_run_dir
 
 SOURCE = "generated"
 

@@ -169,7 +169,7 @@ def _generator_batches(
 ) -> Iterator[torch.Tensor]:
     """Images of seeds ``seed .. seed + num - 1`` (as ``generate`` draws them), in batches."""
     from deepfake_lab.generate import latents_for_seeds
-    from deepfake_lab.report.grid import to_uint8
+    from deepfake_lab.pixels import to_uint8
 
     for start in range(0, num, batch):
         seeds = list(range(seed + start, seed + min(start + batch, num)))
@@ -183,7 +183,7 @@ def _generator_batches(
 
 def _is_generator(src: Path) -> bool:
     """A checkpoint file, export folder or run folder; False for a folder of images."""
-    from deepfake_lab.training.checkpoint import list_checkpoints
+    from deepfake_lab.runs.checkpoint import list_checkpoints
 
     if src.is_file():
         if src.suffix.lower() in IMAGE_SUFFIXES:
@@ -287,7 +287,7 @@ def evaluate_gan(
     Raises:
         UserError: unknown metric, IS on a non-classifier, missing files, too few images.
     """
-    from deepfake_lab.training.common import resolve_device
+    from deepfake_lab.devices import resolve_device
 
     names = parse_metrics(metrics)
     if num < 1:
@@ -316,7 +316,7 @@ def evaluate_gan(
     fake_pass = _FeaturePass(fx, n_fake_planned, keep_matrix, "is" in names)
     skipped_fake: list[Path] = []
     if use_generator:
-        from deepfake_lab.export import load_generator
+        from deepfake_lab.models.generators.loading import load_generator
 
         loaded = load_generator(src, device=dev)
         result["model"] = loaded.identity

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from deepfake_lab.errors import UserError
-from deepfake_lab.metrics.evaluate import evaluate_gan, metric_rows, parse_metrics
+from deepfake_lab.evaluation.evaluate import evaluate_gan, metric_rows, parse_metrics
 from deepfake_lab.metrics.features import FEATURE_EXTRACTORS
 from fakes import TinyFeatures, TinyNonClassifier
 from tiny_configs import tiny_generator_export

@@ -40,13 +40,13 @@ from deepfake_lab.data.detection import (
     DetectionSample,
     split_samples,
 )
-from deepfake_lab.detect import LoadedDetector, load_detector
+from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
+from deepfake_lab.evaluation.detector_eval import score
 from deepfake_lab.io import atomic_write_json, atomic_write_text
 from deepfake_lab.metrics.detection import bootstrap_intervals, detection_metrics
-from deepfake_lab.metrics.detector_eval import score
-from deepfake_lab.training.common import resolve_device
-from deepfake_lab.training.run_dir import create_run_dir
+from deepfake_lab.models.detectors.loading import LoadedDetector, load_detector
+from deepfake_lab.runs.run_dir import create_run_dir
 
 
 def folder_samples(folder: str | Path, label: int, source: str) -> list[DetectionSample]:

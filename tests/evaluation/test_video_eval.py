@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from avtools import face_clip
 from conftest import shared_path
 from deepfake_lab.errors import UserError
-from deepfake_lab.metrics.video_eval import evaluate_videos, split_labelled
+from deepfake_lab.evaluation.video_eval import evaluate_videos, split_labelled
 from deepfake_lab.video.scan import AGGREGATIONS
 
 
@@ -118,7 +118,7 @@ def test_eval_detector_cli_reports_video_level_auc(clips, tmp_path):
 
 
 def test_a_faceforensics_tree_is_labelled_by_path(clips, finder, tmp_path):
-    from deepfake_lab.metrics.video_eval import layout_videos
+    from deepfake_lab.evaluation.video_eval import layout_videos
 
     root = tmp_path / "ffpp"
     real = root / "original_sequences" / "youtube" / "c23" / "videos"

@@ -19,11 +19,11 @@ import torch
 from deepfake_lab import __version__
 from deepfake_lab.augment.robustness import PERTURBATIONS
 from deepfake_lab.data.detection import DetectionDataset, collect_samples
-from deepfake_lab.detect import LoadedDetector, load_detector
+from deepfake_lab.devices import resolve_device
 from deepfake_lab.io import atomic_write_json
 from deepfake_lab.metrics.detection import bootstrap_intervals, detection_metrics, per_source_table
+from deepfake_lab.models.detectors.loading import LoadedDetector, load_detector
 from deepfake_lab.report import detection_plots as plots
-from deepfake_lab.training.common import resolve_device
 
 POINT_KEYS = ("roc_auc", "ap", "eer", "accuracy", "precision", "recall", "f1", "ece")
 
@@ -67,7 +67,7 @@ def evaluate_detector(
         source: detector run folder, checkpoint or export.
         real, fake, manifest: the labelled images (each fake folder is one source). Video
             files among them (given directly or found in the folders) are scored per video
-            (:func:`deepfake_lab.metrics.video_eval.evaluate_videos`).
+            (:func:`deepfake_lab.evaluation.video_eval.evaluate_videos`).
         json_path: write the result here (atomically).
         out: folder for the curve PNGs (ROC, PR, reliability, confusion, score histogram).
         robustness: also measure after each perturbation of the sweep.
@@ -87,7 +87,7 @@ def evaluate_detector(
     Raises:
         UserError: no real or no fake images (or videos), unreadable model or folders.
     """
-    from deepfake_lab.metrics.video_eval import layout_videos, split_labelled
+    from deepfake_lab.evaluation.video_eval import layout_videos, split_labelled
 
     dev = resolve_device(device)
     det = load_detector(source, dev)
@@ -105,7 +105,7 @@ def evaluate_detector(
         side = "real" if real_images else "fake"
         result["notes"] = [f"image folders ignored: only {side} images were given"]
     if videos:
-        from deepfake_lab.metrics.video_eval import evaluate_videos
+        from deepfake_lab.evaluation.video_eval import evaluate_videos
 
         opts = video or VideoOptions()
         finder = opts.finder()

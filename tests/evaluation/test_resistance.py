@@ -8,12 +8,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from deepfake_lab.errors import UserError
-from deepfake_lab.io import read_jsonl
-from deepfake_lab.metrics.resistance import (
+from deepfake_lab.evaluation.resistance import (
     detection_resistance,
     resistance_from_auc,
     wilson_interval,
 )
+from deepfake_lab.io import read_jsonl
 from tiny_configs import GAN_TINY
 
 DET_TINY = ["train.batch=16", "model.kwargs={width: 4}"]

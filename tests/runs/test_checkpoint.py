@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from deepfake_lab.errors import UserError
-from deepfake_lab.training import checkpoint as ck
+from deepfake_lab.runs import checkpoint as ck
 
 
 def test_roundtrip_with_rng_states(tmp_path):

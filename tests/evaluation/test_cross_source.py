@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from deepfake_lab.errors import UserError
+from deepfake_lab.evaluation.cross_source import cross_source_matrix, plot_matrix
 from deepfake_lab.io import read_jsonl
-from deepfake_lab.metrics.cross_source import cross_source_matrix, plot_matrix
 
 # Augmentation off and a high rate: 9 steps must be enough to find both artefacts.
 TINY = ["train.batch=16", "model.kwargs={width: 4}", "optim.lr=0.003", "augment.enabled=false"]

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from deepfake_lab.errors import UserError
-from deepfake_lab.training.checkpoint import checkpoint_nimg, list_checkpoints
+from deepfake_lab.runs.checkpoint import checkpoint_nimg, list_checkpoints
 
 _RUN = re.compile(r"^(\d{5})-(.+)$")
 
