@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from deepfake_lab.data.dataset import FaceDataset
-from deepfake_lab.generate import latents_for_seeds
 from deepfake_lab.metrics.features import FEATURE_EXTRACTORS
 from deepfake_lab.metrics.frechet import FeatureStatsAccumulator, frechet_distance
 from deepfake_lab.models.generators.loading import load_generator
+from deepfake_lab.models.latents import latents_for_seeds
 from deepfake_lab.training.report import training_records
 
 

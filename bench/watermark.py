@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
-from deepfake_lab.generate import latents_for_seeds
 from deepfake_lab.models.generators.loading import load_generator
+from deepfake_lab.models.latents import latents_for_seeds
 from deepfake_lab.pixels import to_uint8
 from deepfake_lab.provenance import watermark as wm
 

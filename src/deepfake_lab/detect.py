@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.special import expit
 
 from deepfake_lab.data.decode import DecodeError, decode_image, list_image_paths
 from deepfake_lab.data.detection import parse_reencode
@@ -33,6 +32,7 @@ from deepfake_lab.io import atomic_write_json, atomic_write_text, write_png
 from deepfake_lab.models.detectors.loading import (
     DEFAULT_DETECTOR,
     LoadedDetector,
+    fusion_verdicts,
     is_detector_source,
     load_detector,
 )
@@ -218,28 +218,6 @@ def detect_images(
     records.sort(key=lambda r: r["path"])
     _write_outputs(records, det, json_path, csv_path, faces, explain, face_detector, finder)
     return records
-
-
-def fusion_verdicts(
-    det: LoadedDetector, x: torch.Tensor, logits: torch.Tensor
-) -> list[tuple[str, dict[str, Any]]] | None:
-    """For a fusion detector: per image ``(label, fields)``, the label ``fake`` / ``real`` /
-    ``uncertain`` and the fields ``reason``, ``ood`` and ``members`` (each member's
-    P(fake) and label at its own threshold); None for any other detector."""
-    model = det.model
-    if not hasattr(model, "analyse"):
-        return None
-    a = model.analyse(x)
-    labels = model.verdict(a["z"], a["ood"], logits.to(a["z"].device), det.logit_threshold)
-    out = []
-    for (label, reason), z, ood in zip(labels, a["z"].tolist(), a["ood"].tolist(), strict=True):
-        members = {}
-        for info, zi in zip(model.member_info, z, strict=True):
-            t, thr = info["temperature"], info["logit_threshold"]
-            p = float(expit((zi * t + thr) / t))  # the member's own calibrated P(fake)
-            members[info["id"]] = {"probability": p, "label": "fake" if zi >= 0 else "real"}
-        out.append((label, {"reason": reason, "ood": float(ood), "members": members}))
-    return out
 
 
 def _write_outputs(

@@ -20,23 +20,11 @@ from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
 from deepfake_lab.io import atomic_write_json
 from deepfake_lab.models.generators.loading import load_generator
+from deepfake_lab.models.latents import latents_for_seeds
 from deepfake_lab.pixels import to_uint8
 from deepfake_lab.provenance.marking import NOT_SIGNED_NOTE, Marker, ProvenanceOptions
 from deepfake_lab.provenance.watermark import MIN_SIDE
 from deepfake_lab.report.grid import make_grid
-
-
-def latents_for_seeds(seeds: list[int], z_dim: int, truncation: float = 1.0) -> torch.Tensor:
-    """One standard-normal latent per seed (drawn on the CPU), scaled by ``truncation``.
-
-    Our generators have no mapping network, so truncation pulls z towards the mean of its
-    prior (zero): psi = 1 is the full distribution, psi = 0 the "average" image.
-
-    Returns:
-        float tensor (len(seeds), z_dim).
-    """
-    zs = [torch.randn(z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds]
-    return torch.stack(zs) * truncation
 
 
 def generate_images(

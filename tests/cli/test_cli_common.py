@@ -65,12 +65,11 @@ def test_face_detector_flag_named_once(command) -> None:
 
 @pytest.mark.parametrize("flag", ["--face-detector", "--detector"])
 def test_face_detector_flag_and_its_old_spelling_reach_the_pipeline(tmp_path, flag) -> None:
+    import numpy as np
+    from PIL import Image
     from typer.testing import CliRunner
 
     from deepfake_lab.cli.app import app
-
-    import numpy as np
-    from PIL import Image
 
     src = tmp_path / "src"
     src.mkdir()

@@ -8,8 +8,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from deepfake_lab.cli.app import app
-from deepfake_lab.generate import latents_for_seeds
 from deepfake_lab.models.generators.loading import load_generator
+from deepfake_lab.models.latents import latents_for_seeds
 
 runner = CliRunner()
 TINY = [

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from conftest import shared_path
 from deepfake_lab.cli.app import app
 from deepfake_lab.errors import UserError
-from deepfake_lab.generate import latents_for_seeds
 from deepfake_lab.models.generators.loading import load_generator
+from deepfake_lab.models.latents import latents_for_seeds
 from deepfake_lab.provenance.marking import ProvenanceOptions
 from deepfake_lab.video import render, render_measure
 from deepfake_lab.video.decode import iter_frames, probe

@@ -269,7 +269,7 @@ def sample_gan(
     ``out/<folder>/`` at ``size`` px; its zoo.json entry."""
     from PIL import Image
 
-    from deepfake_lab.generate import latents_for_seeds
+    from deepfake_lab.models.latents import latents_for_seeds
 
     t0 = time.perf_counter()
     G = loaded.model.eval()

@@ -22,7 +22,7 @@ from deepfake_lab.data.detection import DetectionDataset, collect_samples
 from deepfake_lab.devices import resolve_device
 from deepfake_lab.io import atomic_write_json
 from deepfake_lab.metrics.detection import bootstrap_intervals, detection_metrics, per_source_table
-from deepfake_lab.models.detectors.loading import LoadedDetector, load_detector
+from deepfake_lab.models.detectors.loading import LoadedDetector, fusion_verdicts, load_detector
 from deepfake_lab.report import detection_plots as plots
 
 POINT_KEYS = ("roc_auc", "ap", "eer", "accuracy", "precision", "recall", "f1", "ece")
@@ -72,7 +72,7 @@ def evaluate_detector(
         out: folder for the curve PNGs (ROC, PR, reliability, confusion, score histogram).
         robustness: also measure after each perturbation of the sweep.
         attacks: also measure under white-box FGSM and PGD at epsilon 1, 2 and 4 / 255
-            (:func:`deepfake_lab.adversarial.attack_report`; needs gradients, so slower).
+            (:func:`deepfake_lab.training.adversarial.attack_report`; needs gradients, so slower).
         n_boot: bootstrap resamples for the 95% intervals (0: none).
         video: how videos are sampled and aggregated (default ``VideoOptions()``).
         videos_from: labelled dataset trees (FaceForensics++, VoxCeleb) whose videos are
@@ -171,8 +171,6 @@ def _uncertain_shares(
 ) -> dict[str, Any]:
     """A fusion's "uncertain" verdicts: share among real and fake images, by reason, and
     the accuracy on the images it did decide."""
-    from deepfake_lab.detect import fusion_verdicts
-
     verdicts: list[str] = []
     reasons: dict[str, int] = {}
     for idx in torch.arange(len(data)).split(batch):
@@ -229,7 +227,7 @@ def _evaluate_images(
             rows[name] = {k: m[k] for k in ("roc_auc", "ap", "eer", "accuracy", "recall")}
         result["robustness"] = rows
     if attacks:
-        from deepfake_lab.adversarial import attack_report
+        from deepfake_lab.training.adversarial import attack_report
 
         result["attacks"] = attack_report(det, data, dev, batch=min(batch, 64))
     result["skipped"] = [str(p) for p, _ in data.skipped]

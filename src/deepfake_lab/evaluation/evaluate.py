@@ -168,7 +168,7 @@ def _generator_batches(
     G: torch.nn.Module, num: int, seed: int, batch: int, size: int, device: torch.device
 ) -> Iterator[torch.Tensor]:
     """Images of seeds ``seed .. seed + num - 1`` (as ``generate`` draws them), in batches."""
-    from deepfake_lab.generate import latents_for_seeds
+    from deepfake_lab.models.latents import latents_for_seeds
     from deepfake_lab.pixels import to_uint8
 
     for start in range(0, num, batch):

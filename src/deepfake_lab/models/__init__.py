@@ -1,7 +1,9 @@
-"""GAN generator and discriminator architectures.
-
-Importing this package registers every architecture in ``GENERATORS`` / ``DISCRIMINATORS``
-(the ``generators`` and ``discriminators`` subpackages register theirs on import).
+"""Network architectures, one per file, chosen through registries: GAN generators and
+discriminators (``GENERATORS`` / ``DISCRIMINATORS``, registered when this package is
+imported), deepfake detectors (``detectors``, ``DETECTORS``), the export format
+(``export_format``), loading of generators and detectors (``generators.loading``,
+``detectors.loading``), seeded latents (``latents``) and the small autoencoders of the
+generator zoo (``zoo``).
 """
 
 from deepfake_lab.models import discriminators, generators  # noqa: F401  (registration)

@@ -1,8 +1,8 @@
 """Training deepfake detectors: BCE, AdamW, cosine schedule, robustness augmentation,
 validation ROC-AUC with early stopping, calibration, exact resume.
 
-The machinery is the GAN trainer's (``training.common``, ``training.checkpoint``,
-``training.run_dir``, ``training.logger``, ``training.sampler``); only the step and the
+The machinery is the GAN trainer's (``training.common``, ``runs.checkpoint``,
+``runs.run_dir``, ``training.logger``, ``training.sampler``); only the step and the
 schedule are the detector's own. Progress is counted in steps; an epoch is
 ``ceil(n_train / batch)`` steps over a reshuffled training split.
 """
@@ -20,7 +20,6 @@ import torch
 from rich.console import Console
 from scipy.special import expit
 
-from deepfake_lab.adversarial import eps_on_model_scale, pgd
 from deepfake_lab.augment.resample import Compose, ResampleChain
 from deepfake_lab.augment.robustness import RobustAugment
 from deepfake_lab.data.detection import DetectionDataset
@@ -39,6 +38,7 @@ from deepfake_lab.runs.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
+from deepfake_lab.training.adversarial import eps_on_model_scale, pgd
 from deepfake_lab.training.common import grad_norm, stop_on_signals
 from deepfake_lab.training.detector_config import DetectorConfig
 from deepfake_lab.training.logger import RunLogger, make_progress

@@ -48,9 +48,9 @@ import torch
 from deepfake_lab import __version__
 from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
-from deepfake_lab.generate import latents_for_seeds
 from deepfake_lab.io import atomic_write_json
 from deepfake_lab.models.generators.loading import load_generator
+from deepfake_lab.models.latents import latents_for_seeds
 from deepfake_lab.pixels import to_uint8
 from deepfake_lab.provenance.marking import Marker, ProvenanceOptions
 from deepfake_lab.provenance.metadata import DIGITAL_SOURCE_TYPE, ProvenanceInfo

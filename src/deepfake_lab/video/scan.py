@@ -109,7 +109,7 @@ def scan_video(
 
     Args:
         path: the video file.
-        det: a ``LoadedDetector`` (``detect.load_detector``).
+        det: a ``LoadedDetector`` (``models.detectors.loading.load_detector``).
         finder: a face detector (``faces.detectors``).
         stride, max_frames, start_s, end_s: which frames (``decode.iter_frames``).
         frames: instead, this many frames evenly spaced over the whole video

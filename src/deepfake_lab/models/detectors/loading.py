@@ -273,3 +273,25 @@ def load_detector_export(src: str | Path, device: str | torch.device = "cpu") ->
     return detector_from_parts(
         model.to(device), meta.get("calibration"), identity, meta.get("reencode"), str(src)
     )
+
+
+def fusion_verdicts(
+    det: LoadedDetector, x: torch.Tensor, logits: torch.Tensor
+) -> list[tuple[str, dict[str, Any]]] | None:
+    """For a fusion detector: per image ``(label, fields)``, the label ``fake`` / ``real`` /
+    ``uncertain`` and the fields ``reason``, ``ood`` and ``members`` (each member's
+    P(fake) and label at its own threshold); None for any other detector."""
+    model = det.model
+    if not hasattr(model, "analyse"):
+        return None
+    a = model.analyse(x)
+    labels = model.verdict(a["z"], a["ood"], logits.to(a["z"].device), det.logit_threshold)
+    out = []
+    for (label, reason), z, ood in zip(labels, a["z"].tolist(), a["ood"].tolist(), strict=True):
+        members = {}
+        for info, zi in zip(model.member_info, z, strict=True):
+            t, thr = info["temperature"], info["logit_threshold"]
+            p = float(expit((zi * t + thr) / t))  # the member's own calibrated P(fake)
+            members[info["id"]] = {"probability": p, "label": "fake" if zi >= 0 else "real"}
+        out.append((label, {"reason": reason, "ood": float(ood), "members": members}))
+    return out

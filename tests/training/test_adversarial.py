@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepfake_lab.adversarial import (
+from deepfake_lab.data.detection import DetectionDataset, DetectionSample
+from deepfake_lab.models.detectors.loading import LoadedDetector
+from deepfake_lab.training.adversarial import (
     attack_report,
     default_step_size,
     eps_on_model_scale,
@@ -18,8 +20,6 @@ from deepfake_lab.adversarial import (
     pgd,
     sign_noise,
 )
-from deepfake_lab.data.detection import DetectionDataset, DetectionSample
-from deepfake_lab.models.detectors.loading import LoadedDetector
 
 EPS = eps_on_model_scale(4 / 255)  # 8/255 on the [-1, 1] scale
 
