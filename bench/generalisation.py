@@ -73,7 +73,9 @@ def images(folder: Path) -> list[Path]:
 
 def logits_of(det, paths: list[Path], perturb: str | None = None) -> np.ndarray:
     samples = [DetectionSample(p, FAKE, "x") for p in paths]
-    data = DetectionDataset.from_samples(samples, det.size, reencode=det.reencode)
+    data = DetectionDataset.from_samples(
+        samples, det.size, reencode=det.reencode, native_floor=det.native_floor
+    )
     if perturb is not None:
         data = data.map(PERTURBATIONS[perturb])
     return score(det, data, torch.device("cpu"))

@@ -223,3 +223,15 @@ def test_missing_exporter_packages_fail_before_any_work(toy_run, tmp_path, monke
     with pytest.raises(UserError, match=r"onnxscript.*pip install 'deepfake-lab\[onnx\]'"):
         export_detector(toy_run[1], tmp_path / "exp", onnx=True)
     assert not (tmp_path / "exp").exists()
+
+
+@pytest.mark.parametrize("bad", [10**6, 0, -3, 2.5, "16", True])
+def test_export_with_an_impossible_native_floor_is_refused(toy_run, tmp_path, bad):
+    _root, run = toy_run
+    out = export_detector(run, tmp_path / "exp").folder
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["native_floor"] is None  # trained without the floor
+    meta["native_floor"] = bad
+    (out / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="native_floor must be a whole number of px in 1-16"):
+        load_detector(out)

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from deepfake_lab.data.decode import DecodeError, decode_image, list_image_paths
-from deepfake_lab.data.detection import parse_reencode
 from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.align import align_face, center_crop
@@ -150,7 +149,6 @@ def detect_images(
         gradcam_layer_of(det.model)  # no spatial layer: say so before scanning anything
     finder = build_face_detector(face_detector, face_model) if faces else None
     names = dict(zip(files, make_names(files), strict=True)) if explain is not None else {}
-    reencode = parse_reencode(det.reencode)
     model_id = det.model_id
 
     def record(f: Path, label: str, **extra: Any) -> dict[str, Any]:
@@ -188,7 +186,7 @@ def detect_images(
             }
             try:
                 img, face = _model_input(pixels, det.size, finder)
-                ok.append((f, reencode(img) if reencode else img, face))
+                ok.append((f, det.prepare(img), face))
             except _NoFace:
                 records.append(record(f, "no_face", **marks[f]))
         if not ok:

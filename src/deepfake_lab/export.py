@@ -139,6 +139,7 @@ def export_detector(source: str | Path, out: str | Path, onnx: bool = False) -> 
         },
         "calibration": det.calibration,
         "reencode": det.reencode,
+        "native_floor": det.native_floor,
         "weights_sha256": weights_sha256(state),
         "exported_from": det.identity["source"],
         "package_version": __version__,

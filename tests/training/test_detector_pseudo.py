@@ -89,6 +89,31 @@ def test_fakes_of_another_native_size_are_refused_then_floored(reals, tmp_path):
     log = (res.run_dir / "log.txt").read_text()
     assert "brought down to 16 px" in log
 
+    # Scoring floors its inputs as training did: checkpoint, export and `detect` alike.
+    from deepfake_lab.augment.resample import to_native_floor
+    from deepfake_lab.detect import detect_images
+    from deepfake_lab.export import export_detector
+    from deepfake_lab.models.detectors.loading import load_detector
+
+    det = load_detector(res.run_dir)
+    assert det.native_floor == 16
+    sharp = np.asarray(Image.open(sorted(reals.iterdir())[0]).convert("RGB"))
+    assert np.array_equal(det.prepare(sharp), to_native_floor(sharp, 16))
+    exported = load_detector(export_detector(res.run_dir, tmp_path / "export").folder)
+    assert exported.native_floor == 16
+    sharp_file = tmp_path / "sharp.png"
+    Image.fromarray(sharp).save(sharp_file)
+    floored_file = tmp_path / "floored.png"
+    Image.fromarray(to_native_floor(sharp, 16)).save(floored_file)
+    by_path = {
+        r["path"]: r["probability"] for r in detect_images(res.run_dir, [sharp_file, floored_file])
+    }
+    assert by_path[str(sharp_file)] == pytest.approx(by_path[str(floored_file)], abs=1e-4)
+    # A detector trained without the floor scores the images as decoded.
+    plain = load_detector(_train(reals, tmp_path, "plain", epochs=1, pseudo_fake=["sbi"]).run_dir)
+    assert plain.native_floor is None
+    assert np.array_equal(plain.prepare(sharp), sharp)
+
 
 def test_the_resampling_chain_is_on_by_default_and_reaches_every_image(reals, tmp_path):
     from deepfake_lab.training.detector import build_augment

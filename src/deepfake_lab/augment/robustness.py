@@ -283,6 +283,21 @@ def _seeded_noise(img: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
     return gaussian_noise(img, sigma, rng)
 
 
+def parse_reencode(spec: str | None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``"jpeg95"`` -> a JPEG q95 round trip; ``None``, ``"none"``, ``"png"`` -> None.
+
+    Raises:
+        UserError: any other value.
+    """
+    if spec is None or spec.lower() in ("", "none", "png"):
+        return None
+    name = spec.lower()
+    if name.startswith("jpeg") and name[4:].isdigit() and 1 <= int(name[4:]) <= 100:
+        quality = int(name[4:])
+        return lambda img: jpeg(img, quality)
+    raise UserError(f"unknown re-encoding {spec!r}; use jpegNN (NN in 1-100, e.g. jpeg95) or none")
+
+
 def _reshared(img: np.ndarray) -> np.ndarray:
     # A photo passed on through a messenger or social site: scaled down (and viewed back at
     # its size), then re-encoded as JPEG.

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from deepfake_lab.augment.resample import to_native_floor
-from deepfake_lab.augment.robustness import jpeg, map_images
+from deepfake_lab.augment.robustness import map_images, parse_reencode
 from deepfake_lab.data.dataset import list_images, load_rgb
 from deepfake_lab.data.decode import IMAGE_SUFFIXES, DecodeError
 from deepfake_lab.errors import UserError
@@ -196,12 +196,14 @@ class DetectionDataset:
         labels: int64 (N,), 0 real / 1 fake.
         samples: the sample behind each image (path, label, source, group).
         skipped: files that could not be decoded, with the reason.
+        native_floor: the side every image was floored to after decoding, or None.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     samples: list[DetectionSample]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    native_floor: int | None = None
 
     @classmethod
     def from_samples(
@@ -246,7 +248,13 @@ class DetectionDataset:
             if wanted and not bool((labels == label).any()):
                 raise UserError(f"none of the {name} images could be decoded")
         images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-        return cls(images=images, labels=labels, samples=kept, skipped=skipped)
+        return cls(
+            images=images,
+            labels=labels,
+            samples=kept,
+            skipped=skipped,
+            native_floor=native_floor,
+        )
 
     @property
     def size(self) -> int:
@@ -280,6 +288,7 @@ class DetectionDataset:
             labels=self.labels[idx].clone(),
             samples=[self.samples[int(i)] for i in idx],
             skipped=list(self.skipped),
+            native_floor=self.native_floor,
         )
 
     def map(self, fn: Callable[[np.ndarray], np.ndarray]) -> DetectionDataset:
@@ -289,7 +298,9 @@ class DetectionDataset:
         shape; it is applied at the dataset's size, i.e. to what the detector sees.
         """
         images = map_images(fn, self.images)
-        return DetectionDataset(images, self.labels.clone(), list(self.samples), list(self.skipped))
+        return DetectionDataset(
+            images, self.labels.clone(), list(self.samples), list(self.skipped), self.native_floor
+        )
 
     def batch(
         self,
@@ -319,21 +330,6 @@ class DetectionDataset:
         x = x.to(device, non_blocking=True).to(torch.float32).div_(127.5).sub_(1.0)
         y = self.labels[indices].to(device, non_blocking=True).to(torch.float32)
         return x, y
-
-
-def parse_reencode(spec: str | None) -> Callable[[np.ndarray], np.ndarray] | None:
-    """``"jpeg95"`` -> a JPEG q95 round trip; ``None``, ``"none"``, ``"png"`` -> None.
-
-    Raises:
-        UserError: any other value.
-    """
-    if spec is None or spec.lower() in ("", "none", "png"):
-        return None
-    name = spec.lower()
-    if name.startswith("jpeg") and name[4:].isdigit() and 1 <= int(name[4:]) <= 100:
-        quality = int(name[4:])
-        return lambda img: jpeg(img, quality)
-    raise UserError(f"unknown re-encoding {spec!r}; use jpegNN (NN in 1-100, e.g. jpeg95) or none")
 
 
 def _folder_images(folder: Path, kind: str) -> list[Path]:

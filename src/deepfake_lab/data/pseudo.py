@@ -188,6 +188,7 @@ class PseudoFakeSet:
             labels=torch.cat([self.base.labels, torch.full((len(fakes),), FAKE)]),
             samples=list(self.base.samples) + samples,
             skipped=list(self.base.skipped),
+            native_floor=self.base.native_floor,
         )
 
     def preview(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -95,7 +95,9 @@ def score_samples(
         ``(data, logits)``: the decoded set (undecodable files are skipped) and its
         logits (N,) float64.
     """
-    data = DetectionDataset.from_samples(samples, det.size, reencode=det.reencode)
+    data = DetectionDataset.from_samples(
+        samples, det.size, reencode=det.reencode, native_floor=det.native_floor
+    )
     return data, score(det, data, device)
 
 

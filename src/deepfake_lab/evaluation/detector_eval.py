@@ -205,7 +205,9 @@ def _evaluate_images(
     batch: int,
 ) -> dict[str, Any]:
     samples = collect_samples(real, fake, Path(manifest) if manifest else None)
-    data = DetectionDataset.from_samples(samples, det.size, reencode=det.reencode)
+    data = DetectionDataset.from_samples(
+        samples, det.size, reencode=det.reencode, native_floor=det.native_floor
+    )
     labels = data.labels.numpy()
     logits = score(det, data, dev, batch)
     probs = det.probabilities_from_logits(logits)

@@ -118,8 +118,11 @@ class DetectorTrainer:
         train: DetectionDataset | PseudoFakeSet,
         val: DetectionDataset,
         device: torch.device,
+        native_floor: int | None = None,
     ) -> None:
         self.cfg, self.train_set, self.val_set, self.device = cfg, train, val, device
+        # The detector only ever saw images floored to this side: scoring floors them too.
+        self.native_floor = native_floor
         self.model = build_model(cfg).to(device)
         self.model.freeze(cfg.model.freeze)
         o, t = cfg.optim, cfg.train
@@ -149,6 +152,7 @@ class DetectorTrainer:
         return {
             "kind": KIND,
             "config": self.cfg.model_dump(mode="json"),
+            "native_floor": self.native_floor,
             "model": self.model.state_dict(),
             "arch": {"name": self.model.registry_name, "kwargs": self.model.rebuild_kwargs()},
             "opt": self.opt.state_dict(),
@@ -263,9 +267,11 @@ def run_detector_training(
     resume_state: dict[str, Any] | None = None,
     console: Console | None = None,
     progress: bool = True,
+    native_floor: int | None = None,
 ) -> DetectorResult:
-    """Train until the epochs run out, validation stops improving, a signal or the budget."""
-    trainer = DetectorTrainer(cfg, train, val, device)
+    """Train until the epochs run out, validation stops improving, a signal or the budget;
+    ``native_floor``: the side the data was floored to, recorded for scoring."""
+    trainer = DetectorTrainer(cfg, train, val, device, native_floor)
     if resume_state is not None:
         trainer.load_state_dict(resume_state)
         logger.info(f"resumed at step {trainer.step}")

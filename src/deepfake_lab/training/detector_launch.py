@@ -64,7 +64,8 @@ def _flag_overrides(flags: dict[str, Any]) -> list[str]:
 def load_detector_data(
     cfg: DetectorConfig, console: Console | None = None
 ) -> tuple[DetectionDataset | PseudoFakeSet, DetectionDataset, list[str]]:
-    """Train and validation sets for ``cfg`` plus the warnings about the data.
+    """Train and validation sets for ``cfg`` plus the warnings about the data; the side every
+    image was floored to (``data.native_size=floor``) is the sets' ``native_floor``.
 
     With ``data.pseudo_fake``, the training set makes its pseudo-fakes on the fly and the
     validation set holds one fixed pseudo-fake per real face. Classes that differ in
@@ -230,6 +231,7 @@ def train_detector(
                 resume_state=state,
                 console=console,
                 progress=progress,
+                native_floor=val.native_floor,
             )
     finally:
         logger.close()

@@ -152,6 +152,9 @@ def scan_video(
             if frames is None
             else iter_evenly_spaced(path, frames)
         )
+        # What training did to each image (native-size floor, re-encoding); scorers that
+        # take images as they come (``det`` is duck-typed: logits, size, threshold) lack it.
+        prepare = getattr(det, "prepare", None) or (lambda img: img)
         while True:
             with clock("decode"):
                 frame = next(decoded, None)
@@ -174,7 +177,7 @@ def scan_video(
                         else cv2.resize(crop, (_CROP, _CROP), interpolation=cv2.INTER_AREA)
                     )
                     kept.append(f)
-                    pending.append(crop)
+                    pending.append(prepare(crop))
             records.append((frame.index, frame.time_s, kept))
             if progress is not None:
                 progress(len(records), expected)

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from scipy.special import expit
 
+from deepfake_lab.augment.resample import to_native_floor
+from deepfake_lab.augment.robustness import parse_reencode
 from deepfake_lab.errors import UserError
 from deepfake_lab.hashing import weights_sha256
 from deepfake_lab.metrics.calibration import Calibration
@@ -45,6 +47,8 @@ class LoadedDetector:
         calibrated: whether temperature/threshold were fitted on validation data.
         identity: name, kwargs, source path, weights fingerprint.
         reencode: images are re-encoded this way before scoring, as in training.
+        native_floor: images are brought down to this side and back up before scoring, as
+            every training image was (``data.native_size=floor``); None: as decoded.
         calibration: the full calibration record (with ``logit_threshold``), or None.
         fast: score through the fused, channels-last inference copy (the path calibration
             was fitted on); False scores with ``model`` itself.
@@ -58,6 +62,7 @@ class LoadedDetector:
     reencode: str | None = None  # the re-encoding the detector was trained with (data.reencode)
     calibration: dict[str, Any] | None = None
     fast: bool = True
+    native_floor: int | None = None
     _scorer: InferenceCopy | None = field(default=None, init=False, repr=False)
 
     @property
@@ -69,6 +74,14 @@ class LoadedDetector:
             else:
                 self._scorer = InferenceCopy(self.model.eval(), note="fast=False")
         return self._scorer
+
+    def prepare(self, img: np.ndarray) -> np.ndarray:
+        """What training did to an image before the network saw it, done to a uint8
+        (size, size, 3) crop: the native-size floor, then the re-encoding."""
+        if self.native_floor is not None:
+            img = to_native_floor(img, self.native_floor)
+        post = parse_reencode(self.reencode)
+        return post(img) if post is not None else img
 
     @property
     def size(self) -> int:
@@ -105,6 +118,7 @@ def detector_from_parts(
     identity: dict[str, Any],
     reencode: str | None,
     where: str,
+    native_floor: Any = None,
 ) -> LoadedDetector:
     """A ``LoadedDetector`` from a built model and its saved calibration record.
 
@@ -115,13 +129,15 @@ def detector_from_parts(
         identity: name, kwargs, source, weights_sha256.
         reencode: the training re-encoding (``data.reencode``), or None.
         where: the file named in error messages.
+        native_floor: the side training floored every image to, or None.
 
     Raises:
-        UserError: the calibration record is invalid.
+        UserError: the calibration record or the native floor is invalid.
     """
     model.eval().requires_grad_(False)
+    floor = _check_native_floor(native_floor, int(model.size), where)
     if not calibration:
-        return LoadedDetector(model, identity=identity, reencode=reencode)
+        return LoadedDetector(model, identity=identity, reencode=reencode, native_floor=floor)
     try:
         cal = Calibration.from_dict(calibration)
         logit_threshold = float(calibration["logit_threshold"])
@@ -130,8 +146,26 @@ def detector_from_parts(
     if math.isnan(logit_threshold):
         raise UserError(f"{where}: the calibration's logit_threshold is NaN; recalibrate")
     return LoadedDetector(
-        model, cal.temperature, logit_threshold, True, identity, reencode, dict(calibration)
+        model,
+        cal.temperature,
+        logit_threshold,
+        True,
+        identity,
+        reencode,
+        dict(calibration),
+        native_floor=floor,
     )
+
+
+def _check_native_floor(value: Any, size: int, where: str) -> int | None:
+    # From files that may come from anyone: an int between 1 and the input size, or None.
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= size:
+        raise UserError(
+            f"{where}: native_floor must be a whole number of px in 1-{size}, got {value!r}"
+        )
+    return value
 
 
 def _detector_checkpoint(source: Path) -> Path:
@@ -251,7 +285,14 @@ def load_detector(source: str | Path, device: str | torch.device = "cpu") -> Loa
         "weights_sha256": weights_sha256(state["model"]),
     }
     reencode = state.get("config", {}).get("data", {}).get("reencode")
-    return detector_from_parts(model, state.get("calibration"), identity, reencode, str(ckpt_path))
+    return detector_from_parts(
+        model,
+        state.get("calibration"),
+        identity,
+        reencode,
+        str(ckpt_path),
+        native_floor=state.get("native_floor"),
+    )
 
 
 def load_detector_export(src: str | Path, device: str | torch.device = "cpu") -> LoadedDetector:
@@ -271,7 +312,12 @@ def load_detector_export(src: str | Path, device: str | torch.device = "cpu") ->
         "weights_sha256": meta["weights_sha256"],
     }
     return detector_from_parts(
-        model.to(device), meta.get("calibration"), identity, meta.get("reencode"), str(src)
+        model.to(device),
+        meta.get("calibration"),
+        identity,
+        meta.get("reencode"),
+        str(src),
+        native_floor=meta.get("native_floor"),
     )
 
 
