@@ -41,6 +41,30 @@ from deepfake_lab.provenance.watermark import extract as extract_watermark
 LABELS = ("fake", "real", "uncertain", "no_face", "error")
 
 
+def scan_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts over scan records (images or videos), for the summary line and reports.
+
+    Returns:
+        ``total``; ``labels``: records per label of :data:`LABELS`; ``watermarked``: records
+        that carry this tool's watermark; for videos, ``no_frame_in_range`` (errors because
+        the asked time range held no frame; the rest of ``labels["error"]`` is unreadable)
+        and ``cut_short`` (scored, but only up to damage in the file).
+    """
+    labels = {k: sum(r.get("label") == k for r in records) for k in LABELS}
+    empty = sum(
+        r.get("label") == "error" and "no frame between" in str(r.get("error") or "")
+        for r in records
+    )
+    return {
+        "total": len(records),
+        "labels": labels,
+        "unreadable": labels["error"] - empty,
+        "no_frame_in_range": empty,
+        "cut_short": sum(r.get("label") != "error" and bool(r.get("error")) for r in records),
+        "watermarked": sum(bool(r.get("watermark")) for r in records),
+    }
+
+
 def split_model_argument(args: list[str]) -> tuple[str, list[str], bool]:
     """``[MODEL] PATH...`` -> ``(model, paths, defaulted)``: the first argument is the
     model when it names one (:func:`is_detector_source`), else :data:`DEFAULT_DETECTOR`

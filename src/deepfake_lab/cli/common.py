@@ -103,3 +103,35 @@ def old_face_detector_option() -> Any:
 def pick_face_detector(face_detector: str, old: str | None) -> str:
     """The face detector asked for: ``--face-detector``, or the old ``--detector`` if given."""
     return old if old is not None else face_detector
+
+
+#: Registry names shown in ``--help``. Spelt out here so that ``--help`` does not import
+#: torch; ``tests/cli/test_cli_common.py`` checks them against the registries.
+GAN_ARCHS = ("dcgan", "fastgan")
+#: Detectors ``train detector`` can train (``fusion`` has ``train fusion``).
+DETECTOR_ARCHS = ("gan-d", "meso4", "mesoinception", "npr", "resnet", "resnet-cifar", "spectrum")
+
+
+def gan_arch_option() -> Any:
+    """``--arch NAME``: a GAN architecture (``model.arch``)."""
+    return typer.Option(
+        None, "--arch", help=f"GAN architecture (model.arch): {' | '.join(GAN_ARCHS)}."
+    )
+
+
+def detector_arch_option(default: str | None = None, what: str = "Detector architecture") -> Any:
+    """``--arch NAME``: a detector architecture (``model.name``). Pair it with
+    :func:`old_arch_option`, and :func:`pick_arch` to read the two."""
+    return typer.Option(
+        default, "--arch", help=f"{what} (model.name): {' | '.join(DETECTOR_ARCHS)}."
+    )
+
+
+def old_arch_option() -> Any:
+    """The old spelling ``--model`` of a detector's ``--arch``, hidden, still accepted."""
+    return typer.Option(None, "--model", hidden=True, help="Old name of --arch.")
+
+
+def pick_arch(arch: str | None, old: str | None) -> str | None:
+    """The architecture asked for: ``--arch``, or the old ``--model`` if given."""
+    return old if old is not None else arch

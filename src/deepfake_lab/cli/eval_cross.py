@@ -6,7 +6,13 @@ from pathlib import Path
 
 import typer
 
-from deepfake_lab.cli.common import console, handle_errors
+from deepfake_lab.cli.common import (
+    console,
+    detector_arch_option,
+    handle_errors,
+    old_arch_option,
+    pick_arch,
+)
 
 #: Added to the ``eval`` group by :mod:`deepfake_lab.cli.eval`.
 commands = typer.Typer()
@@ -17,7 +23,8 @@ commands = typer.Typer()
 def eval_cross_source_cmd(
     real: list[Path] = typer.Option(..., "--real", help="Folder of real faces (repeatable)."),
     fake: list[Path] = typer.Option(..., "--fake", help="Folder of one fake source (2+)."),
-    model: str = typer.Option("npr", "--model", help="Detector architecture."),
+    arch: str = detector_arch_option("npr"),
+    old_model: str | None = old_arch_option(),
     size: int = typer.Option(None, "--size", help="Input size in px."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs per detector."),
     overrides: list[str] = typer.Option([], "--set", help="Config override key=value."),
@@ -28,6 +35,7 @@ def eval_cross_source_cmd(
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
     """ROC-AUC of a detector trained on each fake source, tested on every source."""
+    model = pick_arch(arch, old_model)
     from rich.table import Table
 
     from deepfake_lab.data.detection import fake_source_names

@@ -7,7 +7,13 @@ from typing import Any
 
 import typer
 
-from deepfake_lab.cli.common import console, handle_errors
+from deepfake_lab.cli.common import (
+    console,
+    detector_arch_option,
+    handle_errors,
+    old_arch_option,
+    pick_arch,
+)
 
 #: Added to the ``eval`` group by :mod:`deepfake_lab.cli.eval`.
 commands = typer.Typer()
@@ -28,7 +34,8 @@ def eval_resistance_cmd(
     source: Path = typer.Argument(..., help="GAN run folder, checkpoint or export."),
     real: Path = typer.Option(..., "--real", help="Folder of real faces."),
     num: int = typer.Option(1000, "--num", help="Samples to generate."),
-    model: str = typer.Option("npr", "--model", help="Fresh detector to train."),
+    arch: str = detector_arch_option("npr", "Fresh detector to train"),
+    old_model: str | None = old_arch_option(),
     size: int = typer.Option(None, "--size", help="Detector input px (default: the samples')."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs of the fresh detector."),
     detector: list[Path] = typer.Option(
@@ -49,6 +56,7 @@ def eval_resistance_cmd(
 ) -> None:
     """Detection resistance: a fresh detector on the generator's samples vs held-out reals
     (ROC-AUC 0.5 = indistinguishable), and what existing detectors catch."""
+    model = pick_arch(arch, old_model)
     from rich.table import Table
 
     from deepfake_lab.evaluation.resistance import detection_resistance

@@ -7,7 +7,14 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from deepfake_lab.cli.common import console, handle_errors
+from deepfake_lab.cli.common import (
+    console,
+    detector_arch_option,
+    gan_arch_option,
+    handle_errors,
+    old_arch_option,
+    pick_arch,
+)
 
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
 
@@ -20,7 +27,7 @@ def train_gan_cmd(
     overrides: list[str] = typer.Option(
         [], "--set", help="Config override section.key=value (repeatable)."
     ),
-    arch: str = typer.Option(None, "--arch", help="Architecture (model.arch): dcgan, fastgan."),
+    arch: str = gan_arch_option(),
     size: int = typer.Option(None, "--size", help="Image size in px (model.size)."),
     kimg: float = typer.Option(None, "--kimg", help="Length in thousands of images shown."),
     batch: int = typer.Option(None, "--batch", help="Batch size."),
@@ -63,7 +70,8 @@ def train_detector_cmd(
     real: list[Path] = typer.Option([], "--real", help="Folder of real faces (repeatable)."),
     fake: list[Path] = typer.Option([], "--fake", help="Folder of fakes, one source each."),
     manifest: Path = typer.Option(None, "--manifest", help="JSONL of path, label, source."),
-    model: str = typer.Option(None, "--model", help="resnet, npr, spectrum, gan-d, resnet-cifar."),
+    arch: str = detector_arch_option(),
+    old_model: str | None = old_arch_option(),
     size: int = typer.Option(None, "--size", help="Input size in px (data.size)."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs."),
     out: Path = typer.Option(None, "--out", help="Parent folder of run folders (default runs/)."),
@@ -93,6 +101,7 @@ def train_detector_cmd(
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
     """Train a real-vs-fake detector, calibrated on a validation split."""
+    model = pick_arch(arch, old_model)
     from deepfake_lab.training.detector_launch import train_detector
 
     result = train_detector(

@@ -7,7 +7,13 @@ from typing import Any
 
 import typer
 
-from deepfake_lab.cli.common import console, handle_errors
+from deepfake_lab.cli.common import (
+    console,
+    detector_arch_option,
+    handle_errors,
+    old_arch_option,
+    pick_arch,
+)
 
 tune_app = typer.Typer(help="Search hyper-parameters.", no_args_is_help=True)
 
@@ -33,7 +39,8 @@ def tune_detector_cmd(
     real: list[Path] = typer.Option([], "--real", help="Folder of real faces (repeatable)."),
     fake: list[Path] = typer.Option([], "--fake", help="Folder of fakes, one source each."),
     manifest: Path = typer.Option(None, "--manifest", help="JSONL of path, label, source."),
-    model: str = typer.Option(None, "--model", help="resnet, npr, spectrum, gan-d, resnet-cifar."),
+    arch: str = detector_arch_option(),
+    old_model: str | None = old_arch_option(),
     method: str = typer.Option("grid", "--method", help="grid (every combination) | random."),
     trials: int = typer.Option(8, "--trials", help="Random mode: distinct combinations drawn."),
     space: Path = typer.Option(
@@ -53,6 +60,7 @@ def tune_detector_cmd(
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
     """Grid or random search over detector hyper-parameters; prints the ranked trials."""
+    model = pick_arch(arch, old_model)
     from deepfake_lab.training.tune import SearchInterrupted, load_space, tune_detector
 
     try:
