@@ -73,11 +73,14 @@ def images(folder: Path) -> list[Path]:
 
 def logits_of(det, paths: list[Path], perturb: str | None = None) -> np.ndarray:
     samples = [DetectionSample(p, FAKE, "x") for p in paths]
+    # The edit first, then what the detector does to every input (floor, re-encoding).
     data = DetectionDataset.from_samples(
-        samples, det.size, reencode=det.reencode, native_floor=det.native_floor
+        samples,
+        det.size,
+        reencode=det.reencode,
+        native_floor=det.native_floor,
+        perturb=PERTURBATIONS[perturb] if perturb is not None else None,
     )
-    if perturb is not None:
-        data = data.map(PERTURBATIONS[perturb])
     return score(det, data, torch.device("cpu"))
 
 

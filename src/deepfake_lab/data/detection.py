@@ -212,6 +212,7 @@ class DetectionDataset:
         size: int,
         reencode: str | None = None,
         native_floor: int | None = None,
+        perturb: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> DetectionDataset:
         """Decode every sample once to ``size`` px through :func:`load_rgb`.
 
@@ -224,6 +225,9 @@ class DetectionDataset:
             native_floor: bring every image down to this side and back up after decoding
                 (:func:`deepfake_lab.augment.resample.to_native_floor`), so that all share
                 the resolution history of the smallest; None: as decoded.
+            perturb: a uint8 (size, size, 3) edit applied right after decoding, before the
+                floor and the re-encoding, as a re-shared file would reach a detector (the
+                robustness sweep of a detector that floors or re-encodes its inputs).
 
         Raises:
             UserError: nothing could be decoded, or one class lost all its images.
@@ -236,6 +240,8 @@ class DetectionDataset:
             except DecodeError as exc:
                 skipped.append((s.path, str(exc)))
                 continue
+            if perturb is not None:
+                img = perturb(img)
             if native_floor is not None:
                 img = to_native_floor(img, native_floor)
             arrays.append(post(img) if post is not None else img)

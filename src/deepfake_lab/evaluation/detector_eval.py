@@ -161,6 +161,19 @@ class VideoOptions:
         return build_face_detector(self.face_detector, self.face_model)
 
 
+def perturbed(
+    det: LoadedDetector, data: DetectionDataset, fn: Callable[[np.ndarray], np.ndarray]
+) -> DetectionDataset:
+    """``data`` as the detector would see it had each file been edited by ``fn``: for a
+    detector that floors or re-encodes its inputs the edit comes first, so the files are
+    decoded again; otherwise the decoded images are edited directly (the same pixels)."""
+    if det.native_floor is None and det.reencode in (None, "", "none", "png"):
+        return data.map(fn)
+    return DetectionDataset.from_samples(
+        data.samples, det.size, det.reencode, det.native_floor, perturb=fn
+    )
+
+
 def _uncertain_shares(
     det: LoadedDetector,
     data: DetectionDataset,
@@ -225,7 +238,7 @@ def _evaluate_images(
     if robustness:
         rows = {}
         for name, fn in PERTURBATIONS.items():
-            m = _metrics(det, labels, score(det, data.map(fn), dev, batch))
+            m = _metrics(det, labels, score(det, perturbed(det, data, fn), dev, batch))
             rows[name] = {k: m[k] for k in ("roc_auc", "ap", "eer", "accuracy", "recall")}
         result["robustness"] = rows
     if attacks:
