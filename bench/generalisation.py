@@ -57,8 +57,8 @@ from sklearn.metrics import roc_auc_score
 
 from deepfake_lab.augment.robustness import PERTURBATIONS
 from deepfake_lab.data.detection import FAKE, REAL, DetectionDataset, DetectionSample
-from deepfake_lab.evaluation.cross_source import write_manifest
 from deepfake_lab.evaluation.detector_eval import evaluate_detector, score
+from deepfake_lab.evaluation.fresh_detector import write_manifest
 from deepfake_lab.models.detectors.loading import load_detector
 from deepfake_lab.training.detector_launch import train_detector
 from deepfake_lab.training.fusion import train_fusion

@@ -21,8 +21,6 @@ Layout::
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,73 +30,22 @@ import torch
 from rich.console import Console
 
 from deepfake_lab import __version__
-from deepfake_lab.data.dataset import list_images
 from deepfake_lab.data.detection import (
     FAKE,
     REAL,
-    DetectionDataset,
-    DetectionSample,
     split_samples,
 )
 from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
-from deepfake_lab.evaluation.detector_eval import score
-from deepfake_lab.io import atomic_write_json, atomic_write_text
+from deepfake_lab.evaluation.fresh_detector import (
+    folder_samples,
+    safe_name,
+    train_and_score,
+    write_manifest,
+)
+from deepfake_lab.io import atomic_write_json
 from deepfake_lab.metrics.detection import bootstrap_intervals, detection_metrics
-from deepfake_lab.models.detectors.loading import LoadedDetector, load_detector
 from deepfake_lab.runs.run_dir import create_run_dir
-
-
-def folder_samples(folder: str | Path, label: int, source: str) -> list[DetectionSample]:
-    """Every image of ``folder`` as samples of one label and source.
-
-    Raises:
-        UserError: the folder is missing or holds no image.
-    """
-    folder = Path(folder)
-    kind = "real" if label == REAL else "fake"
-    if not folder.is_dir():
-        raise UserError(f"{kind} folder not found: {folder}")
-    paths = list_images(folder)
-    if not paths:
-        raise UserError(f"no images found in {kind} folder {folder}")
-    return [DetectionSample(p, label, source) for p in paths]
-
-
-def write_manifest(path: Path, samples: Sequence[DetectionSample]) -> Path:
-    """A detection manifest (JSONL, absolute paths) of ``samples``, atomically."""
-    lines = []
-    for s in samples:
-        rec: dict[str, Any] = {
-            "path": str(Path(s.path).resolve()),
-            "label": "fake" if s.label == FAKE else "real",
-            "source": s.source,
-        }
-        if s.group is not None:
-            rec["group"] = s.group
-        lines.append(json.dumps(rec))
-    atomic_write_text(path, "\n".join(lines) + "\n")
-    return path
-
-
-def safe_name(name: str) -> str:
-    """``name`` with characters a run folder may not hold replaced by ``-``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "source"
-
-
-def score_samples(
-    det: LoadedDetector, samples: Sequence[DetectionSample], device: torch.device
-) -> tuple[DetectionDataset, np.ndarray]:
-    """Decode ``samples`` as the detector was trained (size, re-encoding) and score them.
-
-    Returns:
-        ``(data, logits)``: the decoded set (undecodable files are skipped) and its
-        logits (N,) float64.
-    """
-    data = DetectionDataset.from_samples(
-        samples, det.size, reencode=det.reencode, native_floor=det.native_floor
-    )
-    return data, score(det, data, device)
 
 
 def _cell(
@@ -160,7 +107,6 @@ def cross_source_matrix(
         UserError: no sources, a name clash with ``real``, missing or empty folders, or
             too few images to hold out a test part of every source.
     """
-    from deepfake_lab.training.detector_launch import train_detector
 
     if not fakes:
         raise UserError("give at least one fake source")
@@ -183,7 +129,7 @@ def cross_source_matrix(
     for sub in ("checkpoints", "samples"):  # holds detector runs, not checkpoints of its own
         (run_dir / sub).rmdir()
     write_manifest(run_dir / "test.jsonl", test_s)
-    dev = resolve_device(device)
+    resolve_device(device)  # a device this machine lacks fails before any training
     runs: dict[str, str] = {}
     rows: list[list[dict[str, Any]]] = []
     for a in sources:
@@ -193,27 +139,22 @@ def cross_source_matrix(
         )
         if console:
             console.rule(f"train on {a}", style="dim")
-        res = train_detector(
-            manifest=manifest,
+        det, run, data, logits = train_and_score(
+            manifest,
+            test_s,
+            out=run_dir,
+            name=f"train-{safe_name(a)}",
+            what=f"training on {a}",
             config=config,
             overrides=overrides,
             model=model,
             size=size,
             epochs=epochs,
-            out=run_dir,
-            name=f"train-{safe_name(a)}",
             device=device,
             console=console,
             progress=progress,
-            tensorboard=False,
         )
-        if res.signal is not None:
-            raise KeyboardInterrupt(f"training on {a} was interrupted; nothing measured")
-        if res.best is None:
-            raise UserError(f"training on {a} ended ({res.status}) before a first checkpoint")
-        runs[a] = str(res.run_dir)
-        det = load_detector(res.run_dir, dev)
-        data, logits = score_samples(det, test_s, dev)
+        runs[a] = str(run)
         labels, src = data.labels.numpy(), np.asarray(data.sources, dtype=object)
         row = []
         for b in sources:

@@ -42,7 +42,12 @@ from deepfake_lab.config import build_config
 from deepfake_lab.data.detection import FAKE, REAL, DetectionSample, split_samples
 from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
-from deepfake_lab.evaluation.cross_source import folder_samples, score_samples, write_manifest
+from deepfake_lab.evaluation.fresh_detector import (
+    folder_samples,
+    score_samples,
+    train_and_score,
+    write_manifest,
+)
 from deepfake_lab.io import atomic_write_json
 from deepfake_lab.metrics.detection import bootstrap_intervals, detection_metrics
 from deepfake_lab.models.detectors.loading import LoadedDetector, load_detector
@@ -159,7 +164,6 @@ def detection_resistance(
     from deepfake_lab.provenance.marking import DETECTOR_DATA
     from deepfake_lab.training.detector import build_model
     from deepfake_lab.training.detector_config import DetectorConfig
-    from deepfake_lab.training.detector_launch import train_detector
 
     if num < 4:
         raise UserError(f"--num must be at least 4 (train and test need samples), got {num}")
@@ -201,26 +205,21 @@ def detection_resistance(
     train_manifest = write_manifest(run_dir / "train.jsonl", train_s)
     test_manifest = write_manifest(run_dir / "test.jsonl", test_s)
 
-    res = train_detector(
-        manifest=train_manifest,
+    det, detector_run, data, logits = train_and_score(
+        train_manifest,
+        test_s,
+        out=run_dir,
+        name="detector",
+        what="the detector's training",
         config=config,
         overrides=overrides,
         model=model,
         size=size,
         epochs=epochs,
-        out=run_dir,
-        name="detector",
         device=device,
         console=console,
         progress=progress,
-        tensorboard=False,
     )
-    if res.signal is not None:
-        raise KeyboardInterrupt(f"the detector's training was interrupted; see {run_dir}")
-    if res.best is None:
-        raise UserError(f"the detector's training ended ({res.status}) before a checkpoint")
-    det = load_detector(res.run_dir, dev)
-    data, logits = score_samples(det, test_s, dev)
     labels = data.labels.numpy()
     probs = det.probabilities_from_logits(logits)
     held_out = detection_metrics(labels, logits, det.logit_threshold, probs=probs)
@@ -248,7 +247,7 @@ def detection_resistance(
         "detectors": [_existing_detector(d, p, fakes, test_reals, dev) for p, d in given],
         "n_train": {"real": n_train_real, SOURCE: len(train_s) - n_train_real},
         "n_test": {"real": len(test_reals), SOURCE: len(test_s) - len(test_reals)},
-        "detector_run": str(res.run_dir),
+        "detector_run": str(detector_run),
         "detector_model": model,
         "train_manifest": str(train_manifest),
         "test_manifest": str(test_manifest),
