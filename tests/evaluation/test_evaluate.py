@@ -9,16 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import shared_path
 from deepfake_lab.errors import UserError
-from deepfake_lab.evaluation.evaluate import evaluate_gan, metric_rows, parse_metrics
+from deepfake_lab.evaluation.evaluate import evaluate_gan, metric_rows
 from deepfake_lab.metrics.features import FEATURE_EXTRACTORS
+from deepfake_lab.metrics.registry import parse_metrics
 from fakes import TinyFeatures, TinyNonClassifier
 from tiny_configs import tiny_generator_export
-
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared"
-R56 = SHARED / "models" / "resnet56-4bfd9763.th"
-FFHQ = SHARED / "data" / "ffhq-128"
 
 
 @pytest.fixture(autouse=True)
@@ -176,16 +173,16 @@ def test_an_extractor_instance_is_used_as_given(tiny_faces):
     assert res["feature_space"] == "tiny-test" and abs(res["fid"]) < 1e-9
 
 
-@pytest.mark.skipif(not (R56.is_file() and FFHQ.is_dir()), reason="shared R56 weights/FFHQ absent")
 def test_real_resnet56_space_on_a_few_faces(tmp_path):
-    files = sorted(FFHQ.glob("*.png"))[:24]
+    r56 = shared_path("models", "resnet56-4bfd9763.th")
+    files = sorted(shared_path("data", "ffhq-128").glob("*.png"))[:24]
     halves = [tmp_path / "a", tmp_path / "b"]
     for half, chunk in zip(halves, (files[:12], files[12:]), strict=True):
         half.mkdir()
         for f in chunk:
             (half / f.name).symlink_to(f)
     res = evaluate_gan(
-        halves[0], halves[1], metrics="fid,kid,pr", features="resnet56-cifar", weights=R56
+        halves[0], halves[1], metrics="fid,kid,pr", features="resnet56-cifar", weights=r56
     )
     assert res["label"] == "FD-R56" and res["feature_space"] == "resnet56-cifar"
     assert res["fd_r56"] == res["fid"] and np.isfinite(res["fid"]) and res["fid"] > 0

@@ -24,7 +24,6 @@ real and fake):
 from __future__ import annotations
 
 import datetime as _dt
-import inspect
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -39,66 +38,30 @@ from deepfake_lab.data.dataset import list_images, load_rgb
 from deepfake_lab.data.decode import IMAGE_SUFFIXES, DecodeError
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.align import center_crop
-from deepfake_lab.metrics.features import FEATURE_EXTRACTORS, FeatureExtractor
-from deepfake_lab.metrics.frechet import FeatureStatsAccumulator, frechet_distance
-from deepfake_lab.metrics.generative import (
-    density_coverage,
-    inception_score,
-    kid,
-    precision_recall,
+from deepfake_lab.metrics.features import FeatureExtractor
+from deepfake_lab.metrics.frechet import FeatureStatsAccumulator
+from deepfake_lab.metrics.registry import (
+    DC_K,
+    GEN_METRICS,
+    IS_SPLITS,
+    KID_SUBSET_SIZE,
+    KID_SUBSETS,
+    PR_K,
+    build_extractor,
+    check_counts,
+    compute_metrics,
+    parse_metrics,
 )
 from deepfake_lab.metrics.stats_cache import FeatureSet, StatsCache
 
-__all__ = ["METRICS", "evaluate_gan", "label_key", "metric_rows", "parse_metrics"]
+__all__ = ["evaluate_gan", "metric_rows"]
 
-#: Accepted metric names and what they give.
-METRICS = {
-    "fid": "Frechet distance (FID in the Inception space, else the space's label)",
-    "kid": "kernel distance, mean and std over subsets",
-    "is": "Inception-style score (classifier extractors only)",
-    "pr": "precision and recall",
-    "dc": "density and coverage",
-}
-KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
-PR_K, DC_K, IS_SPLITS = 3, 5, 10
 PREPROCESS = (
     "uint8 RGB at size px: files via load_rgb (centre crop, cv2 INTER_AREA/LANCZOS4), "
     "generator output via to_uint8; then x / 127.5 - 1"
 )
 
 Progress = Callable[[str, int, int], None]
-
-
-def parse_metrics(metrics: str | Sequence[str]) -> list[str]:
-    """``"fid,kid"`` or ``["fid", "kid"]`` -> unique lower-case names, in the given order."""
-    items = metrics.split(",") if isinstance(metrics, str) else list(metrics)
-    names = list(dict.fromkeys(m.strip().lower() for m in items if m.strip()))
-    unknown = [m for m in names if m not in METRICS]
-    if unknown or not names:
-        what = f"unknown metric {', '.join(map(repr, unknown))}" if unknown else "no metric given"
-        raise UserError(f"{what}; choose from: {', '.join(METRICS)} (comma-separated)")
-    return names
-
-
-def label_key(label: str) -> str:
-    """A space's label as a JSON key: ``"FD-R56"`` -> ``"fd_r56"``."""
-    return "".join(c if c.isalnum() else "_" for c in label.lower())
-
-
-def build_extractor(
-    features: str | FeatureExtractor, weights: str | Path | None, device: torch.device
-) -> FeatureExtractor:
-    if isinstance(features, FeatureExtractor):
-        return features  # the caller's module stays where it is
-    cls = FEATURE_EXTRACTORS.get(features)
-    kwargs: dict[str, Any] = {}
-    if weights is not None:
-        kwargs["weights"] = Path(weights)
-    else:
-        param = inspect.signature(cls).parameters.get("weights")
-        if param is not None and param.default is inspect.Parameter.empty:
-            raise UserError(f"the {features} feature space needs its weights file: --weights PATH")
-    return FEATURE_EXTRACTORS.build(features, **kwargs).to(device).eval()
 
 
 def _extractor_device(fx: FeatureExtractor) -> torch.device:
@@ -223,25 +186,6 @@ def _native_size(paths: Sequence[Path]) -> int:
     raise UserError(f"none of the {len(paths)} reference images can be read")
 
 
-def _check_counts(metrics: list[str], n_fake: int, n_real: int, stage: str) -> None:
-    """A UserError naming the first metric that lacks images, and how many it needs."""
-    needs = {
-        "fid": (2, 2),
-        "kid": (2, 2),
-        "pr": (PR_K + 1, PR_K + 1),
-        "dc": (1, DC_K + 1),
-        "is": (IS_SPLITS, 0),
-    }
-    for m in metrics:
-        fake_min, real_min = needs[m]
-        if n_fake < fake_min or n_real < real_min:
-            real_part = f" and {real_min} reference images" if real_min else ""
-            raise UserError(
-                f"{m} needs at least {fake_min} generated{real_part}; {stage} "
-                f"{n_fake} generated and {n_real} reference images"
-            )
-
-
 def evaluate_gan(
     source: str | Path,
     ref: str | Path,
@@ -301,19 +245,20 @@ def evaluate_gan(
     use_generator = _is_generator(src)
     fake_paths = [] if use_generator else _image_files(src, "generated-image")[:num]
     n_fake_planned = num if use_generator else len(fake_paths)
-    _check_counts(names, n_fake_planned, len(ref_paths), "there are")
+    check_counts(names, n_fake_planned, len(ref_paths), "there are")
 
     dev = resolve_device(device)
     fx = build_extractor(features, weights, dev)
-    if "is" in names and not fx.is_classifier:
+    if any(GEN_METRICS[m].needs_logits for m in names) and not fx.is_classifier:
         raise UserError(f"is needs a classifier feature space; {fx.name} is not one")
-    keep_matrix = any(m in names for m in ("kid", "pr", "dc"))
+    keep_matrix = any(GEN_METRICS[m].needs_features for m in names)
     timing: dict[str, float] = {}
     result: dict[str, Any] = {"source": str(src), "ref": str(ref)}
 
     # Generated side: streamed, never cached (it changes every time).
     t0 = time.perf_counter()
-    fake_pass = _FeaturePass(fx, n_fake_planned, keep_matrix, "is" in names)
+    needs_logits = any(GEN_METRICS[m].needs_logits for m in names)
+    fake_pass = _FeaturePass(fx, n_fake_planned, keep_matrix, needs_logits)
     skipped_fake: list[Path] = []
     if use_generator:
         from deepfake_lab.models.generators.loading import load_generator
@@ -344,7 +289,7 @@ def evaluate_gan(
             if progress:
                 progress("real", ref_pass.count + len(skipped), len(ref_paths))
         # Checked before the result can be cached: a stats entry needs 2+ images.
-        _check_counts(names, fake.count, ref_pass.count, "after skipping unreadable files,")
+        check_counts(names, fake.count, ref_pass.count, "after skipping unreadable files,")
         return ref_pass.result(len(skipped))
 
     if names == ["is"]:  # IS looks at the generated images only
@@ -355,10 +300,10 @@ def evaluate_gan(
         )
         ref_cache = {"path": str(cache_path), "hit": hit}
     timing["real"] = time.perf_counter() - t0
-    _check_counts(names, fake.count, real.count, "after skipping unreadable files,")
+    check_counts(names, fake.count, real.count, "after skipping unreadable files,")
 
     t0 = time.perf_counter()
-    result.update(_scores(names, fx, fake, real, seed))
+    result.update(compute_metrics(names, fx.label, fake, real, seed))
     timing["metrics"] = time.perf_counter() - t0
     kid_m = min(KID_SUBSET_SIZE, fake.count, real.count)
     result.update(
@@ -391,27 +336,6 @@ def evaluate_gan(
         }
     )
     return result
-
-
-def _scores(
-    names: list[str], fx: FeatureExtractor, fake: FeatureSet, real: FeatureSet, seed: int
-) -> dict[str, float]:
-    out: dict[str, float] = {}
-    if "fid" in names:
-        out["fid"] = frechet_distance(fake.mu, fake.sigma, real.mu, real.sigma)
-        if fx.label != "FID":
-            out[label_key(fx.label)] = out["fid"]
-    if "kid" in names:
-        out["kid_mean"], out["kid_std"] = kid(
-            fake.features, real.features, KID_SUBSETS, KID_SUBSET_SIZE, seed=seed
-        )
-    if "pr" in names:
-        out["precision"], out["recall"] = precision_recall(real.features, fake.features, PR_K)
-    if "dc" in names:
-        out["density"], out["coverage"] = density_coverage(real.features, fake.features, DC_K)
-    if "is" in names:
-        out["is_mean"], out["is_std"] = inception_score(fake.logits, IS_SPLITS)
-    return out
 
 
 def metric_rows(result: dict[str, Any]) -> list[tuple[str, str]]:

@@ -13,14 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_lab.errors import UserError
-from deepfake_lab.evaluation.evaluate import build_extractor, label_key, parse_metrics
 from deepfake_lab.io import atomic_write, atomic_write_json
+from deepfake_lab.metrics.registry import (
+    GEN_METRICS,
+    HIGHER_IS_BETTER,
+    build_extractor,
+    label_key,
+    parse_metrics,
+)
 from deepfake_lab.runs.checkpoint import capture_rng, restore_rng
 from deepfake_lab.training.gan_config import GanConfig
 from deepfake_lab.training.logger import RunLogger
 
-# Keys where a larger value is better; every other metric key is a distance (smaller wins).
-HIGHER_IS_BETTER = {"precision", "recall", "density", "coverage", "is_mean"}
 BEST_FILE = "best.pt"
 
 
@@ -56,16 +60,10 @@ class MetricTracker:
 
     def _resolve_key(self, key: str) -> str:
         # "fid" in a non-Inception space is reported under its label too (e.g. fd_r56).
-        known = {
-            "fid",
-            label_key(self.extractor.label),
-            "kid_mean",
-            "precision",
-            "recall",
-            "density",
-            "coverage",
-            "is_mean",
-        }
+        # Spreads (kid_std, is_std) say how sure a number is, not how good the model is.
+        spreads = {"kid_std", "is_std"}
+        known = {k for m in GEN_METRICS.values() for k in m.keys if k not in spreads}
+        known.add(label_key(self.extractor.label))
         if key not in known:
             raise UserError(
                 f"metrics.best {key!r} is not a metric key; use one of {', '.join(sorted(known))}"
@@ -94,19 +92,7 @@ class MetricTracker:
             restore_rng(rng)
         label = result["label"]
         values = {
-            k: result[k]
-            for k in (
-                "fid",
-                "kid_mean",
-                "kid_std",
-                "precision",
-                "recall",
-                "density",
-                "coverage",
-                "is_mean",
-                "is_std",
-            )
-            if k in result
+            k: result[k] for k in (k for m in GEN_METRICS.values() for k in m.keys) if k in result
         }
         # Distances outside the Inception space carry their space's name, never "FID".
         named = {(label if k == "fid" else k): v for k, v in values.items()}
