@@ -135,3 +135,13 @@ def old_arch_option() -> Any:
 def pick_arch(arch: str | None, old: str | None) -> str | None:
     """The architecture asked for: ``--arch``, or the old ``--model`` if given."""
     return old if old is not None else arch
+
+
+def device_option(default: str | None = "auto", note: str = "") -> Any:
+    """``--device``: where to run (``auto`` picks CUDA when present); ``note`` adds to the help."""
+    return typer.Option(default, "--device", help=f"auto | cpu | cuda | cuda:N | mps{note}.")
+
+
+def no_progress_option() -> Any:
+    """``--no-progress``: hide progress bars (logs and results are unchanged)."""
+    return typer.Option(False, "--no-progress", help="Hide progress bars.")

@@ -9,8 +9,10 @@ from rich.table import Table
 
 from deepfake_lab.cli.common import (
     console,
+    device_option,
     face_detector_option,
     handle_errors,
+    no_progress_option,
     old_face_detector_option,
     pick_face_detector,
     stage_progress,
@@ -128,8 +130,8 @@ def zoo(
         [], "--gan", help="Also sample a trained GAN (run, checkpoint or export; repeatable)."
     ),
     batch: int = typer.Option(8, "--batch", help="Images per training step / forward pass."),
-    device: str = typer.Option("cpu", "--device", help="cpu (reproducible), cuda or auto."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+    device: str = device_option("cpu", "; cpu is reproducible"),
+    no_progress: bool = no_progress_option(),
 ) -> None:
     """Fake faces from many small generator families, for detectors that must generalise.
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from deepfake_lab.cli.common import console, handle_errors
+from deepfake_lab.cli.common import console, handle_errors, no_progress_option
 
 #: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
 commands = typer.Typer()
@@ -21,7 +21,7 @@ def demo_cmd(
     out: Path = typer.Option(Path("runs"), "--out", help="Parent folder of the run folder."),
     overrides: list[str] = typer.Option([], "--set", help="Config override key=value."),
     num_images: int = typer.Option(2000, "--num-images", help="Procedural faces to draw."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    no_progress: bool = no_progress_option(),
     no_metrics: bool = typer.Option(False, "--no-metrics", help="Skip the generator metrics."),
     no_detector: bool = typer.Option(False, "--no-detector", help="Skip the detector section."),
     metrics_weights: Path = typer.Option(

@@ -11,9 +11,11 @@ from rich.markup import escape
 
 from deepfake_lab.cli.common import (
     console,
+    device_option,
     err_console,
     face_detector_option,
     handle_errors,
+    no_progress_option,
     old_face_detector_option,
     pick_face_detector,
     stage_progress,
@@ -37,7 +39,7 @@ def detect_cmd(
     json_path: Path = typer.Option(None, "--json", help="Write results as JSON here."),
     csv_path: Path = typer.Option(None, "--csv", help="Write results as CSV here."),
     batch: int = typer.Option(64, "--batch", help="Images per forward pass."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    device: str = device_option(),
     faces: bool = typer.Option(
         None,
         "--faces/--no-faces",
@@ -76,7 +78,7 @@ def detect_cmd(
     ),
     start: float = typer.Option(None, "--start", help="Videos: from this time (seconds)."),
     end: float = typer.Option(None, "--end", help="Videos: up to this time (seconds)."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    no_progress: bool = no_progress_option(),
 ) -> None:
     """P(fake) for every image and video, with the detector's calibrated threshold."""
     face_detector = pick_face_detector(face_detector, old_detector)

@@ -8,8 +8,10 @@ import typer
 
 from deepfake_lab.cli.common import (
     console,
+    device_option,
     face_detector_option,
     handle_errors,
+    no_progress_option,
     old_face_detector_option,
     pick_face_detector,
     stage_progress,
@@ -37,7 +39,7 @@ def eval_gan_cmd(
         10000, "--num", help="Images to sample (a folder: at most this many of its images)."
     ),
     batch: int = typer.Option(64, "--batch", help="Images per forward pass."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    device: str = device_option(),
     seed: int = typer.Option(0, "--seed", help="Seed of the first sample (image i: seed+i)."),
     size: int = typer.Option(
         None,
@@ -49,7 +51,7 @@ def eval_gan_cmd(
         None, "--cache-dir", help="Reference-statistics cache (default ~/.cache/deepfake-lab)."
     ),
     json_out: Path = typer.Option(None, "--json", help="Also write the results to this file."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    no_progress: bool = no_progress_option(),
 ) -> None:
     """Score generated faces against real ones: FD (FID), KID, IS, precision/recall, ..."""
     from rich.table import Table
@@ -116,7 +118,7 @@ def eval_detector_cmd(
     ),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Resamples for 95% intervals."),
     batch: int = typer.Option(128, "--batch", help="Images per forward pass."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    device: str = device_option(),
     aggregate: str = typer.Option(
         "mean", "--aggregate", help="Videos: mean | max-face | topk (face scores -> video)."
     ),

@@ -10,6 +10,7 @@ from deepfake_lab.cli.common import (
     console,
     detector_arch_option,
     handle_errors,
+    no_progress_option,
     old_arch_option,
     pick_arch,
 )
@@ -32,7 +33,7 @@ def eval_cross_source_cmd(
     test: float = typer.Option(0.3, "--test", help="Share of every source held out for tests."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split."),
     json_path: Path = typer.Option(None, "--json", help="Write the matrix as JSON here."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+    no_progress: bool = no_progress_option(),
 ) -> None:
     """ROC-AUC of a detector trained on each fake source, tested on every source."""
     model = pick_arch(arch, old_model)

@@ -10,7 +10,9 @@ import typer
 from deepfake_lab.cli.common import (
     console,
     detector_arch_option,
+    device_option,
     handle_errors,
+    no_progress_option,
     old_arch_option,
     pick_arch,
 )
@@ -51,8 +53,8 @@ def eval_resistance_cmd(
     out: Path = typer.Option(Path("runs"), "--out", help="Parent folder of the result folder."),
     name: str = typer.Option("resistance", "--name", help="Result folder name."),
     json_path: Path = typer.Option(None, "--json", help="Also write the result here."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+    device: str = device_option(),
+    no_progress: bool = no_progress_option(),
 ) -> None:
     """Detection resistance: a fresh detector on the generator's samples vs held-out reals
     (ROC-AUC 0.5 = indistinguishable), and what existing detectors catch."""

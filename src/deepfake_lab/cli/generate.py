@@ -8,7 +8,13 @@ from typing import Any
 
 import typer
 
-from deepfake_lab.cli.common import console, handle_errors, stage_progress
+from deepfake_lab.cli.common import (
+    console,
+    device_option,
+    handle_errors,
+    no_progress_option,
+    stage_progress,
+)
 from deepfake_lab.errors import UserError
 from deepfake_lab.provenance.watermark import DEFAULT_STRENGTH
 
@@ -30,7 +36,7 @@ def generate_cmd(
     truncation: float = typer.Option(1.0, "--truncation", help="psi in [0, 1]."),
     grid: bool = typer.Option(False, "--grid", help="Also write grid.png."),
     batch: int = typer.Option(64, "--batch", help="Images per forward pass."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    device: str = device_option(),
     no_watermark: bool = typer.Option(
         False, "--no-watermark", help="Do not embed the invisible watermark (recorded)."
     ),
@@ -80,7 +86,7 @@ def generate_cmd(
     no_baseline: bool = typer.Option(
         False, "--no-baseline", help="[--video] Skip the independent-latents comparison."
     ),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    no_progress: bool = no_progress_option(),
 ) -> None:
     """Generate PNG images of faces of people who do not exist, with a JSON manifest; or,
     with --video, a smooth latent walk as MP4 with its temporal-consistency numbers.

@@ -10,8 +10,10 @@ from rich.markup import escape
 from deepfake_lab.cli.common import (
     console,
     detector_arch_option,
+    device_option,
     gan_arch_option,
     handle_errors,
+    no_progress_option,
     old_arch_option,
     pick_arch,
 )
@@ -34,9 +36,9 @@ def train_gan_cmd(
     out: Path = typer.Option(None, "--out", help="Parent folder of run folders (default runs/)."),
     name: str = typer.Option(None, "--name", help="Run name (folder runs/NNNNN-NAME)."),
     seed: int = typer.Option(None, "--seed", help="Seed of everything random."),
-    device: str = typer.Option(None, "--device", help="auto | cpu | cuda."),
+    device: str = device_option(None, " (default: the config's train.device)"),
     resume: str = typer.Option(None, "--resume", help="auto, or a run folder or checkpoint."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    no_progress: bool = no_progress_option(),
 ) -> None:
     """Train a GAN on a folder of faces; writes a run folder with checkpoints and samples."""
     from deepfake_lab.training.launch import train_gan
@@ -85,7 +87,7 @@ def train_detector_cmd(
     config: Path = typer.Option(None, "--config", help="YAML config file."),
     overrides: list[str] = typer.Option([], "--set", help="Config override key=value."),
     seed: int = typer.Option(None, "--seed", help="Seed of everything random."),
-    device: str = typer.Option(None, "--device", help="auto | cpu | cuda."),
+    device: str = device_option(None, " (default: the config's train.device)"),
     resume: str = typer.Option(None, "--resume", help="A detector run folder or checkpoint."),
     adv_train: bool = typer.Option(
         False,
@@ -98,7 +100,7 @@ def train_detector_cmd(
         help="Make fakes from the real faces on the fly (repeatable): sbi (self-blended "
         "face), sbi-mouth (self-blended lower face); --fake is then optional.",
     ),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    no_progress: bool = no_progress_option(),
 ) -> None:
     """Train a real-vs-fake detector, calibrated on a validation split."""
     model = pick_arch(arch, old_model)
@@ -158,7 +160,7 @@ def train_fusion_cmd(
     ood_quantile: float = typer.Option(
         0.99, "--ood-quantile", help="Share of calibration images counted in-distribution."
     ),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    device: str = device_option(),
 ) -> None:
     """Fit a calibrated stacker over member detectors, with an "uncertain" verdict.
 

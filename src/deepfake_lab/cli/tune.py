@@ -10,7 +10,9 @@ import typer
 from deepfake_lab.cli.common import (
     console,
     detector_arch_option,
+    device_option,
     handle_errors,
+    no_progress_option,
     old_arch_option,
     pick_arch,
 )
@@ -56,8 +58,8 @@ def tune_detector_cmd(
     out: Path = typer.Option(Path("runs"), "--out", help="Parent folder of the tune folder."),
     name: str = typer.Option("tune", "--name", help="Tune folder name (NNNNN-NAME)."),
     resume: Path = typer.Option(None, "--resume", help="A tune folder to continue."),
-    device: str = typer.Option(None, "--device", help="auto | cpu | cuda."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+    device: str = device_option(None, " (default: the config's train.device)"),
+    no_progress: bool = no_progress_option(),
 ) -> None:
     """Grid or random search over detector hyper-parameters; prints the ranked trials."""
     model = pick_arch(arch, old_model)

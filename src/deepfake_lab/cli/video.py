@@ -11,6 +11,7 @@ from deepfake_lab.cli.common import (
     console,
     face_detector_option,
     handle_errors,
+    no_progress_option,
     old_face_detector_option,
     pick_face_detector,
     stage_progress,
@@ -46,7 +47,7 @@ def av_sync_cmd(
     hop: float = typer.Option(None, "--hop", help="Seconds between windows (default: half)."),
     start: float = typer.Option(None, "--start", help="Read from this time (seconds)."),
     end: float = typer.Option(None, "--end", help="Read up to this time (seconds)."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    no_progress: bool = no_progress_option(),
 ) -> None:
     """Offset between lips and speech (positive: the audio lags), with confidence."""
     from deepfake_lab.errors import UserError
