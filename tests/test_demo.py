@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from deepfake_lab.cli.app import app
@@ -9,6 +10,7 @@ from deepfake_lab.cli.app import app
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_demo_writes_the_whole_loop(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPFAKE_LAB_CACHE", str(tmp_path / "cache"))
     res = runner.invoke(
@@ -64,6 +66,7 @@ def test_demo_writes_the_whole_loop(tmp_path, monkeypatch):
     assert html.count(".gradcam.png") == 8 and (run / "detector" / "eval" / "roc.png").is_file()
 
 
+@pytest.mark.slow
 def test_demo_metrics_section_with_the_resnet56_weights(tmp_path):
     from conftest import shared_path
 

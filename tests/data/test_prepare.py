@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import shared_path
 from deepfake_lab.data import prepare as prepare_mod
 from deepfake_lab.data.prepare import prepare_dataset
 from deepfake_lab.errors import UserError
@@ -350,15 +351,10 @@ def test_bad_arguments_are_user_errors(messy: Path, tmp_path: Path) -> None:
         _run(messy, tmp_path / "out", align=True, detector="nope")
 
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-
-
 @pytest.mark.parametrize("detector", ["yunet", "haar"])
 def test_detect_and_align_real_portraits(tmp_path: Path, detector: str) -> None:
-    portraits = SHARED / "data" / "portraits-cc0-256"
-    model = SHARED / "models" / "face_detection_yunet.onnx"
-    if not (portraits.is_dir() and model.is_file()):
-        pytest.skip(f"shared portraits or YuNet model not available under {SHARED}")
+    portraits = shared_path("data", "portraits-cc0-256")
+    model = shared_path("models", "face_detection_yunet.onnx")
     src = tmp_path / "src"
     src.mkdir()
     for name in ("001.jpg", "005.jpg", "007.jpg"):

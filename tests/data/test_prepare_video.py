@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from conftest import shared_path
 from deepfake_lab.data import manifest as mf
 from deepfake_lab.data import prepare_video as pv
 from deepfake_lab.data.prepare import prepare_dataset
@@ -26,9 +27,6 @@ from deepfake_lab.video.decode import sample_frame_indices
 
 SIZE = 32
 FPS = 25
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-YUNET = SHARED / "models" / "face_detection_yunet.onnx"
-FFHQ = SHARED / "data" / "ffhq-128"
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -269,10 +267,16 @@ def test_cli_frames_per_video_and_the_video_rows(tmp_path: Path) -> None:
 # --- with a face detector (shared YuNet model and FFHQ faces) -----------------------------
 
 
+def _yunet() -> Path:
+    """The shared YuNet model (skips the test when it is absent)."""
+    return shared_path("models", "face_detection_yunet.onnx")
+
+
 def _faces_or_skip() -> list[np.ndarray]:
-    if not (YUNET.is_file() and FFHQ.is_dir()):
-        pytest.skip(f"YuNet model or FFHQ faces not available under {SHARED}")
-    return [np.asarray(Image.open(FFHQ / f"{i:05d}.png").convert("RGB")) for i in (1, 2, 3)]
+    """Three FFHQ faces; skips the test without them or without the YuNet model."""
+    _yunet()
+    ffhq = shared_path("data", "ffhq-128")
+    return [np.asarray(Image.open(ffhq / f"{i:05d}.png").convert("RGB")) for i in (1, 2, 3)]
 
 
 def _two_then_three_faces(faces: list[np.ndarray], n: int = 20) -> list[np.ndarray]:
@@ -292,7 +296,7 @@ def test_every_face_of_every_sampled_frame_gets_a_track(tmp_path: Path) -> None:
     faces = _faces_or_skip()
     src, out = tmp_path / "src", tmp_path / "out"
     video = _write_video(src / "people.mp4", _two_then_three_faces(faces))
-    kw = {"align": True, "detector": "yunet", "face_model": YUNET, "size": 64}
+    kw = {"align": True, "detector": "yunet", "face_model": _yunet(), "size": 64}
     summary = _run(src, out, frames_per_video=6, **kw)
     assert summary.frames_sampled == 6 and summary.video_tracks == 3
 
@@ -328,7 +332,7 @@ def test_faceless_and_small_face_videos_are_rejections(tmp_path: Path) -> None:
     src = tmp_path / "src"
     _write_video(src / "wall.mp4", [np.full((120, 160, 3), 90 + i, np.uint8) for i in range(10)])
     _write_video(src / "people.mp4", _two_then_three_faces(faces, 10))
-    kw = {"align": True, "detector": "yunet", "face_model": YUNET}
+    kw = {"align": True, "detector": "yunet", "face_model": _yunet()}
     summary = _run(src, tmp_path / "out", **kw)
     assert summary.rejected == {"no_face": 1} and summary.videos_kept == 1
     rejected = _jsonl(tmp_path / "out" / "rejected.jsonl")
@@ -339,13 +343,12 @@ def test_faceless_and_small_face_videos_are_rejections(tmp_path: Path) -> None:
 
 
 def test_real_talking_head_clip_is_one_track(tmp_path: Path) -> None:
-    clip = SHARED / "videos" / "grid_bbaf2n_real.mpg"
-    if not (clip.is_file() and YUNET.is_file()):
-        pytest.skip(f"GRID clip or YuNet model not available under {SHARED}")
+    clip = shared_path("videos", "grid_bbaf2n_real.mpg")
+    _yunet()
     src = tmp_path / "src"
     src.mkdir()
     (src / clip.name).symlink_to(clip)
-    kw = {"align": True, "detector": "yunet", "face_model": YUNET, "size": 64}
+    kw = {"align": True, "detector": "yunet", "face_model": _yunet(), "size": 64}
     summary = _run(src, tmp_path / "out", frames_per_video=8, **kw)
     records = _jsonl(tmp_path / "out" / "manifest.jsonl")
     assert summary.video_tracks == 1 and len(records) == 8

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import assert_figure_shows_data
 from deepfake_lab.errors import UserError
 from deepfake_lab.evaluation.cross_source import cross_source_matrix, plot_matrix
 from deepfake_lab.io import read_jsonl
@@ -82,6 +83,7 @@ def test_heatmap_draws_undefined_cells(tmp_path):
     path = plot_matrix([[0.9, None], [0.4, 1.0]], ["a", "b"], tmp_path / "m.png")
     with Image.open(path) as im:
         assert im.size[0] > 100 and im.size[1] > 100
+    assert_figure_shows_data(path, lambda p: plot_matrix([[None, None]] * 2, ["a", "b"], p))
 
 
 def test_cli_prints_the_matrix_and_writes_json(sources, tmp_path):

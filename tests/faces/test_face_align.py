@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import shared_path
 from deepfake_lab.faces.align import (
     FFHQ_TEMPLATE,
     align_face,
@@ -17,10 +17,6 @@ from deepfake_lab.faces.align import (
     map_points,
 )
 from deepfake_lab.faces.montage import make_montage
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-PORTRAITS = SHARED / "data" / "portraits-cc0-256"
-YUNET = SHARED / "models" / "face_detection_yunet.onnx"
 
 
 def _similarity(points: np.ndarray, angle_deg: float, scale: float, shift) -> np.ndarray:
@@ -88,15 +84,15 @@ def test_montage_resizes_every_crop_to_the_cell_and_tiles_row_by_row() -> None:
 
 
 def test_real_portraits_align_eyes_level_at_the_template() -> None:
-    if not (PORTRAITS.is_dir() and YUNET.is_file()):
-        pytest.skip(f"shared portraits or YuNet model not available under {SHARED}")
+    portraits = shared_path("data", "portraits-cc0-256")
+    model = shared_path("models", "face_detection_yunet.onnx")
     from deepfake_lab.faces.detectors import FACE_DETECTORS
 
-    detector = FACE_DETECTORS.build("yunet", face_model=YUNET)
+    detector = FACE_DETECTORS.build("yunet", face_model=model)
     size = 128
     target = FFHQ_TEMPLATE[:2] * size
     for name in ("001.jpg", "003.jpg", "005.jpg", "007.jpg", "009.jpg"):
-        image = np.asarray(Image.open(PORTRAITS / name).convert("RGB"))
+        image = np.asarray(Image.open(portraits / name).convert("RGB"))
         faces = detector.detect(image)
         assert faces, name
         aligned, transform = align_face(image, faces[0].landmarks, size)

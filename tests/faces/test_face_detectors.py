@@ -11,25 +11,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import shared_path
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.detectors import FACE_DETECTORS, Face, FaceDetector
 from deepfake_lab.faces.detectors import yunet as yunet_mod
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-PORTRAITS = SHARED / "data" / "portraits-cc0-256"
-YUNET = SHARED / "models" / "face_detection_yunet.onnx"
-
 
 def _portrait(name: str) -> np.ndarray:
-    if not PORTRAITS.is_dir():
-        pytest.skip(f"shared portraits not available at {PORTRAITS}")
-    return np.asarray(Image.open(PORTRAITS / name).convert("RGB"))
+    return np.asarray(Image.open(shared_path("data", "portraits-cc0-256", name)).convert("RGB"))
+
+
+def _yunet_model() -> Path:
+    """The shared YuNet model (skips the test when it is absent)."""
+    return shared_path("models", "face_detection_yunet.onnx")
 
 
 def _yunet():
-    if not YUNET.is_file():
-        pytest.skip(f"YuNet model not available at {YUNET}")
-    return FACE_DETECTORS.build("yunet", face_model=YUNET)
+    return FACE_DETECTORS.build("yunet", face_model=_yunet_model())
 
 
 def test_registry_lists_both_detectors() -> None:
@@ -198,14 +196,13 @@ def test_download_cut_off_midway_leaves_nothing(tmp_path: Path, monkeypatch) -> 
 
 
 def test_download_with_the_right_bytes_installs_the_model(tmp_path: Path, monkeypatch) -> None:
-    if not YUNET.is_file():
-        pytest.skip(f"YuNet model not available at {YUNET}")
+    model = _yunet_model()
     models = _cache(tmp_path, monkeypatch)
     fetched: list[str] = []
-    _serve(monkeypatch, YUNET.read_bytes(), fetched)
+    _serve(monkeypatch, model.read_bytes(), fetched)
     path = yunet_mod.resolve_model()
     assert path == models / yunet_mod.MODEL_NAME
-    assert path.read_bytes() == YUNET.read_bytes()
+    assert path.read_bytes() == model.read_bytes()
     assert _files(models) == [yunet_mod.MODEL_NAME]  # no temp file left beside it
     assert yunet_mod.resolve_model() == path and len(fetched) == 1  # cached: no 2nd fetch
     assert FACE_DETECTORS.build("yunet").model_path == path

@@ -5,34 +5,27 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import shared_path
 from deepfake_lab.errors import UserError
 from deepfake_lab.metrics.features import FEATURE_EXTRACTORS
 from deepfake_lab.metrics.frechet import feature_stats, frechet_distance
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared"
-MODELS = SHARED / "models"
-FFHQ = SHARED / "data" / "ffhq-128"
 WEIGHTS = {"resnet56-cifar": "resnet56-4bfd9763.th", "resnet20-cifar": "resnet20-12fca82f.th"}
 
-needs_weights = pytest.mark.skipif(
-    not all((MODELS / f).is_file() for f in WEIGHTS.values()),
-    reason=f"shared CIFAR ResNet weights not found under {MODELS} (absent outside the lab setup)",
-)
-needs_ffhq = pytest.mark.skipif(
-    not FFHQ.is_dir(),
-    reason=f"shared FFHQ sample not found at {FFHQ} (absent outside the lab setup)",
-)
+
+def _weights(name: str) -> Path:
+    """The shared CIFAR ResNet weights of ``name`` (skips the test when they are absent)."""
+    return shared_path("models", WEIGHTS[name])
 
 
 @pytest.fixture(scope="module")
 def r56():
-    return FEATURE_EXTRACTORS.build("resnet56-cifar", weights=MODELS / WEIGHTS["resnet56-cifar"])
+    return FEATURE_EXTRACTORS.build("resnet56-cifar", weights=_weights("resnet56-cifar"))
 
 
 @pytest.fixture(scope="module")
 def ffhq():
-    files = sorted(FFHQ.glob("*.png"))
+    files = sorted(shared_path("data", "ffhq-128").glob("*.png"))
     assert len(files) >= 400
     arr = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files[:400]])
     return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -60,10 +53,9 @@ def test_wrong_file_is_a_user_error(tmp_path):
         FEATURE_EXTRACTORS.build("resnet56-cifar", weights=bad)
 
 
-@needs_weights
 @pytest.mark.parametrize("name", sorted(WEIGHTS))
 def test_loads_shared_weights_and_is_deterministic(name):
-    fx = FEATURE_EXTRACTORS.build(name, weights=MODELS / WEIGHTS[name])
+    fx = FEATURE_EXTRACTORS.build(name, weights=_weights(name))
     assert fx.registry_name == name
     bns = [m for m in fx.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert len(bns) == {"resnet20-cifar": 19, "resnet56-cifar": 55}[name]
@@ -81,8 +73,6 @@ def test_loads_shared_weights_and_is_deterministic(name):
         fx.features(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
 
 
-@needs_weights
-@needs_ffhq
 def test_batchnorm_statistics_fit_natural_images(r56, ffhq):
     """A wiring check: with the right layers, shortcuts and input normalisation, activations
     of natural images at every BN layer have roughly the statistics the layer was trained on.
@@ -104,8 +94,6 @@ def test_batchnorm_statistics_fit_natural_images(r56, ffhq):
     assert np.mean(ratios) < 0.4
 
 
-@needs_weights
-@needs_ffhq
 def test_fd_r56_separates_real_halves_from_degraded_images(r56, ffhq):
     a, b = ffhq[:200], ffhq[200:]
     # blur (a 5x5 box) plus noise: the kind of damage a feature space must notice
@@ -118,10 +106,9 @@ def test_fd_r56_separates_real_halves_from_degraded_images(r56, ffhq):
     assert 0 < fd_halves < 0.5 * fd_degraded
 
 
-@needs_weights
 @pytest.mark.parametrize("name", sorted(WEIGHTS))
 def test_features_and_logits_share_one_pass(name):
-    fx = FEATURE_EXTRACTORS.build(name, weights=MODELS / WEIGHTS[name])
+    fx = FEATURE_EXTRACTORS.build(name, weights=_weights(name))
     x = torch.rand(3, 3, 40, 40) * 2 - 1
     f, logits = fx.features_and_logits(x)
     assert torch.allclose(f, fx.features(x)) and torch.allclose(logits, fx.logits(x))

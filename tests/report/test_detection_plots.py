@@ -1,9 +1,7 @@
-import io
-
 import numpy as np
 import pytest
-from PIL import Image
 
+from conftest import assert_figure_shows_data, assert_figure_shows_no_data
 from deepfake_lab.report.detection_plots import (
     plot_confusion,
     plot_pr,
@@ -11,19 +9,6 @@ from deepfake_lab.report.detection_plots import (
     plot_roc,
     plot_score_hist,
 )
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _check_png(path):
-    data = path.read_bytes()
-    assert data[:8] == PNG_SIGNATURE
-    with Image.open(io.BytesIO(data)) as im:
-        arr = np.asarray(im.convert("RGB"))
-    assert arr.shape[0] > 100 and arr.shape[1] > 100
-    assert len(np.unique(arr.reshape(-1, 3), axis=0)) > 5  # something is drawn
-    assert not list(path.parent.glob(f".{path.name}.*.tmp"))  # atomic write left no temp
-    return arr
 
 
 def _data(n=300, seed=0):
@@ -41,25 +26,41 @@ DEGENERATE = {
     "nan": ([0, 1, 0, 1], [0.1, np.nan, np.inf, 0.8]),
     "mismatch": ([0, 1, 0], [0.1, 0.2]),
 }
+# Cases a ROC or PR curve can be drawn for (both classes, finite scores), and cases that give
+# the reliability diagram and the histogram something to draw (at least one usable score).
+CURVE_CASES = {"good", "other", "constant", "nan"}
+SCORE_CASES = {"good", "one class", "constant", "nan", "logits"}
+
+
+def _no_curves(curves):
+    """The same curve names without their data: every curve is skipped as "no data"."""
+    return {name: ([], []) for name in curves}
 
 
 @pytest.mark.parametrize("log_x", [False, True])
 def test_roc_and_pr(tmp_path, log_x):
     curves = {"good": GOOD, "other": _data(200, 1), **DEGENERATE}
-    _check_png(plot_roc(curves, tmp_path / "roc.png", title="ROC", log_x=log_x))
-    _check_png(plot_pr(curves, tmp_path / "pr.png", title="PR"))
+    roc = plot_roc(curves, tmp_path / "roc.png", title="ROC", log_x=log_x)
+    assert_figure_shows_data(roc, lambda p: plot_roc(_no_curves(curves), p, "ROC", log_x=log_x))
+    pr = plot_pr(curves, tmp_path / "pr.png", title="PR")
+    assert_figure_shows_data(pr, lambda p: plot_pr(_no_curves(curves), p, title="PR"))
 
 
 @pytest.mark.parametrize("name", list(DEGENERATE))
 def test_roc_pr_degenerate_alone(tmp_path, name):
     curves = {name: DEGENERATE[name]}
-    _check_png(plot_roc(curves, tmp_path / "roc.png", log_x=True))
-    _check_png(plot_pr(curves, tmp_path / "pr.png"))
+    check = assert_figure_shows_data if name in CURVE_CASES else assert_figure_shows_no_data
+    roc = plot_roc(curves, tmp_path / "roc.png", log_x=True)
+    check(roc, lambda p: plot_roc(_no_curves(curves), p, log_x=True))
+    check(plot_pr(curves, tmp_path / "pr.png"), lambda p: plot_pr(_no_curves(curves), p))
 
 
 def test_roc_pr_no_curves(tmp_path):
-    _check_png(plot_roc({}, tmp_path / "roc.png", log_x=True))
-    _check_png(plot_pr({}, tmp_path / "pr.png"))
+    roc = plot_roc({}, tmp_path / "roc.png", log_x=True)
+    assert_figure_shows_no_data(roc, lambda p: plot_roc({"x": ([], [])}, p, log_x=True))
+    assert_figure_shows_no_data(
+        plot_pr({}, tmp_path / "pr.png"), lambda p: plot_pr({"x": ([], [])}, p)
+    )
 
 
 @pytest.mark.parametrize("case", ["good", *DEGENERATE, "logits"])
@@ -70,20 +71,31 @@ def test_reliability_and_hist(tmp_path, case):
         y, s = [0, 1, 0], [-3.0, 4.0, 0.5]  # out of [0, 1]: dropped by the reliability plot
     else:
         y, s = DEGENERATE[case]
-    _check_png(plot_reliability(y, s, tmp_path / "rel.png", title=case))
-    _check_png(plot_score_hist(y, s, tmp_path / "hist.png", threshold=0.5, title=case))
-    _check_png(plot_score_hist(y, s, tmp_path / "hist2.png"))
+    check = assert_figure_shows_data if case in SCORE_CASES else assert_figure_shows_no_data
+    rel = plot_reliability(y, s, tmp_path / "rel.png", title=case)
+    if case == "logits":  # one score left in [0, 1]: a marker on an empty bar (as small as
+        # a legend swatch, so here the check tells data from no data, not from a lone legend)
+        assert_figure_shows_data(
+            rel, lambda p: plot_reliability([], [], p, title=case), min_extent=0
+        )
+    else:
+        check(rel, lambda p: plot_reliability([], [], p, title=case))
+    hist = plot_score_hist(y, s, tmp_path / "hist.png", threshold=0.5, title=case)
+    check(hist, lambda p: plot_score_hist([], [], p, threshold=0.5, title=case))
+    check(plot_score_hist(y, s, tmp_path / "hist2.png"), lambda p: plot_score_hist([], [], p))
 
 
 @pytest.mark.parametrize(
     "conf", [{"tn": 50, "fp": 3, "fn": 7, "tp": 40}, {"tn": 0, "fp": 0, "fn": 0, "tp": 0}, {}]
 )
 def test_confusion(tmp_path, conf):
-    _check_png(plot_confusion(conf, tmp_path / "sub" / "cm.png", title="confusion"))
+    cm = plot_confusion(conf, tmp_path / "sub" / "cm.png", title="confusion")
+    check = assert_figure_shows_data if sum(conf.values()) else assert_figure_shows_no_data
+    check(cm, lambda p: plot_confusion({}, p, title="confusion"))
 
 
 def test_overwrites_existing_file(tmp_path):
     p = tmp_path / "roc.png"
     p.write_bytes(b"old")
     plot_roc({"good": GOOD}, p)
-    _check_png(p)
+    assert_figure_shows_data(p, lambda q: plot_roc(_no_curves({"good": GOOD}), q))

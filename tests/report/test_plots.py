@@ -1,23 +1,11 @@
-import io
 import math
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import assert_figure_shows_data, assert_figure_shows_no_data
 from deepfake_lab.report.plots import plot_loss_curves, smooth
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _check_png(path):
-    data = path.read_bytes()
-    assert data[:8] == PNG_SIGNATURE
-    with Image.open(io.BytesIO(data)) as im:
-        arr = np.asarray(im.convert("RGB"))
-    assert arr.shape[0] > 100 and arr.shape[1] > 100
-    assert len(np.unique(arr.reshape(-1, 3), axis=0)) > 5  # something is drawn
-    return arr
 
 
 def _records(n):
@@ -34,10 +22,25 @@ def _records(n):
     ]
 
 
+def _without_data(records):
+    """The same records with every metric NaN: the figure keeps its panels, loses its lines."""
+    return [{k: v if k in ("kimg", "note") else math.nan for k, v in r.items()} for r in records]
+
+
 @pytest.mark.parametrize("n", [50, 1, 0])
 def test_plot_loss_curves_writes_png(tmp_path, n):
-    p = plot_loss_curves(_records(n), tmp_path / "loss.png")
-    _check_png(p)
+    recs = _records(n)
+    p = plot_loss_curves(recs, tmp_path / "loss.png")
+
+    def without_data(out):
+        return plot_loss_curves(_without_data(recs), out)
+
+    if n == 0:
+        assert_figure_shows_no_data(p, without_data)
+    elif n == 1:  # one marker per metric: count small marks too, more than the legend's
+        assert_figure_shows_data(p, without_data, min_pixels=500, min_extent=0)
+    else:
+        assert_figure_shows_data(p, without_data)
 
 
 def test_plot_loss_curves_selected_keys_and_bad_values(tmp_path):
@@ -45,8 +48,9 @@ def test_plot_loss_curves_selected_keys_and_bad_values(tmp_path):
     recs[3]["Loss/G"] = float("nan")
     recs[4]["Loss/G"] = float("inf")
     del recs[5]["Loss/D"]
-    p = plot_loss_curves(recs, tmp_path / "g.png", keys=["Loss/G", "Loss/missing"])
-    _check_png(p)
+    keys = ["Loss/G", "Loss/missing"]
+    p = plot_loss_curves(recs, tmp_path / "g.png", keys=keys)
+    assert_figure_shows_data(p, lambda out: plot_loss_curves(_without_data(recs), out, keys=keys))
     # one panel for the "Loss" group: shorter than the default two-panel figure
     q = plot_loss_curves(recs, tmp_path / "all.png")
     assert Image.open(p).size[1] < Image.open(q).size[1]

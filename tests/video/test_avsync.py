@@ -95,7 +95,11 @@ def sync_reading(tmp_path_factory):
     return read
 
 
-@_LIPS
+@pytest.mark.parametrize(
+    "lips",
+    [False, pytest.param(True, marks=pytest.mark.slow)],  # ~5 s each with the lip landmarks
+    ids=["openness", "openness+lips"],
+)
 @pytest.mark.parametrize("clip", _GRID)
 def test_shifted_audio_reads_the_original_offset_plus_the_shift(clip, lips, sync_reading):
     """The issue's relative test: absolute readings wander from clip to clip, but a shift of
@@ -219,6 +223,7 @@ def test_av_sync_cli_user_mistakes_are_one_line(tmp_path):
         assert "Traceback" not in res.output
 
 
+@pytest.mark.slow
 def test_av_sync_reads_a_time_range_and_a_damaged_file_up_to_the_damage(tmp_path):
     """--start/--end read only that stretch (the frame times and the audio line up there as
     in the whole file); a cut file is read up to the cut, and says so."""
@@ -277,6 +282,7 @@ def test_lip_tracker_missing_model_is_a_clear_error(tmp_path):
         LipTracker(tmp_path / "nope.dat")
 
 
+@pytest.mark.slow
 def test_windowed_readings_follow_a_shift_in_every_window(tmp_path):
     """`av_sync(window_s=...)` on the 9 s SadTalker clip (4 s windows every 2 s, lip
     landmarks on): each window of a copy with its audio shifted reads that window's own
