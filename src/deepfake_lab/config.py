@@ -8,11 +8,12 @@ this module holds the shared machinery.
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from deepfake_lab.errors import UserError
 
@@ -20,9 +21,59 @@ C = TypeVar("C", bound="StrictModel")
 
 
 class StrictModel(BaseModel):
-    """Base for config sections: unknown keys are rejected, assignments are validated."""
+    """Base for config sections: unknown keys are rejected, assignments are validated.
+
+    A schema that renamed keys lists them in ``renamed_keys`` (old dotted key -> new dotted
+    key): the old key is still read, with a warning, so that old YAML files, ``--set`` flags
+    and the configs stored in old checkpoints keep loading.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    renamed_keys: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_renamed_keys(cls, data: Any) -> Any:
+        if cls.renamed_keys and isinstance(data, dict):
+            return migrate_keys(data, cls.renamed_keys)
+        return data
+
+
+def migrate_keys(
+    data: dict[str, Any], renamed: dict[str, str], warn: bool = True
+) -> dict[str, Any]:
+    """A copy of ``data`` with each old dotted key of ``renamed`` moved to its new key, with a
+    ``FutureWarning`` for each key moved when ``warn`` is set.
+
+    Raises:
+        ValueError: both the old and the new key are set, to different values.
+    """
+    _missing = object()
+    out = copy.deepcopy(data)
+    for old, new in renamed.items():
+        *old_parents, old_leaf = old.split(".")
+        node: Any = out
+        for part in old_parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or old_leaf not in node:
+            continue
+        value = node.pop(old_leaf)
+        *new_parents, new_leaf = new.split(".")
+        target = out
+        for part in new_parents:
+            child = target.get(part)
+            if child is None:
+                child = target[part] = {}
+            if not isinstance(child, dict):
+                raise ValueError(f"{part!r} is a value, not a section")
+            target = child
+        current = target.get(new_leaf, _missing)
+        if current is not _missing and current != value:
+            raise ValueError(f"{old!r} is the old name of {new!r}; set only {new!r}")
+        target[new_leaf] = value
+        if warn:
+            warnings.warn(f"config key {old!r} is now {new!r}", FutureWarning, stacklevel=2)
+    return out
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -61,6 +112,16 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
+def _renamed_override(text: str, renamed: dict[str, str]) -> str:
+    """``--set data.size=32`` -> ``model.size=32`` when ``data.size`` was renamed."""
+    key, sep, value = text.partition("=")
+    for old, new in renamed.items():
+        if key.strip() == old or key.strip().startswith(old + "."):
+            warnings.warn(f"config key {old!r} is now {new!r}", FutureWarning, stacklevel=3)
+            return new + key.strip()[len(old) :] + sep + value
+    return text
+
+
 def format_validation_error(err: ValidationError, source: str = "config") -> str:
     """One line naming every bad key, e.g. ``config: unknown key 'train.bach'``."""
     parts = []
@@ -70,7 +131,7 @@ def format_validation_error(err: ValidationError, source: str = "config") -> str
             parts.append(f"unknown key {loc!r}")
         else:
             msg = item["msg"].removeprefix("Value error, ")
-            parts.append(f"{loc!r}: {msg}")
+            parts.append(f"{loc!r}: {msg}" if loc else msg)
     return f"{source}: " + "; ".join(parts)
 
 
@@ -99,10 +160,16 @@ def build_config(
     Raises:
         UserError: unknown keys or invalid values, naming each.
     """
-    data: dict[str, Any] = copy.deepcopy(base or {})
-    if file is not None:
-        data = deep_merge(data, read_yaml(file))
-    data = apply_overrides(data, overrides or [])
+    # Each layer is brought to the current key names on its own, so that a renamed key in an
+    # old checkpoint's config is overridden by the new key on the command line, not refused.
+    renamed = schema.renamed_keys
+    try:
+        data = migrate_keys(base or {}, renamed, warn=False)  # a stored config: not the user's
+        if file is not None:
+            data = deep_merge(data, migrate_keys(read_yaml(file), renamed))
+    except ValueError as exc:
+        raise UserError(f"{file or 'config'}: {exc}") from None
+    data = apply_overrides(data, [_renamed_override(o, renamed) for o in overrides or []])
     try:
         return schema.model_validate(data)
     except ValidationError as err:

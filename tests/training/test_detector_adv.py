@@ -65,8 +65,8 @@ def test_adv_step_leaves_train_mode_and_differs_from_plain(toy, tmp_path):
     from deepfake_lab.training.detector_launch import load_detector_data
 
     cfg = DetectorConfig(
-        data={"real": [str(toy / "real")], "fake": [str(toy / "fake")], "size": 16},
-        model={"name": "npr", "kwargs": {"width": 8}},
+        data={"real": [str(toy / "real")], "fake": [str(toy / "fake")]},
+        model={"arch": "npr", "size": 16, "kwargs": {"width": 8}},
         train={"batch": 16},
     )
     train, val, _ = load_detector_data(cfg)

@@ -120,10 +120,10 @@ def gan_arch_option() -> Any:
 
 
 def detector_arch_option(default: str | None = None, what: str = "Detector architecture") -> Any:
-    """``--arch NAME``: a detector architecture (``model.name``). Pair it with
+    """``--arch NAME``: a detector architecture (``model.arch``). Pair it with
     :func:`old_arch_option`, and :func:`pick_arch` to read the two."""
     return typer.Option(
-        default, "--arch", help=f"{what} (model.name): {' | '.join(DETECTOR_ARCHS)}."
+        default, "--arch", help=f"{what} (model.arch): {' | '.join(DETECTOR_ARCHS)}."
     )
 
 

@@ -74,7 +74,7 @@ def train_detector_cmd(
     manifest: Path = typer.Option(None, "--manifest", help="JSONL of path, label, source."),
     arch: str = detector_arch_option(),
     old_model: str | None = old_arch_option(),
-    size: int = typer.Option(None, "--size", help="Input size in px (data.size)."),
+    size: int = typer.Option(None, "--size", help="Input size in px (model.size)."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs."),
     out: Path = typer.Option(None, "--out", help="Parent folder of run folders (default runs/)."),
     name: str = typer.Option(None, "--name", help="Run name."),

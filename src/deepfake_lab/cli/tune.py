@@ -50,7 +50,7 @@ def tune_detector_cmd(
         "--space",
         help="YAML of dotted key -> list of values (default: optim.lr x augment.strength).",
     ),
-    size: int = typer.Option(None, "--size", help="Input size in px (data.size)."),
+    size: int = typer.Option(None, "--size", help="Input size in px (model.size)."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs of each trial."),
     config: Path = typer.Option(None, "--config", help="YAML config shared by every trial."),
     overrides: list[str] = typer.Option([], "--set", help="Override for every trial: key=value."),

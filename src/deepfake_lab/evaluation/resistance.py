@@ -174,7 +174,7 @@ def detection_resistance(
     if len(reals) > limit:
         keep = np.random.default_rng(seed).permutation(len(reals))[:limit]
         reals = [reals[i] for i in sorted(keep)]
-    flags = [f"model.name={model}"] + ([f"data.size={size}"] if size else [])
+    flags = [f"model.arch={model}"] + ([f"model.size={size}"] if size else [])
     build_model(build_config(DetectorConfig, config, flags + list(overrides or [])))
     dev = resolve_device(device)
     given = [(p, load_detector(p, dev)) for p in detectors]  # bad paths fail before sampling

@@ -60,12 +60,12 @@ class DetectorResult:
 
 
 def build_model(cfg: DetectorConfig) -> torch.nn.Module:
-    """The detector the config names (``size`` defaults to ``data.size``)."""
-    kwargs = {"size": cfg.data.size, **cfg.model.kwargs}
+    """The detector the config names (``size`` defaults to ``model.size``)."""
+    kwargs = {"size": cfg.model.size, **cfg.model.kwargs}
     try:
-        return build_detector(cfg.model.name, **kwargs)
+        return build_detector(cfg.model.arch, **kwargs)
     except TypeError as exc:
-        raise UserError(f"model.kwargs do not fit detector {cfg.model.name!r}: {exc}") from None
+        raise UserError(f"model.kwargs do not fit detector {cfg.model.arch!r}: {exc}") from None
 
 
 def init_weights(model: torch.nn.Module, source: str | Path) -> str:

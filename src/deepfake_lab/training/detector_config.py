@@ -1,12 +1,12 @@
 """The detector training config: every knob of ``deepfake-lab train detector``.
 
-Common choices have flags (``--real``, ``--fake``, ``--model``, ``--size``, ``--epochs``,
+Common choices have flags (``--real``, ``--fake``, ``--arch``, ``--size``, ``--epochs``,
 ``--out``, ``--init``, ``--freeze``); everything else goes through ``--config``/``--set``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -19,7 +19,6 @@ class DetectorDataConfig(StrictModel):
     real: list[str] = Field(default_factory=list, description="Folders of real faces.")
     fake: list[str] = Field(default_factory=list, description="Folders of fakes (one source each).")
     manifest: str | None = Field(None, description="JSONL of path, label, source (instead).")
-    size: int = Field(64, ge=8, description="Images are decoded and resized to this.")
     val: float = Field(0.15, gt=0, lt=1, description="Share held out for validation.")
     max_images: int | None = Field(None, ge=2, description="Use at most N images in all.")
     reencode: str | None = Field(
@@ -62,14 +61,18 @@ class DetectorDataConfig(StrictModel):
 
 
 class DetectorModelConfig(StrictModel):
-    """Which detector, its constructor arguments, and where its weights start."""
+    """Which detector, its input size, its constructor arguments, and where its weights start.
 
-    name: str = "resnet"
+    ``arch`` and ``size`` are the keys the GAN config uses for the same things.
+    """
+
+    arch: str = "resnet"
+    size: int = Field(64, ge=8, description="Input side in px: images are resized to this.")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Constructor arguments.")
     init: str | None = Field(None, description="Detector or GAN checkpoint to start from.")
     freeze: Literal["none", "backbone"] = "none"
 
-    @field_validator("name")
+    @field_validator("arch")
     @classmethod
     def _known(cls, v: str) -> str:
         from deepfake_lab.models.detectors import DETECTORS
@@ -169,6 +172,10 @@ class DetectorRunConfig(StrictModel):
 
 class DetectorConfig(StrictModel):
     """Everything that defines a detector training run."""
+
+    # Older detector configs (and the configs stored in their checkpoints) said model.name
+    # and data.size.
+    renamed_keys: ClassVar[dict[str, str]] = {"model.name": "model.arch", "data.size": "model.size"}
 
     data: DetectorDataConfig = DetectorDataConfig()
     model: DetectorModelConfig = DetectorModelConfig()

@@ -87,7 +87,7 @@ def load_detector_data(
         keep = np.random.default_rng(cfg.train.seed).permutation(len(samples))[: d.max_images]
         samples = [samples[i] for i in sorted(keep)]
     warnings = check_formats(samples)
-    history, problem = check_resolution(samples, d.size, d.native_size)
+    history, problem = check_resolution(samples, cfg.model.size, d.native_size)
     floor = None
     if problem and d.native_size == "floor":
         floor = history.floor_side
@@ -103,10 +103,10 @@ def load_detector_data(
             f"the validation split is empty ({len(samples)} images); add images or raise data.val"
         )
     train = DetectionDataset.from_samples(
-        splits["train"], d.size, reencode=d.reencode, native_floor=floor
+        splits["train"], cfg.model.size, reencode=d.reencode, native_floor=floor
     )
     val = DetectionDataset.from_samples(
-        splits["val"], d.size, reencode=d.reencode, native_floor=floor
+        splits["val"], cfg.model.size, reencode=d.reencode, native_floor=floor
     )
     if not d.pseudo_fake:
         return train, val, warnings
@@ -151,7 +151,7 @@ def train_detector(
         manifest: JSONL of ``path``, ``label`` (real/fake), optional ``source``/``group``.
         config, overrides: YAML file and ``section.key=value`` strings.
         model, size, epochs, out, name, init, freeze, seed, device: shortcuts for
-            ``model.name``, ``data.size``, ``train.epochs``, ``run.out``, ``run.name``,
+            ``model.arch``, ``model.size``, ``train.epochs``, ``run.out``, ``run.name``,
             ``model.init``, ``model.freeze``, ``train.seed``, ``train.device``.
         resume: a detector run folder or checkpoint to continue exactly.
         adv_train: harden the detector with PGD examples (``adv.enabled=true``; budget and
@@ -163,8 +163,8 @@ def train_detector(
         "data.real": [str(p) for p in real] if real else None,
         "data.fake": [str(p) for p in fake] if fake else None,
         "data.manifest": str(manifest) if manifest else None,
-        "model.name": model,
-        "data.size": size,
+        "model.arch": model,
+        "model.size": size,
         "train.epochs": epochs,
         "run.out": str(out) if out is not None else None,
         "run.name": name,
@@ -206,7 +206,7 @@ def train_detector(
         for w in warnings:
             logger.info(f"warning: {w}")
         logger.info(
-            f"detector {cfg.model.name} at {cfg.data.size}px: train {train.counts()}, "
+            f"detector {cfg.model.arch} at {cfg.model.size}px: train {train.counts()}, "
             f"val {val.counts()}"
         )
         if cfg.train.threads:

@@ -38,10 +38,12 @@ def write_detector_report(run_dir: str | Path) -> Path:
     cfg_path = run_dir / "config.yaml"
     cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) if cfg_path.exists() else {}
     data = cfg.get("data", {})
+    model = cfg.get("model", {})
     kinds = data.get("pseudo_fake") or []
     rows = [
-        ["model", cfg.get("model", {}).get("name")],
-        ["size", data.get("size")],
+        # model.name and data.size: runs written before the keys were renamed
+        ["model", model.get("arch", model.get("name"))],
+        ["size", model.get("size", data.get("size"))],
         ["real folders", ", ".join(data.get("real") or []) or "-"],
         ["fake folders", ", ".join(data.get("fake") or []) or "-"],
         ["pseudo-fakes", ", ".join(kinds) or "-"],

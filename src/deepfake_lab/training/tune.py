@@ -259,7 +259,7 @@ def _new_plan(
 ) -> dict[str, Any]:
     """Validate everything a search needs and list its trials (nothing is written)."""
     base_cfg = build_config(DetectorConfig, config, shared)
-    fitted, notes = fit_space_to_model(check_space(space or DEFAULT_SPACE), base_cfg.model.name)
+    fitted, notes = fit_space_to_model(check_space(space or DEFAULT_SPACE), base_cfg.model.arch)
     chosen = plan_trials(fitted, method, trials, seed)
     for combo in chosen:  # every trial's config and model must build before any trial runs
         build_model(build_config(DetectorConfig, config, shared + _as_overrides(combo)))
@@ -334,7 +334,7 @@ def tune_detector(
             raise UserError(f"{tune_dir} searched other data; resume it with the same data")
         data = plan["data"]
     else:
-        flags = {"model.name": model, "data.size": size, "train.epochs": epochs}
+        flags = {"model.arch": model, "model.size": size, "train.epochs": epochs}
         shared = _as_overrides(flags) + list(base_overrides or [])
         plan = _new_plan(data, space, method, trials, seed, shared, config)
         tune_dir = create_run_dir(out, name)
