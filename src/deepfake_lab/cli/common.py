@@ -6,6 +6,7 @@ import contextlib
 import functools
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -145,3 +146,48 @@ def device_option(default: str | None = "auto", note: str = "") -> Any:
 def no_progress_option() -> Any:
     """``--no-progress``: hide progress bars (logs and results are unchanged)."""
     return typer.Option(False, "--no-progress", help="Hide progress bars.")
+
+
+# --- options many commands share: one flag name, type and wording each --------------------
+
+
+def config_option(what: str = "YAML config file") -> Any:
+    """``--config FILE``: a YAML config (read before the flags and ``--set``)."""
+    return typer.Option(None, "--config", help=f"{what}.")
+
+
+def set_option(what: str = "Config override") -> Any:
+    """``--set KEY=VALUE`` (repeatable): a config override, the value read as YAML."""
+    return typer.Option([], "--set", help=f"{what} section.key=value (repeatable).")
+
+
+def seed_option(default: int | None = 0, what: str = "Seed of everything random") -> Any:
+    """``--seed N``: the one seed of the command (``None``: the config's)."""
+    return typer.Option(default, "--seed", help=f"{what}.")
+
+
+def real_option(required: bool = False, what: str = "Folder of real faces (repeatable)") -> Any:
+    """``--real DIR`` (repeatable): folders of real faces."""
+    return typer.Option(... if required else [], "--real", help=f"{what}.")
+
+
+def fake_option(required: bool = False, what: str = "Folder of fakes, one source each") -> Any:
+    """``--fake DIR`` (repeatable): folders of fakes, each one source."""
+    return typer.Option(... if required else [], "--fake", help=f"{what}.")
+
+
+def manifest_option() -> Any:
+    """``--manifest FILE``: a JSONL of path, label, source (instead of folders)."""
+    return typer.Option(None, "--manifest", help="JSONL of path, label, source.")
+
+
+def out_option(
+    default: Path | None = Path("runs"), what: str = "Parent folder of run folders"
+) -> Any:
+    """``--out DIR``: the parent folder of the run folder the command creates."""
+    return typer.Option(default, "--out", help=f"{what}.")
+
+
+def json_option(what: str = "Also write the result as JSON here") -> Any:
+    """``--json FILE``: a machine-readable copy of the result."""
+    return typer.Option(None, "--json", help=f"{what}.")

@@ -9,10 +9,16 @@ import typer
 from deepfake_lab.cli.common import (
     console,
     detector_arch_option,
+    fake_option,
     handle_errors,
+    json_option,
     no_progress_option,
     old_arch_option,
+    out_option,
     pick_arch,
+    real_option,
+    seed_option,
+    set_option,
 )
 
 #: Added to the ``eval`` group by :mod:`deepfake_lab.cli.eval`.
@@ -22,17 +28,17 @@ commands = typer.Typer()
 @commands.command("cross-source")
 @handle_errors
 def eval_cross_source_cmd(
-    real: list[Path] = typer.Option(..., "--real", help="Folder of real faces (repeatable)."),
-    fake: list[Path] = typer.Option(..., "--fake", help="Folder of one fake source (2+)."),
+    real: list[Path] = real_option(required=True),
+    fake: list[Path] = fake_option(required=True, what="Folder of one fake source (2+)"),
     arch: str = detector_arch_option("npr"),
     old_model: str | None = old_arch_option(),
     size: int = typer.Option(None, "--size", help="Input size in px."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs per detector."),
-    overrides: list[str] = typer.Option([], "--set", help="Config override key=value."),
-    out: Path = typer.Option(Path("runs"), "--out", help="Parent folder of the run folder."),
+    overrides: list[str] = set_option("Detector config override"),
+    out: Path = out_option(what="Parent folder of the run folder"),
     test: float = typer.Option(0.3, "--test", help="Share of every source held out for tests."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the split."),
-    json_path: Path = typer.Option(None, "--json", help="Write the matrix as JSON here."),
+    seed: int = seed_option(0, "Seed of the split"),
+    json_path: Path = json_option("Write the matrix as JSON here"),
     no_progress: bool = no_progress_option(),
 ) -> None:
     """ROC-AUC of a detector trained on each fake source, tested on every source."""

@@ -8,13 +8,18 @@ from typing import Any
 import typer
 
 from deepfake_lab.cli.common import (
+    config_option,
     console,
     detector_arch_option,
     device_option,
     handle_errors,
+    json_option,
     no_progress_option,
     old_arch_option,
+    out_option,
     pick_arch,
+    seed_option,
+    set_option,
 )
 
 #: Added to the ``eval`` group by :mod:`deepfake_lab.cli.eval`.
@@ -45,14 +50,14 @@ def eval_resistance_cmd(
     ),
     max_real: int = typer.Option(None, "--max-real", help="Reals used at most (default --num)."),
     test: float = typer.Option(0.3, "--test", help="Held-out share of reals and samples."),
-    config: Path = typer.Option(None, "--config", help="YAML config of the fresh detector."),
-    overrides: list[str] = typer.Option([], "--set", help="Detector config override key=value."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the samples and of the split."),
+    config: Path = config_option("YAML config of the fresh detector"),
+    overrides: list[str] = set_option("Detector config override"),
+    seed: int = seed_option(0, "Seed of the samples and of the split"),
     truncation: float = typer.Option(1.0, "--truncation", help="Sampling psi in [0, 1]."),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Resamples for 95% intervals."),
-    out: Path = typer.Option(Path("runs"), "--out", help="Parent folder of the result folder."),
+    out: Path = out_option(what="Parent folder of the result folder"),
     name: str = typer.Option("resistance", "--name", help="Result folder name."),
-    json_path: Path = typer.Option(None, "--json", help="Also write the result here."),
+    json_path: Path = json_option(),
     device: str = device_option(),
     no_progress: bool = no_progress_option(),
 ) -> None:

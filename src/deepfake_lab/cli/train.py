@@ -8,14 +8,21 @@ import typer
 from rich.markup import escape
 
 from deepfake_lab.cli.common import (
+    config_option,
     console,
     detector_arch_option,
     device_option,
+    fake_option,
     gan_arch_option,
     handle_errors,
+    manifest_option,
     no_progress_option,
     old_arch_option,
+    out_option,
     pick_arch,
+    real_option,
+    seed_option,
+    set_option,
 )
 
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
@@ -25,17 +32,15 @@ train_app = typer.Typer(help="Train models.", no_args_is_help=True)
 @handle_errors
 def train_gan_cmd(
     data: Path = typer.Option(None, "--data", help="Folder of face images."),
-    config: Path = typer.Option(None, "--config", help="YAML config file."),
-    overrides: list[str] = typer.Option(
-        [], "--set", help="Config override section.key=value (repeatable)."
-    ),
+    config: Path = config_option(),
+    overrides: list[str] = set_option(),
     arch: str = gan_arch_option(),
     size: int = typer.Option(None, "--size", help="Image size in px (model.size)."),
     kimg: float = typer.Option(None, "--kimg", help="Length in thousands of images shown."),
     batch: int = typer.Option(None, "--batch", help="Batch size."),
-    out: Path = typer.Option(None, "--out", help="Parent folder of run folders (default runs/)."),
+    out: Path = out_option(None, "Parent folder of run folders (default runs/)"),
     name: str = typer.Option(None, "--name", help="Run name (folder runs/NNNNN-NAME)."),
-    seed: int = typer.Option(None, "--seed", help="Seed of everything random."),
+    seed: int = seed_option(None),
     device: str = device_option(None, " (default: the config's train.device)"),
     resume: str = typer.Option(None, "--resume", help="auto, or a run folder or checkpoint."),
     no_progress: bool = no_progress_option(),
@@ -69,14 +74,14 @@ def train_gan_cmd(
 @train_app.command("detector")
 @handle_errors
 def train_detector_cmd(
-    real: list[Path] = typer.Option([], "--real", help="Folder of real faces (repeatable)."),
-    fake: list[Path] = typer.Option([], "--fake", help="Folder of fakes, one source each."),
-    manifest: Path = typer.Option(None, "--manifest", help="JSONL of path, label, source."),
+    real: list[Path] = real_option(),
+    fake: list[Path] = fake_option(),
+    manifest: Path = manifest_option(),
     arch: str = detector_arch_option(),
     old_model: str | None = old_arch_option(),
     size: int = typer.Option(None, "--size", help="Input size in px (model.size)."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs."),
-    out: Path = typer.Option(None, "--out", help="Parent folder of run folders (default runs/)."),
+    out: Path = out_option(None, "Parent folder of run folders (default runs/)"),
     name: str = typer.Option(None, "--name", help="Run name."),
     init: Path = typer.Option(
         None,
@@ -84,9 +89,9 @@ def train_detector_cmd(
         help="Detector or GAN checkpoint, or released weights (meso4:DF), to start from.",
     ),
     freeze: str = typer.Option(None, "--freeze", help="none | backbone."),
-    config: Path = typer.Option(None, "--config", help="YAML config file."),
-    overrides: list[str] = typer.Option([], "--set", help="Config override key=value."),
-    seed: int = typer.Option(None, "--seed", help="Seed of everything random."),
+    config: Path = config_option(),
+    overrides: list[str] = set_option(),
+    seed: int = seed_option(None),
     device: str = device_option(None, " (default: the config's train.device)"),
     resume: str = typer.Option(None, "--resume", help="A detector run folder or checkpoint."),
     adv_train: bool = typer.Option(
@@ -144,16 +149,16 @@ def train_fusion_cmd(
     member: list[str] = typer.Option(
         ..., "--member", help="A member detector: run, checkpoint, export or meso4:DF (2+)."
     ),
-    real: list[Path] = typer.Option([], "--real", help="Folder of real faces (repeatable)."),
-    fake: list[Path] = typer.Option([], "--fake", help="Folder of fakes, one source each."),
-    manifest: Path = typer.Option(None, "--manifest", help="JSONL of path, label, source."),
+    real: list[Path] = real_option(),
+    fake: list[Path] = fake_option(),
+    manifest: Path = manifest_option(),
     pseudo_fake: list[str] = typer.Option(
         [], "--pseudo-fake", help="Also make pseudo-fakes from the reals: sbi, sbi-mouth."
     ),
     size: int = typer.Option(None, "--size", help="Input size (default: the largest member's)."),
-    out: Path = typer.Option(Path("runs"), "--out", help="Parent folder of run folders."),
+    out: Path = out_option(),
     name: str = typer.Option("fusion", "--name", help="Run name."),
-    seed: int = typer.Option(0, "--seed", help="Split and pseudo-fake seed."),
+    seed: int = seed_option(0, "Split and pseudo-fake seed"),
     margin: float = typer.Option(
         2.0, "--margin", help="Calibrated-logit margin past which members disagree."
     ),

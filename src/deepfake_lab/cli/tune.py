@@ -8,13 +8,20 @@ from typing import Any
 import typer
 
 from deepfake_lab.cli.common import (
+    config_option,
     console,
     detector_arch_option,
     device_option,
+    fake_option,
     handle_errors,
+    manifest_option,
     no_progress_option,
     old_arch_option,
+    out_option,
     pick_arch,
+    real_option,
+    seed_option,
+    set_option,
 )
 
 tune_app = typer.Typer(help="Search hyper-parameters.", no_args_is_help=True)
@@ -38,9 +45,9 @@ def print_ranked(results: list[dict[str, Any]], title: str) -> None:
 @tune_app.command("detector")
 @handle_errors
 def tune_detector_cmd(
-    real: list[Path] = typer.Option([], "--real", help="Folder of real faces (repeatable)."),
-    fake: list[Path] = typer.Option([], "--fake", help="Folder of fakes, one source each."),
-    manifest: Path = typer.Option(None, "--manifest", help="JSONL of path, label, source."),
+    real: list[Path] = real_option(),
+    fake: list[Path] = fake_option(),
+    manifest: Path = manifest_option(),
     arch: str = detector_arch_option(),
     old_model: str | None = old_arch_option(),
     method: str = typer.Option("grid", "--method", help="grid (every combination) | random."),
@@ -52,10 +59,10 @@ def tune_detector_cmd(
     ),
     size: int = typer.Option(None, "--size", help="Input size in px (model.size)."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs of each trial."),
-    config: Path = typer.Option(None, "--config", help="YAML config shared by every trial."),
-    overrides: list[str] = typer.Option([], "--set", help="Override for every trial: key=value."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the random draw."),
-    out: Path = typer.Option(Path("runs"), "--out", help="Parent folder of the tune folder."),
+    config: Path = config_option("YAML config shared by every trial"),
+    overrides: list[str] = set_option("Override for every trial:"),
+    seed: int = seed_option(0, "Seed of the random draw"),
+    out: Path = out_option(what="Parent folder of the tune folder"),
     name: str = typer.Option("tune", "--name", help="Tune folder name (NNNNN-NAME)."),
     resume: Path = typer.Option(None, "--resume", help="A tune folder to continue."),
     device: str = device_option(None, " (default: the config's train.device)"),
