@@ -65,3 +65,33 @@ def test_user_errors_before_any_folder(toy, tmp_path):
     with pytest.raises(UserError, match="no fake images"):
         train_detector([toy / "real"], [], out=tmp_path / "runs", progress=False)
     assert not (tmp_path / "runs").exists()
+
+
+def test_undecodable_images_are_counted_reported_and_listed(tmp_path):
+    """Images that do not decode cost only themselves, and the user is told how many of each
+    class went and what is left (they used to vanish without a word)."""
+    import io
+
+    from rich.console import Console
+
+    sets = make_toy_sets(tmp_path / "toy", n=12)
+    (sets / "real" / "broken[red].png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (sets / "real" / "empty.png").write_bytes(b"")
+    (sets / "fake" / "text.png").write_text("hello")
+    buf = io.StringIO()
+    res = run_toy_training(
+        sets, tmp_path / "runs", "skips", 1, console=Console(file=buf, width=400)
+    )
+    text = buf.getvalue()
+    assert "3 of 27 images could not be decoded" in text
+    assert "2 real, 1 fake: 12 real and 12 fake remain" in text
+    # the name is shown as it is, not read as markup, by the warning and by the log echo
+    assert text.count("broken[red].png") == 2
+    lines = [json.loads(x) for x in (res.run_dir / "skipped.jsonl").read_text().splitlines()]
+    assert sorted(p["path"].rsplit("/", 1)[1] for p in lines) == [
+        "broken[red].png",
+        "empty.png",
+        "text.png",
+    ]
+    assert all(line["reason"] and line["split"] in {"train", "val"} for line in lines)
+    assert "could not be decoded" in (res.run_dir / "log.txt").read_text()

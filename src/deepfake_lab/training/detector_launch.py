@@ -8,14 +8,22 @@ storage format, and runs :func:`run_detector_training` in a run folder.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 
 from deepfake_lab.config import build_config, flatten, save_config
-from deepfake_lab.data.detection import DetectionDataset, collect_samples, split_samples
+from deepfake_lab.data.detection import (
+    REAL,
+    DetectionDataset,
+    DetectionSample,
+    collect_samples,
+    split_samples,
+)
 from deepfake_lab.data.format_check import check_formats
 from deepfake_lab.data.pseudo import PseudoFakeSet
 from deepfake_lab.data.resolution import check_resolution
@@ -54,6 +62,36 @@ RESUMABLE = (
     "data.manifest",
     "calibration.",
 )
+
+
+#: Every image that could not be decoded, one JSON line each, in the run folder.
+SKIPPED = "skipped.jsonl"
+
+
+def skipped_images(*sets: DetectionDataset | PseudoFakeSet) -> list[tuple[Path, str]]:
+    """(path, reason) of every image the sets left out because it did not decode."""
+    return [
+        item
+        for ds in sets
+        for item in (ds.base.skipped if isinstance(ds, PseudoFakeSet) else ds.skipped)
+    ]
+
+
+def skipped_warning(samples: list[DetectionSample], skipped: list[tuple[Path, str]]) -> str | None:
+    """One line saying how many images of each class were left out and what is left."""
+    if not skipped:
+        return None
+    label_of = {s.path: s.label for s in samples}
+    gone = Counter("real" if label_of.get(p) == REAL else "fake" for p, _ in skipped)
+    have = Counter("real" if s.label == REAL else "fake" for s in samples)
+    examples = "; ".join(f"{p.name} ({why})" for p, why in skipped[:3])
+    more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return (
+        f"{len(skipped)} of {len(samples)} images could not be decoded and are left out "
+        f"({gone['real']} real, {gone['fake']} fake: {have['real'] - gone['real']} real and "
+        f"{have['fake'] - gone['fake']} fake remain): {examples}{more}; all are listed in "
+        f"{SKIPPED}"
+    )
 
 
 def _flag_overrides(flags: dict[str, Any]) -> list[str]:
@@ -108,6 +146,9 @@ def load_detector_data(
     val = DetectionDataset.from_samples(
         splits["val"], cfg.model.size, reencode=d.reencode, native_floor=floor
     )
+    dropped = skipped_warning(samples, skipped_images(train, val))
+    if dropped:
+        warnings.append(dropped)
     if not d.pseudo_fake:
         return train, val, warnings
     landmarker = Landmarker(d.landmarks, d.face_model)
@@ -119,6 +160,20 @@ def load_detector_data(
             "their pseudo-fake masks use the alignment template (right for aligned crops)"
         )
     return pseudo_train, pseudo_val.materialise(cfg.train.seed), warnings
+
+
+def _write_skipped(
+    path: Path, train: DetectionDataset | PseudoFakeSet, val: DetectionDataset
+) -> None:
+    from deepfake_lab.io import atomic_write_text
+
+    lines = [
+        json.dumps({"split": split, "path": str(p), "reason": why})
+        for split, ds in (("train", train), ("val", val))
+        for p, why in skipped_images(ds)
+    ]
+    if lines or path.exists():  # a resumed run rewrites its list
+        atomic_write_text(path, "".join(f"{line}\n" for line in lines))
 
 
 def train_detector(
@@ -196,11 +251,12 @@ def train_detector(
     dev = resolve_device(cfg.train.device)
     train, val, warnings = load_detector_data(cfg, console)
     for w in warnings:
-        if console:
-            console.print(f"[bold yellow]warning:[/] {w}", highlight=False)
+        if console:  # the warnings name files: their names are not markup
+            console.print(f"[bold yellow]warning:[/] {escape(w)}", highlight=False)
     if run_dir is None:
         run_dir = create_run_dir(cfg.run.out, cfg.run.name)
     save_config(cfg, run_dir / "config.yaml")
+    _write_skipped(run_dir / SKIPPED, train, val)
     logger = RunLogger(run_dir, tensorboard=tensorboard, console=console)
     try:
         for w in warnings:

@@ -44,10 +44,12 @@ class RunLogger:
     def info(self, message: str) -> None:
         """Append a timestamped line to ``log.txt`` and echo it to the console."""
         stamp = _dt.datetime.now().isoformat(timespec="seconds")
-        with open(self.run_dir / "log.txt", "a", encoding="utf-8") as fh:
+        # Messages name user files: a name that is not UTF-8 is written with escapes, and no
+        # name is read as console markup.
+        with open(self.run_dir / "log.txt", "a", encoding="utf-8", errors="backslashreplace") as fh:
             fh.write(f"{stamp} {message}\n")
         if self.console is not None:
-            self.console.print(message, highlight=False)
+            self.console.print(message, markup=False, highlight=False)
 
     def scalars(self, nimg: int, values: dict[str, float], **extra: Any) -> dict[str, Any]:
         """Record one measurement point: a ``metrics.jsonl`` line and TensorBoard scalars."""
