@@ -21,7 +21,7 @@ for _rank, _names in enumerate(
     [
         # shared helpers
         ["", "errors", "registry", "io", "cache", "color", "config", "devices", "hashing"]
-        + ["pixels", "runs"],
+        + ["pixels", "runs", "net", "safe_text"],
         # pure functions of tensors and images
         ["augment", "losses", "metrics"],
         # networks, and loading them
@@ -34,7 +34,7 @@ for _rank, _names in enumerate(
         ["evaluation"],
         # entry points
         ["detect", "export", "explain", "onnx_export"],
-        ["demo", "cli", "__main__"],
+        ["demo", "serve", "cli", "__main__"],
     ]
 ):
     for _name in _names:

@@ -7,6 +7,7 @@ folder. Later capabilities (metrics, a detector, watermark checks) add their sec
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def run_demo(
             on held-out faces of both kinds.
     """
     t0 = time.perf_counter()
-    say = console.print if console else (lambda *a, **k: None)
+    # Lines name the user's --data and --out paths: printed as text, never as markup.
+    say = functools.partial(console.print, markup=False) if console else (lambda *a, **k: None)
     overrides = DEMO_DEFAULTS + list(overrides or [])
     dataset = None
     if data is None:

@@ -21,10 +21,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from deepfake_lab.errors import UserError
+from deepfake_lab.safe_text import file_stem
 
 #: Overlays of smaller images are enlarged to this side for viewing (nearest-neighbour for the
 #: image, so its pixels stay what the detector saw).
 OVERLAY_MIN_SIDE = 256
+_OVERLAY_SUFFIX = ".gradcam.png"
 
 
 def gradcam_layer_of(model: nn.Module) -> nn.Module:
@@ -173,8 +175,10 @@ def overlay_names(paths: list[Path]) -> list[str]:
 
     The path relative to the inputs' common folder with ``/`` turned into ``__`` plus
     ``.gradcam.png`` (``real/001.png`` -> ``real__001.png.gradcam.png``); the original
-    extension stays, so ``a.png`` and ``a.jpg`` differ. Any remaining clash (``a__b/c`` vs
-    ``a/b__c``) gets ``-2``, ``-3``, ... in input order.
+    extension stays, so ``a.png`` and ``a.jpg`` differ. A stem that is too long or holds
+    characters a name should not (undecodable bytes, controls, bidi marks) is cleaned and
+    shortened by ``safe_text.file_stem``. Any remaining clash (``a__b/c`` vs ``a/b__c``)
+    gets ``-2``, ``-3``, ... in input order.
     """
     if not paths:
         return []
@@ -185,10 +189,11 @@ def overlay_names(paths: list[Path]) -> list[str]:
     for p in resolved:
         rel = p.relative_to(root)
         stem = "__".join(part.replace(" ", "_") for part in rel.parts)
-        name, n = f"{stem}.gradcam.png", 1
+        stem = file_stem(stem, reserve=len(f"-{len(paths)}{_OVERLAY_SUFFIX}"))
+        name, n = f"{stem}{_OVERLAY_SUFFIX}", 1
         while name in used:
             n += 1
-            name = f"{stem}-{n}.gradcam.png"
+            name = f"{stem}-{n}{_OVERLAY_SUFFIX}"
         used.add(name)
         names.append(name)
     return names

@@ -16,6 +16,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from deepfake_lab.safe_text import file_stem
+
 # mkstemp/mkdtemp make 0600 files and 0700 folders; what gets renamed into place should get
 # what open()/mkdir() would give it (0666/0777 less the umask), so that a team can share run
 # folders. The umask can only be read by setting it: done once, at import, before any thread
@@ -65,11 +67,36 @@ def check_output_paths(
             raise UserError(f"{option} {path}: {blocker} is a file, not a folder")
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write(fileobj)`` on a temp file beside ``path`` and rename it into place."""
+def fsync_folder(folder: str | Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk; a no-op where folders cannot be
+    opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder; the rename still happened
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None], sync_folder: bool = False) -> None:
+    """Call ``write(fileobj)`` on a temp file beside ``path`` and rename it into place.
+
+    Args:
+        path: the final name.
+        write: writes the content to the file object it is given.
+        sync_folder: also fsync the folder after the rename, so that the new name survives a
+            power cut (checkpoints; one more disk flush per file, so not for bulk writes).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The temp name holds a short form of the final one: a name near the file system's limit
+    # must not make the temp name too long.
+    stem = file_stem(path.name, reserve=14)
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:  # closes fd whatever happens next
             usual_permissions(tmp)
@@ -80,6 +107,8 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             os.replace(tmp, path)
         except OSError as exc:  # say what the user asked for, not our temp file's name
             raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+        if sync_folder:
+            fsync_folder(path.parent)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -153,33 +182,3 @@ def write_png(path: Path, image: np.ndarray, text: dict[str, str] | None = None)
     """Write a uint8 (H, W, 3) RGB image to ``path`` as PNG, atomically."""
     atomic_write_bytes(Path(path), encode_png(image, text))
     return Path(path)
-
-
-def download_checked(
-    url: str, dest: Path, sha256: str, max_bytes: int, timeout: float = 60.0
-) -> None:
-    """Fetch ``url`` to ``dest`` atomically, checking its sha256 before it gets that name.
-
-    The bytes stream into a temp file beside ``dest`` (:func:`atomic_write`), removed when
-    anything fails, so ``dest`` is either the checked file or absent.
-
-    Raises:
-        ValueError: wrong sha256, or a download larger than ``max_bytes``.
-        OSError, http.client.HTTPException: the download failed.
-    """
-    import hashlib
-    import urllib.request
-
-    def fetch(fh: IO[bytes]) -> None:
-        digest, size = hashlib.sha256(), 0
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            while chunk := response.read(1 << 20):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise ValueError(f"the download is over {max_bytes >> 20} MB")
-                digest.update(chunk)
-                fh.write(chunk)
-        if digest.hexdigest() != sha256:
-            raise ValueError(f"sha256 of the download is {digest.hexdigest()}, expected {sha256}")
-
-    atomic_write(dest, fetch)

@@ -32,6 +32,11 @@ API: dict[str, list[str]] = {
         "deepfake_lab.video.render:render_walk",
     ],
     "verify": ["deepfake_lab.provenance.verify:verify_images"],
+    "serve": [
+        "deepfake_lab.serve.models:ModelSet",
+        "deepfake_lab.serve.app:create_app",
+        "deepfake_lab.serve.limits:ServeLimits",
+    ],
     "av-sync": ["deepfake_lab.video.avsync:av_sync"],
     "data prepare": ["deepfake_lab.data.prepare:prepare_dataset"],
     "data zoo": ["deepfake_lab.data.zoo:build_zoo"],

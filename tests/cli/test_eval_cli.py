@@ -102,3 +102,41 @@ def test_unknown_metric_exits_2_with_one_line(tiny_faces):
 def test_missing_weights_exits_2(tiny_faces):
     res = runner.invoke(app, ["eval", "gan", str(tiny_faces), "--ref", str(tiny_faces)])
     assert res.exit_code == 2 and "--weights" in res.stderr
+
+
+class _WritesAFile(torch.nn.Module):
+    """Features of a module file whose code also writes a file (the issue's case)."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.save(torch.zeros(1), self.target)
+        return x.mean(dim=(2, 3))
+
+
+def test_torchscript_features_need_the_opt_in_and_warn(tiny_faces, tmp_path):
+    import warnings
+
+    target = tmp_path / "written-by-the-module"
+    module = tmp_path / "features.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated
+        torch.jit.save(torch.jit.script(_WritesAFile(str(target))), module)
+    fake, real = _split(tiny_faces, tmp_path)
+    args = ["eval", "gan", str(fake), "--ref", str(real), "--features", "torchscript"]
+    args += ["--weights", str(module), "--metrics", "fid", "--no-progress"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and not target.exists()
+    err = res.stderr.strip()
+    assert len(err.splitlines()) == 1 and "--trust-torchscript" in err and "Traceback" not in err
+    res = runner.invoke(app, [*args, "--trust-torchscript"])
+    assert res.exit_code == 0, res.output
+    assert res.stderr.startswith("warning: running the code in") and str(module) in res.stderr
+    assert target.exists()  # it ran: that is what the flag allows
+
+
+def test_help_says_torchscript_runs_code():
+    res = runner.invoke(app, ["eval", "gan", "--help"], env={"COLUMNS": "200"})
+    assert "--trust-torchscript" in res.stdout and "RUNS ITS CODE" in res.stdout

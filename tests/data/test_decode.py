@@ -125,3 +125,41 @@ def test_exif_orientation_is_applied() -> None:
     assert decoded.pixels.shape == (40, 20, 3)
     top, bottom = decoded.pixels[5, 10].astype(int), decoded.pixels[35, 10].astype(int)
     assert top[0] > 200 and top[2] < 60 and bottom[2] > 200 and bottom[0] < 60
+
+
+def test_the_byte_limit_counts_bytes_not_pixels(tmp_path: Path) -> None:
+    from deepfake_lab.data.decode import decoded_bytes
+
+    ramp = np.arange(100 * 100, dtype=np.uint16).reshape(100, 100) * 6
+    deep = _png_bytes(Image.fromarray(ramp))  # 16-bit grey: 2 bytes a pixel + 3 for RGB
+    flat = _png_bytes(Image.fromarray((ramp // 257).astype(np.uint8)))  # 8-bit: 1 + 3
+    assert decoded_bytes("I;16", 100, 100) == 50_000 and decoded_bytes("L", 100, 100) == 40_000
+    limit = 45_000  # both are 10 000 pixels; only the 16-bit one is over in bytes
+    assert decode_bytes(flat, max_bytes=limit).pixels.shape == (100, 100, 3)
+    with pytest.raises(DecodeError) as info:
+        decode_bytes(deep, max_bytes=limit)
+    assert info.value.reason == "too_large" and "mode I;16 takes 0.1 MB" in info.value.detail
+    path = tmp_path / "deep.png"
+    path.write_bytes(deep)
+    with pytest.raises(DecodeError, match="over the limit of 0.0 MB"):
+        decode_image(path, max_bytes=limit)
+    # By default the byte limit follows the pixel limit and refuses nothing it allows.
+    assert decode_bytes(deep, max_pixels=10_000).pixels.shape == (100, 100, 3)
+
+
+def test_16_bit_images_are_converted_without_a_float64_copy() -> None:
+    import tracemalloc
+
+    height, width = 2048, 512  # 1 MP: a float64 copy alone would be 8 MB
+    ramp = (np.arange(height * width, dtype=np.uint32) % 65536).astype(np.uint16)
+    data = _png_bytes(Image.fromarray(ramp.reshape(height, width)))
+    tracemalloc.start()  # sees NumPy's buffers (not Pillow's own)
+    try:
+        out = decode_bytes(data).pixels
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (height, width, 3)
+    # The uint16 copy (2), the grey (1) and the RGB result (3) bytes a pixel, and a band of
+    # rows; the float64 conversion took more than 24.
+    assert peak < 10 * height * width, peak

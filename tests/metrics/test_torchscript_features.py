@@ -11,6 +11,7 @@ from torch import nn
 
 from deepfake_lab.errors import UserError
 from deepfake_lab.metrics.features import FEATURE_EXTRACTORS
+from deepfake_lab.metrics.features.torchscript import TrustedCodeWarning
 
 
 class TinyNet(nn.Module):
@@ -44,13 +45,20 @@ def _script(module: nn.Module, path: Path) -> Path:
     return path
 
 
+def _trusted(**kwargs):
+    """The extractor with the opt-in to running the file's code (its warning silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrustedCodeWarning)
+        return FEATURE_EXTRACTORS.build("torchscript", trust=True, **kwargs)
+
+
 @pytest.fixture
 def tiny(tmp_path) -> Path:
     return _script(TinyNet(), tmp_path / "tiny-net.pt")
 
 
 def test_features_match_the_module(tiny):
-    fx = FEATURE_EXTRACTORS.build("torchscript", weights=tiny)
+    fx = _trusted(weights=tiny)
     assert (fx.label, fx.dim) == ("FD-tiny-net", 5)
     x = torch.rand(4, 3, 20, 24) * 2 - 1
     assert torch.allclose(fx.features(x), TinyNet()(x), atol=1e-6)
@@ -64,10 +72,8 @@ def test_features_match_the_module(tiny):
 def test_input_range_size_and_label(tmp_path):
     path = _script(NeedsSize(), tmp_path / "fixed.pt")
     with pytest.raises(UserError, match=r"fails on a \(2, 3, 64, 64\).*size="):
-        FEATURE_EXTRACTORS.build("torchscript", weights=path)
-    fx = FEATURE_EXTRACTORS.build(
-        "torchscript", weights=path, label="FD-Fixed", input_range="0,255", size=16
-    )
+        _trusted(weights=path)
+    fx = _trusted(weights=path, label="FD-Fixed", input_range="0,255", size=16)
     assert (fx.label, fx.dim) == ("FD-Fixed", 4)
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     assert torch.allclose(fx.features(x), NeedsSize()((x + 1) * 127.5), atol=1e-4)
@@ -76,18 +82,18 @@ def test_input_range_size_and_label(tmp_path):
 
 def test_bad_files_and_options_are_user_errors(tmp_path, tiny):
     with pytest.raises(UserError, match="not found"):
-        FEATURE_EXTRACTORS.build("torchscript", weights=tmp_path / "missing.pt")
+        _trusted(weights=tmp_path / "missing.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a module")
     with pytest.raises(UserError, match="not a loadable TorchScript module"):
-        FEATURE_EXTRACTORS.build("torchscript", weights=junk)
+        _trusted(weights=junk)
     with pytest.raises(UserError, match="reserved"):
-        FEATURE_EXTRACTORS.build("torchscript", weights=tiny, label="FID")
+        _trusted(weights=tiny, label="FID")
     with pytest.raises(UserError, match="input_range"):
-        FEATURE_EXTRACTORS.build("torchscript", weights=tiny, input_range="0..1")
+        _trusted(weights=tiny, input_range="0..1")
     scalar = _script(_Scalar(), tmp_path / "scalar.pt")
     with pytest.raises(UserError, match=r"must return float features \(B, D\)"):
-        FEATURE_EXTRACTORS.build("torchscript", weights=scalar)
+        _trusted(weights=scalar)
 
 
 class _Scalar(nn.Module):
@@ -102,8 +108,42 @@ def test_exported_program(tmp_path):
     )
     path = tmp_path / "tiny.pt2"
     torch.export.save(program, path)
-    fx = FEATURE_EXTRACTORS.build("torchscript", weights=path, size=16)
+    fx = _trusted(weights=path, size=16)
     assert (fx.label, fx.dim) == ("FD-tiny", 5)
     x = torch.rand(3, 3, 16, 16) * 2 - 1
     assert torch.allclose(fx.features(x), TinyNet()(x), atol=1e-6)
     fx.eval()  # exported modules refuse eval(); the extractor must not pass it on
+
+
+class _Writer(nn.Module):
+    """A feature net whose code also writes a file: what a hostile module could do."""
+
+    def __init__(self, target: str) -> None:
+        super().__init__()
+        self.target = target
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.save(torch.zeros(1), self.target)
+        return x.mean(dim=(2, 3))
+
+
+def test_module_files_run_only_with_the_opt_in_and_then_warn(tmp_path):
+    target = tmp_path / "overwritten"
+    path = _script(_Writer(str(target)), tmp_path / "writer.pt")
+    with pytest.raises(UserError, match="runs its code when loaded.*--trust-torchscript") as info:
+        FEATURE_EXTRACTORS.build("torchscript", weights=path)
+    assert "\n" not in str(info.value)
+    assert not target.exists()  # refused before the file was even opened
+    with pytest.warns(TrustedCodeWarning, match=r"running the code in .*writer\.pt \(sha256"):
+        FEATURE_EXTRACTORS.build("torchscript", weights=path, trust=True)
+    assert target.exists()  # what trusting it means: its code ran (the dry run)
+
+
+def test_build_extractor_and_eval_gan_pass_the_opt_in_through(tmp_path, tiny):
+    from deepfake_lab.metrics.registry import build_extractor
+
+    with pytest.raises(UserError, match="--trust-torchscript"):
+        build_extractor("torchscript", tiny, torch.device("cpu"))
+    with pytest.warns(TrustedCodeWarning):
+        fx = build_extractor("torchscript", tiny, torch.device("cpu"), trust_torchscript=True)
+    assert fx.dim == 5

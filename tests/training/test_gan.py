@@ -92,6 +92,41 @@ def test_resume_from_an_older_checkpoint_sets_later_work_aside(tmp_path, tiny_fa
     assert (first.run_dir / "samples" / "abandoned" / "grid-0000000024.png").is_file()
 
 
+def test_resume_auto_falls_back_past_a_truncated_newest_checkpoint(tmp_path, tiny_faces):
+    """A crash mid-write leaves a cut newest checkpoint: `--resume auto` says so, continues
+    from the previous good one and ends where an uninterrupted run ends."""
+    import io
+
+    from rich.console import Console
+
+    extra = ["schedule.checkpoint_kimg=0.008", "schedule.keep_checkpoints=3"]
+    straight = _train(tmp_path, tiny_faces, "straight", 0.024, extra=extra)
+    cut = _train(tmp_path, tiny_faces, "cut", 0.016, extra=extra)
+    newest = cut.run_dir / "checkpoints" / "ckpt-0000000016.pt"
+    newest.write_bytes(newest.read_bytes()[:5000])
+    buf = io.StringIO()
+    res = train_gan(
+        tiny_faces,
+        overrides=TINY + extra,
+        arch="dcgan",
+        kimg=0.024,
+        out=tmp_path / "runs",
+        name="cut",
+        resume="auto",
+        progress=False,
+        tensorboard=False,
+        console=Console(file=buf, width=300),
+    )
+    text = buf.getvalue()
+    assert "ckpt-0000000016.pt" in text and "resuming from" in text
+    assert "ckpt-0000000008.pt" in text.split("resuming from")[1]
+    assert res.run_dir == cut.run_dir and res.nimg == 24
+    assert (cut.run_dir / "checkpoints" / "abandoned" / "ckpt-0000000016.pt").is_file()
+    _assert_same_training_state(
+        load_checkpoint(straight.checkpoint), load_checkpoint(res.checkpoint)
+    )
+
+
 def test_tensorboard_events_are_written(tmp_path, tiny_faces):
     res = train_gan(
         tiny_faces,

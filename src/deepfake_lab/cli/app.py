@@ -26,8 +26,22 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    offline: bool = typer.Option(
+        False,
+        "--offline",
+        envvar="DEEPFAKE_LAB_OFFLINE",
+        help="Never use the network: a model file missing from the cache (YuNet, MesoNet, "
+        "FID Inception) is an error saying where to get it, not a download. Also "
+        "DEEPFAKE_LAB_OFFLINE=1. Goes before the command: deepfake-lab --offline detect ...",
+    ),
 ) -> None:
     """Train GAN face generators and deepfake detectors, and measure both honestly."""
+    if offline:
+        # Through the environment, so that the one download function sees it wherever it
+        # is called from, child processes (data loader workers) included.
+        from deepfake_lab.net import set_offline
+
+        set_offline(True)
 
 
 def _register() -> None:
@@ -40,13 +54,14 @@ def _register() -> None:
         eval,
         export,
         generate,
+        serve,
         train,
         tune,
         verify,
         video,
     )
 
-    for module in (demo, detect, export, generate, verify, video):
+    for module in (demo, detect, export, generate, serve, verify, video):
         app.add_typer(module.commands)
     app.add_typer(data.data_app, name="data")
     app.add_typer(eval.eval_app, name="eval")

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from deepfake_lab.errors import UserError
+from deepfake_lab.safe_text import for_console
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: ``progress(stage, done, total)``: the callback the Python API's long functions take
@@ -35,12 +36,18 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            # Messages name user files: never read them as markup.
+            err_console.print(
+                f"[bold red]error:[/] {for_console(str(exc))}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(2) from None
         except OSError as exc:
             # Disk full, permission denied, a path that is a file: the user can act on these.
             where = f": {exc.filename}" if exc.filename else ""
-            err_console.print(f"[bold red]error:[/] {exc.strerror or exc}{where}", highlight=False)
+            err_console.print(
+                f"[bold red]error:[/] {for_console(exc.strerror or exc)}{for_console(where)}",
+                highlight=False,
+            )
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")

@@ -18,6 +18,7 @@ from deepfake_lab.cli.common import (
     stage_progress,
 )
 from deepfake_lab.data.decode import DEFAULT_MAX_PIXELS
+from deepfake_lab.safe_text import for_console
 
 data_app = typer.Typer(help="Prepare face datasets.", no_args_is_help=True)
 
@@ -78,16 +79,16 @@ def prepare(
         limit=limit,
         frames_per_video=frames_per_video,
         progress=True,
-        log=lambda line: console.print(line, highlight=False),
+        log=_log,
     )
-    table = Table(title=f"data prepare -> {summary.out}", show_header=False)
+    table = Table(title=f"data prepare -> {for_console(summary.out)}", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("found", str(summary.found))
     table.add_row("kept (new)", str(summary.kept))
     table.add_row("already done", str(summary.skipped_done))
     for reason, count in summary.rejected.items():
-        table.add_row(f"rejected: {reason}", str(count))
+        table.add_row(f"rejected: {for_console(reason)}", str(count))
     table.add_row("in manifest", str(summary.total_kept))
     if summary.videos_found:
         table.add_row("videos found", str(summary.videos_found))
@@ -161,26 +162,33 @@ def zoo(
             batch=batch,
             device=device,
             progress=report,
-            log=lambda line: console.print(line, highlight=False),
+            log=_log,
         )
-    table = Table(title=f"data zoo -> {out}")
+    table = Table(title=f"data zoo -> {for_console(out)}")
     for column in ("source", "images", "recon L1", "PSNR dB", "seconds"):
         table.add_column(column, justify="left" if column == "source" else "right")
     for name, fam in record["families"].items():
         table.add_row(
-            name,
+            for_console(name),
             str(fam["count"]),
             f"{fam['recon_l1']:.3f}",
             f"{fam['psnr_db']:.1f}",
             f"{fam['seconds']:.1f}",
         )
     for name, g in record["gans"].items():
-        table.add_row(name, str(g["count"]), "-", "-", f"{g['seconds']:.1f}")
+        table.add_row(for_console(name), str(g["count"]), "-", "-", f"{g['seconds']:.1f}")
     console.print(table)
     reals = record["reals"]
     skipped = f", {reals['skipped']} unreadable skipped" if reals["skipped"] else ""
     console.print(
-        f"{reals['count']} reals at {size} px{skipped}; no pixel watermark (metadata tag only); "
-        f"{out / ZOO_JSON}, {out / 'manifest.jsonl'}, {out / PREVIEW}",
+        for_console(
+            f"{reals['count']} reals at {size} px{skipped}; no pixel watermark (metadata tag "
+            f"only); {out / ZOO_JSON}, {out / 'manifest.jsonl'}, {out / PREVIEW}"
+        ),
         highlight=False,
     )
+
+
+def _log(line: str) -> None:
+    """A progress line of ``data prepare`` / ``data zoo``: plain text (it names files)."""
+    console.print(for_console(line), highlight=False)

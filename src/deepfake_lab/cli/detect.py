@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from deepfake_lab.cli.common import (
     console,
@@ -21,6 +20,7 @@ from deepfake_lab.cli.common import (
     stage_progress,
 )
 from deepfake_lab.errors import without_path
+from deepfake_lab.safe_text import for_console
 
 #: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
 commands = typer.Typer()
@@ -46,6 +46,12 @@ def detect_cmd(
         help="Score the most confident face, detected and aligned as `data prepare` does "
         "(images without one are labelled no_face); default: on when no MODEL is named.",
         show_default=False,
+    ),
+    all_faces: bool = typer.Option(
+        False,
+        "--all-faces",
+        help="Images, with --faces: score every face; each image answers with its most "
+        "suspicious face, and the JSON lists every face's score.",
     ),
     face_detector: str = face_detector_option("Face detector for --faces: "),
     old_detector: str | None = old_face_detector_option(),
@@ -93,7 +99,7 @@ def detect_cmd(
         faces = defaulted  # the released detectors read aligned face crops
     if defaulted:
         console.print(
-            escape(
+            for_console(
                 f"no model named: {model} answers (MesoNet, the authors' weights trained on "
                 "Deepfake face swaps; uncalibrated, threshold 0.5; faces detected and aligned). "
                 "Name a detector you trained or fused for better-founded answers."
@@ -127,6 +133,7 @@ def detect_cmd(
             face_detector,
             face_model,
             explain,
+            all_faces,
         )
     if videos:
         from deepfake_lab.video.detect_video import detect_video_files
@@ -160,13 +167,13 @@ def detect_cmd(
             )
         _video_table(vrecs, aggregate, sync, frames)
         if timeline is not None:
-            console.print(f"timelines in {timeline}")
+            console.print(f"timelines in {for_console(timeline)}", highlight=False)
     if report is not None:
         from deepfake_lab.report.detect_report import write_detect_report
 
         first = (irecs or vrecs)[0]
         page = write_detect_report(report, first["model"], first["threshold"], irecs, vrecs)
-        console.print(f"report: {page}", highlight=False)
+        console.print(f"report: {for_console(page)}", highlight=False)
 
 
 @contextlib.contextmanager
@@ -178,7 +185,7 @@ def _saved_on_interrupt(json_path: Path | None) -> Iterator[None]:
         yield
     except ScanInterrupted as stop:
         n, saved = len(stop.records), stop.saved_to
-        kept = f"; the {n} video(s) finished are in {saved}" if saved else ""
+        kept = f"; the {n} video(s) finished are in {for_console(saved)}" if saved else ""
         err_console.print(f"interrupted{kept}", highlight=False)
         raise typer.Exit(130) from None
 
@@ -200,7 +207,7 @@ def _video_table(records: list[dict], aggregate: str, sync: bool, frames: int | 
             return "" if v is None else fmt.format(v)
 
         row = [
-            Path(r["path"]).name,  # the whole path is in --json; the table is narrow
+            for_console(Path(r["path"]).name),  # the whole path is in --json; the table is narrow
             num(r["probability"], "{:.4f}"),
             r["label"],
             str(r.get("frames", "")),
@@ -217,17 +224,16 @@ def _video_table(records: list[dict], aggregate: str, sync: bool, frames: int | 
         name = Path(r["path"]).name
         why = without_path(r.get("error") or "", r["path"])
         if r["label"] == "error":
-            console.print(f"{name}: not scanned: {why}", highlight=False, soft_wrap=True)
+            _say(f"{name}: not scanned: {why}")
+        elif r["label"] == "skipped":
+            _say(f"{name}: skipped: {why}")
         elif r.get("error"):
-            console.print(
-                f"{name}: scored the {r['frames']} frames before the damage: {why}",
-                highlight=False,
-                soft_wrap=True,
-            )
+            _say(f"{name}: scored the {r['frames']} frames before the damage: {why}")
         s = r.get("sync") or {}
         if "error" in s:
-            sync_why = without_path(s["error"], r["path"])
-            console.print(f"{name}: av-sync: {sync_why}", highlight=False, soft_wrap=True)
+            _say(f"{name}: av-sync: {without_path(s['error'], r['path'])}")
+        for what, problem in (r.get("not_written") or {}).items():
+            _say(f"{name}: {what} not written: {problem}")
     from deepfake_lab.detect import scan_summary
 
     sm = scan_summary(records)
@@ -237,6 +243,8 @@ def _video_table(records: list[dict], aggregate: str, sync: bool, frames: int | 
     )
     if sm["labels"]["no_face"]:
         line += f"; {sm['labels']['no_face']} without a face"
+    if sm["labels"]["skipped"]:
+        line += f"; {sm['labels']['skipped']} skipped (no file there: see the lines above)"
     if sm["unreadable"]:
         line += f"; {sm['unreadable']} unreadable"
     if sm["no_frame_in_range"]:
@@ -260,14 +268,29 @@ def _video_table(records: list[dict], aggregate: str, sync: bool, frames: int | 
         )
 
 
+def _say(line: str) -> None:
+    """One line about a file, its name and the reason shown as plain text (never markup)."""
+    console.print(for_console(line), highlight=False, soft_wrap=True)
+
+
 def _mark_cell(r: dict) -> str:
     if r.get("watermark") is None:
-        return "" if r["label"] == "error" else "-"
+        return "" if r["label"] in ("error", "skipped") else "-"
     return f"yes ({r['watermark_fingerprint']})" if r["watermark"] else "no"
 
 
 def _scan_images(
-    model, paths, json_path, csv_path, batch, device, faces, face_detector, face_model, explain
+    model,
+    paths,
+    json_path,
+    csv_path,
+    batch,
+    device,
+    faces,
+    face_detector,
+    face_model,
+    explain,
+    all_faces=False,
 ) -> list[dict]:
     from rich.table import Table
 
@@ -284,6 +307,7 @@ def _scan_images(
         face_detector=face_detector,
         face_model=face_model,
         explain_dir=explain,
+        all_faces=all_faces,
     )
     table = Table(title=f"{len(records)} images, model {records[0]['model']}")
     for col in ("path", "P(fake)", "label", "our watermark"):
@@ -292,10 +316,15 @@ def _scan_images(
         p = "" if r["probability"] is None else f"{r['probability']:.4f}"
         mark = f"yes ({r['watermark_fingerprint']})" if r["watermark"] else ""
         label = r["label"] + (f" ({r['reason']})" if r.get("reason") else "")
-        table.add_row(escape(r["path"]), p, label, mark)
+        table.add_row(for_console(r["path"]), p, for_console(label), mark)
     console.print(table)
     if len(records) > 50:
         console.print(f"... {len(records) - 50} more (use --json or --csv for all)")
+    for r in records:
+        if r["label"] == "skipped":
+            _say(f"{r['path']}: skipped: {r['error']}")
+        for what, problem in (r.get("not_written") or {}).items():
+            _say(f"{r['path']}: {what} not written: {problem}")
     sm = scan_summary(records)
     count = sm["labels"]
     line = (
@@ -307,9 +336,11 @@ def _scan_images(
         line += f"; {count['no_face']} without a face"
     if count["error"]:
         line += f"; {count['error']} unreadable"
+    if count["skipped"]:
+        line += f"; {count['skipped']} skipped (no file there: see the lines above)"
     if sm["watermarked"]:
         line += f"; {sm['watermarked']} carry this tool's watermark (generated by deepfake-lab)"
     console.print(line)
     if explain is not None:
-        console.print(f"Grad-CAM overlays in {explain}")
+        console.print(f"Grad-CAM overlays in {for_console(explain)}", highlight=False)
     return records

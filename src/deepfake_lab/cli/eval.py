@@ -9,6 +9,7 @@ import typer
 from deepfake_lab.cli.common import (
     console,
     device_option,
+    err_console,
     face_detector_option,
     handle_errors,
     no_progress_option,
@@ -17,6 +18,7 @@ from deepfake_lab.cli.common import (
     stage_progress,
 )
 from deepfake_lab.errors import without_path
+from deepfake_lab.safe_text import for_console, for_records
 
 eval_app = typer.Typer(help="Evaluate models.", no_args_is_help=True)
 
@@ -34,7 +36,19 @@ def eval_gan_cmd(
     features: str = typer.Option(
         "resnet56-cifar", "--features", help="Feature space (a registered extractor)."
     ),
-    weights: Path = typer.Option(None, "--weights", help="Weights file of the feature space."),
+    weights: Path = typer.Option(
+        None,
+        "--weights",
+        help="Weights file of the feature space (torchscript: a module file, whose code runs; "
+        "see --trust-torchscript).",
+    ),
+    trust_torchscript: bool = typer.Option(
+        False,
+        "--trust-torchscript",
+        help="Allow --features torchscript to load --weights. Loading a TorchScript or .pt2 "
+        "file RUNS ITS CODE with your permissions (it can read, write or delete files): only "
+        "for files you would run as programs.",
+    ),
     num: int = typer.Option(
         10000, "--num", help="Images to sample (a folder: at most this many of its images)."
     ),
@@ -53,14 +67,31 @@ def eval_gan_cmd(
     json_out: Path = typer.Option(None, "--json", help="Also write the results to this file."),
     no_progress: bool = no_progress_option(),
 ) -> None:
-    """Score generated faces against real ones: FD (FID), KID, IS, precision/recall, ..."""
+    """Score generated faces against real ones: FD (FID), KID, IS, precision/recall, ...
+
+    --features torchscript runs the code of the --weights file, and only with
+    --trust-torchscript."""
+    import warnings
+
     from rich.table import Table
 
     from deepfake_lab.evaluation.evaluate import evaluate_gan, metric_rows
     from deepfake_lab.io import atomic_write_json
+    from deepfake_lab.metrics.features.torchscript import TrustedCodeWarning
 
     stages = {"fake": "generated images", "real": "reference images"}
-    with stage_progress(stages, disable=no_progress) as report:
+    with warnings.catch_warnings(), stage_progress(stages, disable=no_progress) as report:
+        show = warnings.showwarning
+
+        def say(message, category, *args, **kwargs):  # type: ignore[no-untyped-def]
+            # When the file is loaded, as one line of ours, not Python's two-line warning.
+            if issubclass(category, TrustedCodeWarning):
+                err_console.print(f"[bold yellow]warning:[/] {message}", highlight=False)
+            else:
+                show(message, category, *args, **kwargs)
+
+        warnings.showwarning = say
+        warnings.simplefilter("always", TrustedCodeWarning)
         result = evaluate_gan(
             source,
             ref,
@@ -74,6 +105,7 @@ def eval_gan_cmd(
             cache_dir=cache_dir,
             progress=report,
             size=size,
+            trust_torchscript=trust_torchscript,
         )
     console.print(
         f"feature space {result['feature_space']} ({result['label']}): "
@@ -91,11 +123,12 @@ def eval_gan_cmd(
         console.print(
             f"reference statistics {hit}: {result['ref_cache']['path']}",
             highlight=False,
+            markup=False,
             soft_wrap=True,
         )
     if json_out is not None:
-        atomic_write_json(json_out, result)
-        console.print(f"wrote {json_out}", highlight=False)
+        atomic_write_json(json_out, for_records(result))  # undecodable names as \xNN
+        console.print(f"wrote {json_out}", highlight=False, markup=False)
 
 
 @eval_app.command("detector")
@@ -171,11 +204,11 @@ def eval_detector_cmd(
     if "roc_auc" in r:
         _print_image_metrics(r)
     for note in r.get("notes", []):
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {for_console(note)}", highlight=False)
     if "videos" in r:
         _print_video_metrics(r["videos"])
     if json_path:
-        console.print(f"wrote {json_path}")
+        console.print(f"wrote {json_path}", highlight=False, markup=False)
 
 
 def _print_image_metrics(r: dict) -> None:
@@ -256,10 +289,13 @@ def _print_video_metrics(v: dict) -> None:
     )
     console.print(f"video ROC-AUC by aggregation: {agg}", highlight=False)
     for note in m.get("notes", []):
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {for_console(note)}", highlight=False)
     for e in v["excluded"]:
         detail = without_path(e["detail"], e["path"])
-        console.print(f"[yellow]left out:[/] {e['path']}: {detail}", highlight=False)
+        console.print(
+            f"[yellow]left out:[/] {for_console(e['path'])}: {for_console(detail)}",
+            highlight=False,
+        )
 
 
 def _add_commands() -> None:

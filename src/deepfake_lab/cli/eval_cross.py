@@ -20,6 +20,7 @@ from deepfake_lab.cli.common import (
     seed_option,
     set_option,
 )
+from deepfake_lab.safe_text import for_console
 
 #: Added to the ``eval`` group by :mod:`deepfake_lab.cli.eval`.
 commands = typer.Typer()
@@ -69,8 +70,8 @@ def eval_cross_source_cmd(
     table = Table(title=f"{model}: ROC-AUC, rows = trained on, columns = tested on")
     table.add_column("trained on")
     for s in r["sources"]:
-        table.add_column(s, justify="right")
+        table.add_column(for_console(s), justify="right")
     for s, row in zip(r["sources"], r["matrix"], strict=True):
-        table.add_row(s, *("n/a" if v is None else f"{v:.4f}" for v in row))
+        table.add_row(for_console(s), *("n/a" if v is None else f"{v:.4f}" for v in row))
     console.print(table)
-    console.print(f"run folder: {r['run_dir']}  heatmap: {r['plot']}")
+    console.print(f"run folder: {r['run_dir']}  heatmap: {r['plot']}", markup=False)

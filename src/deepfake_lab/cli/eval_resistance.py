@@ -129,6 +129,6 @@ def eval_resistance_cmd(
                 _num(d["roc_auc"]),
             )
         console.print(dt)
-    console.print(f"result folder: {r['run_dir']}", highlight=False)
+    console.print(f"result folder: {r['run_dir']}", highlight=False, markup=False)
     if json_path:
-        console.print(f"wrote {json_path}", highlight=False)
+        console.print(f"wrote {json_path}", highlight=False, markup=False)

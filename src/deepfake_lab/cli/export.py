@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from deepfake_lab.cli.common import console, handle_errors
+from deepfake_lab.safe_text import for_console
 
 #: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
 commands = typer.Typer()
@@ -34,14 +35,14 @@ def export_cmd(
     result = export_model(checkpoint, out, onnx=onnx)
     if result.kind == "generator":
         console.print(
-            f"exported the {result.name} generator to {result.folder} "
+            f"exported the {result.name} generator to {for_console(result.folder)} "
             "(load with deepfake_lab.models.generators.loading.load_generator)"
         )
         return
     console.print(
-        f"exported the {result.name} detector to {result.folder} (scan with "
+        f"exported the {result.name} detector to {for_console(result.folder)} (scan with "
         "`deepfake-lab detect DIR ...`; load with "
         "deepfake_lab.models.detectors.loading.load_detector)"
     )
     if result.onnx is not None:
-        console.print(result.onnx.summary(), highlight=False)
+        console.print(for_console(result.onnx.summary()), highlight=False)

@@ -17,6 +17,7 @@ from deepfake_lab.cli.common import (
 )
 from deepfake_lab.errors import UserError
 from deepfake_lab.provenance.watermark import DEFAULT_STRENGTH
+from deepfake_lab.safe_text import for_console
 
 #: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
 commands = typer.Typer()
@@ -107,7 +108,7 @@ def generate_cmd(
     )
 
     def note(msg: str) -> None:
-        console.print(f"[yellow]note:[/] {msg}", highlight=False)
+        console.print(f"[yellow]note:[/] {for_console(msg)}", highlight=False)
 
     if video:
         if num is not None or grid:
@@ -157,9 +158,11 @@ def generate_cmd(
     if no_watermark:
         console.print("[yellow]--no-watermark: images are tagged but not watermarked[/]")
     console.print(
-        f"wrote {manifest['num']} images to {out} "
-        f"(model {manifest['model']['arch']}, weights "
-        f"{manifest['model']['weights_sha256'][:12]})"
+        for_console(
+            f"wrote {manifest['num']} images to {out} "
+            f"(model {manifest['model']['arch']}, weights "
+            f"{manifest['model']['weights_sha256'][:12]})"
+        )
     )
 
 
@@ -194,9 +197,11 @@ def _video(
     v, c, b = m["video"], m["consistency"], m["baseline"]
     quality = ", ".join(f"{k} {q}" for k, q in v["quality"].items())
     console.print(
-        f"wrote {out / VIDEO_NAME}: {v['frames']} frames, {v['width']}x{v['height']}, "
-        f"{v['fps']:g} fps, {v['encoder']} ({quality}), {m['walk']['keyframes']} keyframes; "
-        f"manifest {out / MANIFEST_NAME}",
+        for_console(
+            f"wrote {out / VIDEO_NAME}: {v['frames']} frames, {v['width']}x{v['height']}, "
+            f"{v['fps']:g} fps, {v['encoder']} ({quality}), {m['walk']['keyframes']} "
+            f"keyframes; manifest {out / MANIFEST_NAME}"
+        ),
         highlight=False,
     )
     share = m["watermark_frames_verified"]

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from deepfake_lab.cli.common import console, handle_errors
+from deepfake_lab.safe_text import for_console
 
 #: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
 commands = typer.Typer()
@@ -48,17 +49,20 @@ def _image_table(records: list[dict[str, Any]]) -> None:
         else:
             c2 = c2pa.get("validation_state") or ("invalid" if not c2pa.get("valid") else "?")
         table.add_row(
-            r["path"],
+            for_console(r["path"]),
             "yes" if r["watermark"] else "no",
             _payload_text(r["payload"]),
             errs,
             _tagged(r),
-            c2,
-            r["verdict"],
+            for_console(c2),
+            for_console(r["verdict"]),
         )
     console.print(table)
     if len(records) > _SHOWN:
         console.print(f"... {len(records) - _SHOWN} more (use --json for all)")
+    for r in records:
+        if r["verdict"] == "skipped":
+            console.print(for_console(f"{r['path']}: skipped: {r['error']}"), highlight=False)
 
 
 def _video_table(records: list[dict[str, Any]]) -> None:
@@ -74,21 +78,21 @@ def _video_table(records: list[dict[str, Any]]) -> None:
             tagged += f" (gen {meta['weights_sha256'][:8]})"
         counts = f"{r['frames_marked']}/{r['frames_checked']} (need {r['frames_required']})"
         table.add_row(
-            r["path"],
+            for_console(r["path"]),
             "yes" if r["watermark"] else "no",
             counts if r["frames_checked"] else "",
             _payload_text(r["payload"]),
-            tagged,
-            r["verdict"],
+            for_console(tagged),
+            for_console(r["verdict"]),
         )
     console.print(table)
     if len(records) > _SHOWN:
         console.print(f"... {len(records) - _SHOWN} more (use --json for all)")
     for r in records:
         for note in r["notes"]:
-            console.print(f"{r['path']}: {note}", highlight=False)
-        if "error" in r:
-            console.print(f"[red]{r['error']}[/]", highlight=False)  # names the file
+            console.print(for_console(f"{r['path']}: {note}"), highlight=False)
+        if "error" in r:  # the message names the file
+            console.print(f"[red]{for_console(r['error'])}[/]", highlight=False)
 
 
 @commands.command("verify")
@@ -129,7 +133,15 @@ def verify_cmd(
         _video_table(videos)
     if images:
         marked = sum(r["watermark"] for r in images)
-        console.print(f"{marked} of {len(images)} carry the deepfake-lab watermark")
+        console.print(f"{marked} of {len(images)} carry the deepfake-lab watermark{_skips(images)}")
     if videos:
         marked = sum(r["watermark"] for r in videos)
-        console.print(f"{marked} of {len(videos)} videos carry the deepfake-lab watermark")
+        console.print(
+            f"{marked} of {len(videos)} videos carry the deepfake-lab watermark{_skips(videos)}"
+        )
+
+
+def _skips(records: list[dict[str, Any]]) -> str:
+    """``"; N skipped (...)"`` for the summary line, or "" when none was."""
+    n = sum(r["verdict"] == "skipped" for r in records)
+    return f"; {n} skipped (no file there: see the lines above)" if n else ""

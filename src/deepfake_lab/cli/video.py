@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import typer
@@ -16,6 +17,7 @@ from deepfake_lab.cli.common import (
     pick_face_detector,
     stage_progress,
 )
+from deepfake_lab.safe_text import for_console, for_records
 
 #: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
 commands = typer.Typer()
@@ -50,6 +52,7 @@ def av_sync_cmd(
     no_progress: bool = no_progress_option(),
 ) -> None:
     """Offset between lips and speech (positive: the audio lags), with confidence."""
+    from deepfake_lab.data.decode import not_a_file
     from deepfake_lab.errors import UserError
     from deepfake_lab.faces.detectors import build_face_detector
     from deepfake_lab.io import atomic_write_json, check_output_paths
@@ -59,8 +62,11 @@ def av_sync_cmd(
 
     if video.is_dir():
         raise UserError(f"{video} is a folder; give one video file")
-    if not video.is_file():
+    if not os.path.lexists(video):
         raise UserError(f"not found: {video}")
+    why = not_a_file(video)
+    if why is not None:  # a named pipe, a link that loops or leads nowhere: say which
+        raise UserError(f"{video} is {why}; give a video file")
     check_output_paths({"--json": json_path, "--plot": plot})
     probe(video)  # a bad video fails here, before the face model is looked for
     check_range(start, end, ("--start", "--end"))
@@ -83,21 +89,25 @@ def av_sync_cmd(
             progress=functools.partial(report, "frames"),
         )
     if json_path:
-        atomic_write_json(json_path, r)
+        atomic_write_json(json_path, for_records(r))
     if plot:
         from deepfake_lab.report.video_plots import plot_sync
 
         plot_sync(r, plot)
     console.print(
-        f"{video}: offset {r['offset_ms']:+.0f} ms (+-{r['offset_uncertainty_ms']:.0f} ms; "
-        f"positive = audio lags), confidence {r['confidence']:.2f}, chance p "
-        f"{r['chance_p']:.2f}, {r['track_frames']}/{r['frames']} frames with the face; "
-        f"mouth signals: {', '.join(r['mouth_signals'])}",
+        for_console(
+            f"{video}: offset {r['offset_ms']:+.0f} ms (+-{r['offset_uncertainty_ms']:.0f} ms; "
+            f"positive = audio lags), confidence {r['confidence']:.2f}, chance p "
+            f"{r['chance_p']:.2f}, {r['track_frames']}/{r['frames']} frames with the face; "
+            f"mouth signals: {', '.join(r['mouth_signals'])}"
+        ),
         highlight=False,
     )
     if r.get("decode_error"):
         console.print(
-            f"  read up to the damage: {r['decode_error']}", highlight=False, soft_wrap=True
+            f"  read up to the damage: {for_console(r['decode_error'])}",
+            highlight=False,
+            soft_wrap=True,
         )
     if r["chance_p"] > 0.05:
         console.print(
@@ -109,7 +119,7 @@ def av_sync_cmd(
     if "windows" in r:
         _window_table(r["windows"])
     if plot:
-        console.print(f"plot: {plot}", highlight=False)
+        console.print(f"plot: {for_console(plot)}", highlight=False)
 
 
 def _window_table(windows: list[dict]) -> None:

@@ -106,8 +106,10 @@ def read_manifest(path: Path) -> list[DetectionSample]:
     samples: list[DetectionSample] = []
     missing: list[tuple[int, Path]] = []
     # Parsed here rather than with io.read_jsonl, which skips bad lines silently: a typo in a
-    # hand-written manifest must be reported, not quietly drop images.
-    with open(path, encoding="utf-8") as fh:
+    # hand-written manifest must be reported, not quietly drop images. surrogateescape: a
+    # manifest that is not UTF-8 (a Latin-1 file name written as it is) still names the very
+    # bytes of that file, as os.fsdecode would.
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
         for lineno, line in enumerate(fh, start=1):
             line = line.strip()
             if not line or line.startswith("#"):

@@ -24,6 +24,7 @@ from deepfake_lab.io import atomic_write_json
 from deepfake_lab.metrics.detection import bootstrap_intervals, detection_metrics, per_source_table
 from deepfake_lab.models.detectors.loading import LoadedDetector, fusion_verdicts, load_detector
 from deepfake_lab.report import detection_plots as plots
+from deepfake_lab.safe_text import for_records
 
 POINT_KEYS = ("roc_auc", "ap", "eer", "accuracy", "precision", "recall", "f1", "ece")
 
@@ -130,7 +131,7 @@ def evaluate_detector(
         }
     )
     if json_path:
-        atomic_write_json(Path(json_path), result)
+        atomic_write_json(Path(json_path), for_records(result))  # undecodable names as \xNN
     return result
 
 

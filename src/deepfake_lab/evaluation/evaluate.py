@@ -199,6 +199,7 @@ def evaluate_gan(
     cache_dir: str | Path | None = None,
     progress: Progress | None = None,
     size: int | None = None,
+    trust_torchscript: bool = False,
 ) -> dict[str, Any]:
     """Compare generated images with a folder of real ones in one feature space.
 
@@ -219,6 +220,8 @@ def evaluate_gan(
         progress: called as ``progress(stage, done, total)`` with stage "fake" or "real".
         size: image side in px for both sets; default: the generator's resolution, or the
             reference images' own size for a folder of images.
+        trust_torchscript: ``features="torchscript"`` only: run the code of the module file
+            ``weights`` (it can do anything a program can; refused without this).
 
     Returns:
         A JSON-ready dict: ``fid`` plus, for spaces not labelled "FID", the same value under
@@ -248,7 +251,7 @@ def evaluate_gan(
     check_counts(names, n_fake_planned, len(ref_paths), "there are")
 
     dev = resolve_device(device)
-    fx = build_extractor(features, weights, dev)
+    fx = build_extractor(features, weights, dev, trust_torchscript)
     if any(GEN_METRICS[m].needs_logits for m in names) and not fx.is_classifier:
         raise UserError(f"is needs a classifier feature space; {fx.name} is not one")
     keep_matrix = any(GEN_METRICS[m].needs_features for m in names)

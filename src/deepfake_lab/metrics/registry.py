@@ -188,22 +188,36 @@ def compute_metrics(
 
 
 def build_extractor(
-    features: str | FeatureExtractor, weights: str | Path | None, device: torch.device
+    features: str | FeatureExtractor,
+    weights: str | Path | None,
+    device: torch.device,
+    trust_torchscript: bool = False,
 ) -> FeatureExtractor:
     """The feature space ``features`` (a registry name, or a module used as it is) on
     ``device`` in eval mode, with its weights file.
 
+    Args:
+        features: a registered name, or a built extractor (returned as it is).
+        weights: the space's weights file, when it takes one.
+        device: where to put a built extractor.
+        trust_torchscript: run the code of a ``torchscript`` space's module file (passed
+            as ``trust`` to spaces that take it; they refuse the file otherwise).
+
     Raises:
-        UserError: the space needs a weights file and none was given.
+        UserError: the space needs a weights file and none was given, or a module file
+            whose code would run without ``trust_torchscript``.
     """
     if isinstance(features, FeatureExtractor):
         return features  # the caller's module stays where it is
     cls = FEATURE_EXTRACTORS.get(features)
+    params = inspect.signature(cls).parameters
     kwargs: dict[str, Any] = {}
     if weights is not None:
         kwargs["weights"] = Path(weights)
     else:
-        param = inspect.signature(cls).parameters.get("weights")
+        param = params.get("weights")
         if param is not None and param.default is inspect.Parameter.empty:
             raise UserError(f"the {features} feature space needs its weights file: --weights PATH")
+    if "trust" in params:
+        kwargs["trust"] = trust_torchscript
     return FEATURE_EXTRACTORS.build(features, **kwargs).to(device).eval()

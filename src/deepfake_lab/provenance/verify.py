@@ -6,7 +6,10 @@ text / XMP, ``read_metadata``), ``c2pa`` (``read_c2pa``, None without a manifest
 one-phrase ``verdict``. Videos (``decode.VIDEO_SUFFIXES``) get a record from
 ``verify_video.verify_video`` (``kind: "video"``): the same keys, plus the frame counts
 behind the watermark decision. Unreadable files are reported in the record (``error``),
-never fatal.
+never fatal; entries that hold no file (a named pipe, a link that loops or leads nowhere:
+``data.decode.not_a_file``) get the verdict "skipped", with the reason in ``error``. The
+JSON file writes file names as ``safe_text.for_record`` does (undecodable bytes as
+``\\xNN``).
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_lab import __version__
-from deepfake_lab.data.decode import DecodeError, decode_image, list_image_paths
+from deepfake_lab.data.decode import DecodeError, decode_image, list_image_paths, not_a_file
 from deepfake_lab.errors import UserError
 from deepfake_lab.io import atomic_write_json
 from deepfake_lab.provenance.metadata import read_metadata
 from deepfake_lab.provenance.verify_video import DEFAULT_MAX_FRAMES, verify_video
 from deepfake_lab.provenance.watermark import BCH_T, code_matches, extract
+from deepfake_lab.safe_text import for_records
 from deepfake_lab.video.detect_video import split_media
 
 
@@ -109,6 +113,11 @@ def verify_images(
             "bit_errors": None,
             "budget": BCH_T,
         }
+        why = not_a_file(f)
+        if why is not None:
+            r |= {"error": why, "metadata": None, "c2pa": None, "verdict": "skipped"}
+            records.append(r)
+            continue
         try:
             pixels = decode_image(f).pixels
         except DecodeError as exc:
@@ -132,16 +141,19 @@ def verify_images(
         r["verdict"] = _verdict(r)
         records.append(r)
     records.sort(key=lambda r: r["path"])
-    video_records = [verify_video(v, secret, max_frames) for v in sorted(videos)]
+    video_records = []
+    for v in sorted(videos):
+        r = verify_video(v, secret, max_frames)  # an entry that holds no file: error at once
+        if not_a_file(v) is not None:
+            r["verdict"] = "skipped"
+        video_records.append(r)
     if json_path is not None:
-        atomic_write_json(
-            Path(json_path),
-            {
-                "tool": "deepfake-lab",
-                "version": __version__,
-                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-                "results": records,
-                "videos": video_records,
-            },
-        )
+        doc = {
+            "tool": "deepfake-lab",
+            "version": __version__,
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "results": records,
+            "videos": video_records,
+        }
+        atomic_write_json(Path(json_path), for_records(doc))
     return records + video_records

@@ -18,6 +18,7 @@ from sklearn.metrics import auc, average_precision_score, precision_recall_curve
 
 from deepfake_lab.metrics.detection import ECE_BINS, reliability_bins
 from deepfake_lab.report.figure import new_figure, save_png
+from deepfake_lab.safe_text import for_plot
 
 __all__ = [
     "plot_confusion",
@@ -77,12 +78,13 @@ def _note_skipped(ax: Axes, skipped: list[str], any_curves: bool, corner: str) -
 
 
 def finish(fig: Figure, ax: Axes, title: str | None, drawn: bool) -> None:
-    """Legend (when something was drawn), a light grid and the figure title."""
+    """Legend (when something was drawn), a light grid and the figure title (plain text: a
+    file name in it is drawn as it is, never as mathtext)."""
     if drawn:
         ax.legend(loc="best", fontsize="small", frameon=False)
     ax.grid(True, alpha=0.3)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(for_plot(title))
 
 
 def plot_roc(curves: Curves, path: Path, title: str | None = None, log_x: bool = False) -> Path:
@@ -103,10 +105,16 @@ def plot_roc(curves: Curves, path: Path, title: str | None = None, log_x: bool =
     for ci, (name, (labels, scores)) in enumerate(curves.items()):
         y, s, why = _clean(labels, scores)
         if why:
-            skipped.append(f"{name}: {why}")
+            skipped.append(f"{for_plot(name)}: {why}")
             continue
         fpr, tpr, _ = roc_curve(y, s)
-        ax.plot(fpr, tpr, color=f"C{ci % 10}", lw=1.6, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
+        ax.plot(
+            fpr,
+            tpr,
+            color=f"C{ci % 10}",
+            lw=1.6,
+            label=f"{for_plot(name)} (AUC {auc(fpr, tpr):.3f})",
+        )
         min_fpr = min(min_fpr, 1.0 / int((y == 0).sum()))
         drawn = True
     if log_x:
@@ -144,12 +152,19 @@ def plot_pr(curves: Curves, path: Path, title: str | None = None) -> Path:
     for ci, (name, (labels, scores)) in enumerate(curves.items()):
         y, s, why = _clean(labels, scores)
         if why:
-            skipped.append(f"{name}: {why}")
+            skipped.append(f"{for_plot(name)}: {why}")
             continue
         precision, recall, _ = precision_recall_curve(y, s)
         ap = average_precision_score(y, s)
         color = f"C{ci % 10}"
-        ax.step(recall, precision, where="post", color=color, lw=1.6, label=f"{name} (AP {ap:.3f})")
+        ax.step(
+            recall,
+            precision,
+            where="post",
+            color=color,
+            lw=1.6,
+            label=f"{for_plot(name)} (AP {ap:.3f})",
+        )
         ax.axhline(y.mean(), ls=":", color=color, lw=1)
         drawn = True
     ax.set_xlim(0, 1)
@@ -264,7 +279,7 @@ def plot_confusion(confusion: Mapping[str, int], path: Path, title: str | None =
     if m.sum() == 0:
         ax.set_title("no data", color="0.4")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(for_plot(title))
     return _save(fig, path)
 
 
@@ -298,7 +313,13 @@ def plot_score_hist(
         for cls, name, color in ((0, "real", "C0"), (1, "fake", "C3")):
             part = s[y == cls]
             if part.size:
-                ax.hist(part, bins=edges, color=color, alpha=0.55, label=f"{name} (n={part.size})")
+                ax.hist(
+                    part,
+                    bins=edges,
+                    color=color,
+                    alpha=0.55,
+                    label=f"{for_plot(name)} (n={part.size})",
+                )
         ax.set_ylim(top=ax.get_ylim()[1] * 1.2)  # head room for the legend
         drawn = True
         if why:

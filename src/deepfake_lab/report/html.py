@@ -1,12 +1,12 @@
 """Self-contained ``index.html`` reports: inline CSS, no scripts, no external assets.
 
-Every piece of text goes through ``html.escape``; image paths are relative to the report
-so that a run folder can be moved or zipped and still open correctly.
+Every piece of text goes through ``safe_text.for_html`` (``html.escape``, with undecodable
+bytes, controls and bidi marks of file names shown as ``\\xNN``/``\\uNNNN``); image paths are
+relative to the report so that a run folder can be moved or zipped and still open correctly.
 """
 
 from __future__ import annotations
 
-import html
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from deepfake_lab.io import atomic_write_text
+from deepfake_lab.safe_text import for_html
 
 __all__ = ["Table", "ReportImage", "Section", "render_report", "write_report"]
 
@@ -72,7 +73,7 @@ footer { margin-top: 40px; color: #888; font-size: 0.85em; }
 
 
 def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    return for_html(value)
 
 
 def _cell(value: Any) -> str:
@@ -91,7 +92,8 @@ def _image_src(path: str | PurePath) -> str:
     if PurePosixPath(raw).is_absolute() or PureWindowsPath(raw).is_absolute():
         raise ValueError(f"report image paths must be relative to the report, got {raw!r}")
     posix = PureWindowsPath(raw).as_posix() if "\\" in raw else raw
-    return quote(posix, safe="/._-~")
+    # A name with undecodable bytes links to those very bytes, percent-encoded.
+    return quote(posix, safe="/._-~", errors="surrogateescape")
 
 
 def _table(t: Table) -> list[str]:

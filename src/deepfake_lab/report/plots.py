@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from deepfake_lab.report.figure import new_figure, save_png
+from deepfake_lab.safe_text import for_plot
 
 X_KEY = "kimg"
 
@@ -140,5 +141,5 @@ def plot_loss_curves(
         if group:
             ax.set_ylabel(group[0].split("/", 1)[0])
     if title:
-        fig.suptitle(title)
+        fig.suptitle(for_plot(title))
     return save_png(fig, path)

@@ -11,6 +11,7 @@ import numpy as np
 
 from deepfake_lab.report.detection_plots import finish, say
 from deepfake_lab.report.figure import new_figure, save_png
+from deepfake_lab.safe_text import for_plot
 from deepfake_lab.video.sync_signals import zscore
 
 __all__ = ["plot_sync", "plot_timeline"]
@@ -69,7 +70,7 @@ def plot_sync(reading: Mapping[str, Any], path: Path, title: str | None = None) 
     t = np.asarray(reading["times_s"], np.float64)
     shift = reading["offset_ms"] / 1000.0
     for i, (name, v) in enumerate(reading["signals"].items()):
-        top.plot(t, zscore(v), lw=1.2, color=f"C{i + 1}", label=f"mouth: {name}")
+        top.plot(t, zscore(v), lw=1.2, color=f"C{i + 1}", label=f"mouth: {for_plot(name)}")
     top.plot(t - shift, zscore(reading["audio"]), lw=1.6, color="C0", label="audio, shifted back")
     top.set(xlabel="time (s)", ylabel="z-score (2-7 Hz band)")
     top.legend(loc="upper right", fontsize="small", frameon=False, ncols=3)
@@ -98,8 +99,6 @@ def plot_sync(reading: Mapping[str, Any], path: Path, title: str | None = None) 
         ax.set(xlabel="window centre (s)", ylabel="offset (ms)")
         ax.legend(loc="best", fontsize="small", frameon=False, ncols=3)
     name = title or Path(str(reading.get("path", ""))).name
-    fig.suptitle(
-        f"{name}: confidence {reading['confidence']:.2f}, chance p {reading['chance_p']:.2f}",
-        fontsize="medium",
-    )
+    headline = f"confidence {reading['confidence']:.2f}, chance p {reading['chance_p']:.2f}"
+    fig.suptitle(f"{for_plot(name)}: {headline}", fontsize="medium")
     return save_png(fig, path)

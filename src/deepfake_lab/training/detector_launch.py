@@ -30,8 +30,8 @@ from deepfake_lab.data.resolution import check_resolution
 from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.landmarks import Landmarker
-from deepfake_lab.runs.checkpoint import load_checkpoint
-from deepfake_lab.runs.run_dir import create_run_dir, resolve_checkpoint, run_dir_of
+from deepfake_lab.runs.checkpoint import load_newest_checkpoint
+from deepfake_lab.runs.run_dir import create_run_dir, run_dir_of
 from deepfake_lab.training.common import determinism, seed_everything
 from deepfake_lab.training.detector import (
     KIND,
@@ -233,8 +233,11 @@ def train_detector(
     all_overrides = _flag_overrides(flags) + list(overrides or [])
     state, run_dir = None, None
     if resume:
-        ckpt = resolve_checkpoint(resume)
-        state = load_checkpoint(ckpt)
+        found = load_newest_checkpoint(resume)  # skips damaged newer ones
+        ckpt, state = found.path, found.state
+        if console:
+            for note in found.notes:
+                console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
         if state.get("kind") != KIND:
             raise UserError(f"{ckpt} is not a detector checkpoint")
         old = build_config(DetectorConfig, base=state["config"])

@@ -134,6 +134,11 @@ class MetricsConfig(StrictModel):
     metrics: str = Field("fid,kid", description="Comma list of fid, kid, pr, dc, is.")
     features: str = Field("resnet56-cifar", description="Feature space (registry name).")
     weights: str | None = Field(None, description="Weights file of the feature extractor.")
+    trust_torchscript: bool = Field(
+        False,
+        description="features=torchscript: the weights file is a TorchScript module, which "
+        "runs code when loaded; set true only for a file you trust.",
+    )
     num: int = Field(1000, ge=2, description="Generated images per evaluation.")
     ref: str | None = Field(None, description="Reference image folder; default: data.path.")
     best: str | None = Field(

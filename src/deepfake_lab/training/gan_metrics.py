@@ -53,7 +53,7 @@ class MetricTracker:
         if not Path(self.ref).is_dir():
             raise UserError(f"metrics reference folder not found: {self.ref}")
         weights = Path(m.weights) if m.weights else None
-        self.extractor = build_extractor(m.features, weights, device)
+        self.extractor = build_extractor(m.features, weights, device, m.trust_torchscript)
         self.best_key = m.best
         if self.best_key is not None:
             self.best_key = self._resolve_key(self.best_key)

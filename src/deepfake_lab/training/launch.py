@@ -10,16 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from deepfake_lab.config import build_config, flatten
 from deepfake_lab.data.dataset import FaceDataset
 from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
-from deepfake_lab.runs.checkpoint import list_checkpoints, load_checkpoint
+from deepfake_lab.runs.checkpoint import list_checkpoints, load_newest_checkpoint
 from deepfake_lab.runs.run_dir import (
     create_run_dir,
     latest_run,
-    resolve_checkpoint,
     run_dir_of,
     set_aside_later_work,
 )
@@ -114,13 +114,18 @@ def train_gan(
     run_dir: Path | None = None
     if resume:
         fresh = build_config(GanConfig, config, all_overrides)
-        if resume == "auto":
-            found = latest_run(fresh.run.out, fresh.run.name)
-            ckpt = resolve_checkpoint(found) if found else None
-        else:
-            ckpt = resolve_checkpoint(resume)
-        if ckpt is not None:
-            state = load_checkpoint(ckpt)
+        source = latest_run(fresh.run.out, fresh.run.name) if resume == "auto" else resume
+        ckpt = None
+        if source is not None:
+            # The newest checkpoint that loads: a truncated or damaged newer one (a crash
+            # mid-write, a full disk) is skipped, said so, and set aside below with the
+            # rest of the work after the one used.
+            found = load_newest_checkpoint(source)
+            ckpt, state = found.path, found.state
+            if console:
+                for note in found.notes:
+                    console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        if ckpt is not None and state is not None:
             old = build_config(GanConfig, base=state["config"])
             cfg = build_config(GanConfig, config, all_overrides, base=state["config"])
             check_resume_compatible(old, cfg)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from deepfake_lab.data.decode import not_a_file
 from deepfake_lab.errors import UserError
 
 # A clean end of stream this many frames short of the header still counts as complete: edit
@@ -116,10 +118,13 @@ class _Broken(Exception):
 
 def open_video(path: Path, need_video: bool = True) -> av.container.InputContainer:
     """Open ``path`` for reading, or raise a one-line error saying why not."""
-    if not path.exists():
+    if not os.path.lexists(path):
         raise UserError(f"video not found: {path}")
     if path.is_dir():
         raise UserError(f"{path} is a folder, not a video file")
+    why = not_a_file(path)
+    if why is not None:  # FFmpeg would wait forever on a named pipe
+        raise VideoDecodeError(path, why, reason="not_video")
     try:
         container = av.open(str(path), mode="r")
     except OSError as exc:  # before FFmpegError: PyAV's PermissionError is both

@@ -6,13 +6,16 @@ over time per track."""
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from deepfake_lab.data.decode import IMAGE_SUFFIXES, not_a_file, walk_media
 from deepfake_lab.errors import UserError
 from deepfake_lab.provenance.verify_video import verify_video
 from deepfake_lab.report.video_plots import plot_timeline
+from deepfake_lab.safe_text import file_stem, for_records
 from deepfake_lab.video.decode import VIDEO_SUFFIXES, check_range
 from deepfake_lab.video.lips import lip_tracker
 from deepfake_lab.video.scan import AGGREGATIONS, scan_video
@@ -56,7 +59,8 @@ def detect_videos(
         videos: video files.
         finder: a face detector.
         timeline_dir: write ``<stem>.timeline.png`` per video here (optional; the stem is
-            the video's file name, plus a hash of its path when two share a name).
+            the video's file name, plus a hash of its path when two share a name: see
+            :func:`picture_stems`).
         aggregation, topk: how the per-face scores become the video score.
         stride, max_frames: which frames; ``frames``: instead, this many evenly spaced.
         sync: also read the audio-visual offset (``avsync.av_sync``, a second pass over
@@ -78,8 +82,11 @@ def detect_videos(
         frames: ``verify_video``), ``sync`` (with ``sync``: ``av_sync``'s offset,
         confidence, uncertainty, chance p and ``plot``, or ``{"error": ...}`` when it cannot
         be read, or ``{"skipped": "no audio track"}``; None when not asked for),
-        ``timeline`` (PNG path or None) and ``error``. A video that cannot be opened is an
-        "error" record, never fatal.
+        ``timeline`` (PNG path or None), ``error``, and ``not_written`` (picture -> why)
+        when a timeline or sync plot could not be drawn or written. A video that cannot be
+        opened is an "error" record, an entry that holds no file (a named pipe, a link that
+        loops or leads nowhere: ``data.decode.not_a_file``) a "skipped" one, and anything
+        else that goes wrong with one video an "error" record too: never fatal to the others.
 
     Raises:
         ScanInterrupted: on Ctrl-C, with the records of the videos finished before it.
@@ -94,6 +101,10 @@ def detect_videos(
                 progress("videos", i, len(videos))
             base = {"path": str(v), "model": det.model_id, "threshold": det.threshold}
             base["aggregation"] = aggregation
+            why = not_a_file(v)
+            if why is not None:
+                out.append(base | {"probability": None, "label": "skipped", "error": why})
+                continue
             try:
                 scan = scan_video(
                     v,
@@ -108,44 +119,59 @@ def detect_videos(
                     end_s=end_s,
                     progress=frame_progress,
                 )
-            except UserError as exc:
-                out.append(base | {"probability": None, "label": "error", "error": str(exc)})
-                continue
-            timeline = None
-            if timeline_dir is not None:
-                timeline = str(
-                    plot_timeline(
+                not_written: dict[str, str] = {}
+                timeline = None
+                if timeline_dir is not None:
+                    timeline = _picture(
+                        not_written,
+                        "timeline",
+                        plot_timeline,
                         scan.tracks,
                         det.threshold,
                         Path(timeline_dir) / f"{stems[v]}.timeline.png",
                         title=Path(v).name,
                     )
-                )
-            main = max(scan.tracks, key=lambda t: t["frames"], default=None)
-            mark = verify_video(v) if watermark else {"watermark": None}
-            out.append(
-                base
-                | {
-                    "probability": scan.score,
-                    "label": scan.label,
-                    "frames": scan.frames,
-                    "faces_per_frame": scan.faces_per_frame,
-                    "tracks": scan.tracks,
-                    "frame_scores": scan.frame_scores,
-                    "consistency": main["consistency"] if main else None,
-                    "watermark": mark["watermark"],
-                    "watermark_fingerprint": (
-                        mark["payload"]["fingerprint"] if mark["watermark"] else None
-                    ),
-                    "sync": (
-                        _sync(v, finder, lips, sync_plot_dir, stems[v], start_s, end_s, progress)
-                        if sync
-                        else None
-                    ),
-                    "timeline": timeline,
-                    "error": scan.error,
-                }
-            )
+                main = max(scan.tracks, key=lambda t: t["frames"], default=None)
+                mark = verify_video(v) if watermark else {"watermark": None}
+                reading = None
+                if sync:
+                    reading = _sync(
+                        v,
+                        finder,
+                        lips,
+                        sync_plot_dir,
+                        stems[v],
+                        not_written,
+                        start_s,
+                        end_s,
+                        progress,
+                    )
+            except UserError as exc:
+                out.append(base | {"probability": None, "label": "error", "error": str(exc)})
+                continue
+            except Exception as exc:  # noqa: BLE001 - one video's failure must cost that video only
+                error = f"{v}: could not be scanned ({type(exc).__name__}: {exc})"
+                out.append(base | {"probability": None, "label": "error", "error": error})
+                continue
+            record = base | {
+                "probability": scan.score,
+                "label": scan.label,
+                "frames": scan.frames,
+                "faces_per_frame": scan.faces_per_frame,
+                "tracks": scan.tracks,
+                "frame_scores": scan.frame_scores,
+                "consistency": main["consistency"] if main else None,
+                "watermark": mark["watermark"],
+                "watermark_fingerprint": (
+                    mark["payload"]["fingerprint"] if mark["watermark"] else None
+                ),
+                "sync": reading,
+                "timeline": timeline,
+                "error": scan.error,
+            }
+            if not_written:
+                record["not_written"] = not_written
+            out.append(record)
     except KeyboardInterrupt:
         raise ScanInterrupted(out) from None
     if progress is not None:
@@ -182,19 +208,40 @@ def check_video_options(
         )
 
 
+#: The longest ending :func:`picture_stems` leaves room for (``.timeline.png``).
+_PICTURE_SUFFIX_BYTES = len(".timeline.png")
+
+
 def picture_stems(videos: list[Path]) -> dict[Path, str]:
     """A file-name stem per video for its pictures: the video's name, with a short hash of
-    its path added when another video in the list has the same name."""
+    its path added when another video in the list has the same name; cleaned and shortened
+    by ``safe_text.file_stem`` when it is too long for a file name or holds characters a
+    name should not (undecodable bytes, controls, bidi marks)."""
     import hashlib
     from collections import Counter
 
     names = Counter(Path(v).name for v in videos)
-    return {
-        v: Path(v).name
-        if names[Path(v).name] == 1
-        else f"{Path(v).name}.{hashlib.sha1(str(v).encode()).hexdigest()[:8]}"
-        for v in videos
-    }
+
+    def stem(v: Path) -> str:
+        name = Path(v).name
+        if names[name] > 1:
+            digest = hashlib.sha1(str(v).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+            name = f"{name}.{digest}"
+        return file_stem(name, reserve=_PICTURE_SUFFIX_BYTES)
+
+    return {v: stem(v) for v in videos}
+
+
+def _picture(
+    not_written: dict[str, str], what: str, draw: Callable[..., Path], *args: Any, **kwargs: Any
+) -> str | None:
+    """``str(draw(*args, **kwargs))``; when drawing or writing fails, None, with the reason
+    in ``not_written[what]``: a picture that cannot be made costs that picture only."""
+    try:
+        return str(draw(*args, **kwargs))
+    except Exception as exc:  # noqa: BLE001 - matplotlib and the file system raise many kinds
+        not_written[what] = f"{type(exc).__name__}: {exc}"
+        return None
 
 
 def _sync(
@@ -203,13 +250,14 @@ def _sync(
     lips: Any,
     plot_dir: Path | None,
     stem: str,
+    not_written: dict[str, str],
     start_s: float | None = None,
     end_s: float | None = None,
     progress: Callable[[str, int, int | None], None] | None = None,
 ) -> dict[str, Any]:
-    """``av_sync``'s headline numbers for a video with audio (and its plot in ``plot_dir``);
-    ``{"skipped": ...}`` without an audio track; ``{"error": ...}`` when it cannot be read
-    (no face, silent, too short)."""
+    """``av_sync``'s headline numbers for a video with audio (and its plot in ``plot_dir``,
+    or why not in ``not_written["sync plot"]``); ``{"skipped": ...}`` without an audio
+    track; ``{"error": ...}`` when it cannot be read (no face, silent, too short)."""
     from deepfake_lab.video.avsync import av_sync
     from deepfake_lab.video.decode import probe
 
@@ -225,24 +273,29 @@ def _sync(
     if plot_dir is not None:
         from deepfake_lab.report.video_plots import plot_sync
 
-        out["plot"] = str(plot_sync(r, Path(plot_dir) / f"{stem}.sync.png"))
+        plot = Path(plot_dir) / f"{stem}.sync.png"
+        out["plot"] = _picture(not_written, "sync plot", plot_sync, r, plot)
     return out
 
 
 def split_media(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     """``(image paths, video files)``: video files given directly or found in folders;
-    a folder goes to the image side only if it holds images."""
-    from deepfake_lab.data.decode import IMAGE_SUFFIXES
+    a folder goes to the image side only if it holds images. Entries that carry a video
+    suffix but hold no file (``data.decode.walk_media``) are listed, for the scan to report
+    them as skipped.
 
+    Raises:
+        UserError: a video path that does not exist.
+    """
     images, videos = [], []
     for p in map(Path, paths):
         if p.is_dir():
-            files = [f for f in p.rglob("*") if f.is_file()]
-            videos += sorted(f for f in files if is_video(f))
-            if any(f.suffix.lower() in IMAGE_SUFFIXES for f in files):
+            found = walk_media(p, IMAGE_SUFFIXES.union(VIDEO_SUFFIXES))
+            videos += [f for f in found if is_video(f)]
+            if any(not is_video(f) for f in found):
                 images.append(p)
         elif is_video(p):
-            if not p.is_file():
+            if not os.path.lexists(p):
                 raise UserError(f"not found: {p}")
             videos.append(p)
         else:
@@ -328,8 +381,8 @@ def _write_json(
 
     from deepfake_lab.io import atomic_write_json
 
-    doc = json.loads(path.read_text()) if merge else {"model": det.identity}
+    doc = json.loads(path.read_text(encoding="utf-8")) if merge else {"model": det.identity}
     doc["videos"] = records
     if interrupted:
         doc["interrupted"] = f"stopped by the user after {len(records)} video(s)"
-    atomic_write_json(path, doc)
+    atomic_write_json(path, for_records(doc))

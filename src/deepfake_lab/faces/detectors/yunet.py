@@ -2,19 +2,19 @@
 
 The ONNX model (about 230 kB, MIT license) is looked for, in order, at ``--face-model PATH``,
 then in the cache folder (``$DEEPFAKE_LAB_CACHE/models/`` or
-``~/.cache/deepfake-lab/models/``), and is otherwise downloaded from the OpenCV Zoo into the
-cache and checked against its sha256. Offline and missing is one clear error line.
+``~/.cache/deepfake-lab/models/``, re-hashed on every use), and is otherwise downloaded from
+the OpenCV Zoo into the cache and checked against its sha256 (:mod:`deepfake_lab.net`).
+Offline (``--offline``) or unreachable and missing is one clear error line.
 """
 
 from __future__ import annotations
 
-import http.client
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from deepfake_lab import io as _io
+from deepfake_lab import net
 from deepfake_lab.cache import cache_dir as shared_cache_dir
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.detectors.base import Face, FaceDetector
@@ -26,6 +26,7 @@ MODEL_URL = (
 )
 MODEL_SHA256 = "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"
 _MAX_DOWNLOAD_BYTES = 16 << 20  # the model is 230 kB; anything far larger is not it
+MODEL = net.ModelFile("YuNet face model", MODEL_NAME, MODEL_URL, MODEL_SHA256, _MAX_DOWNLOAD_BYTES)
 
 
 def cache_dir() -> Path:
@@ -34,11 +35,12 @@ def cache_dir() -> Path:
 
 
 def resolve_model(face_model: Path | str | None = None, download: bool = True) -> Path:
-    """The YuNet model file to use, downloading it into the cache when needed.
+    """The YuNet model file to use: ``face_model``, else the cached copy (sha256 checked),
+    else a checked download into the cache (:func:`deepfake_lab.net.model_file`).
 
     Raises:
-        UserError: ``face_model`` does not exist, or the model is missing and cannot be
-            downloaded (the message says which file to place where).
+        UserError: ``face_model`` does not exist, the cached copy changed, or the model is
+            missing and cannot be downloaded (the message says which file to place where).
     """
     if face_model is not None:
         path = Path(face_model).expanduser()
@@ -47,27 +49,11 @@ def resolve_model(face_model: Path | str | None = None, download: bool = True) -
         if not path.is_file():
             raise UserError(f"face model {path} is not a file (--face-model takes the .onnx file)")
         return path
-    cached = cache_dir() / MODEL_NAME
-    if cached.is_file():
-        return cached
-    if download:
-        try:
-            _download(MODEL_URL, cached, MODEL_SHA256)
-            return cached
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            detail = " ".join(str(exc).split()) or type(exc).__name__
-            reason = f"download failed: {detail}"
-    else:
-        reason = "downloads are off"
-    raise UserError(
-        f"YuNet face model not found ({reason}); download {MODEL_URL} (sha256 {MODEL_SHA256}) "
-        f"and place it at {cached}, or pass --face-model PATH, or use --detector haar"
+    return net.model_file(
+        MODEL,
+        download=download,
+        alternatives=", or pass --face-model PATH, or use --detector haar",
     )
-
-
-def _download(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> None:
-    """Fetch ``url`` to ``dest``, sha256-checked and atomic (see :func:`download_checked`)."""
-    _io.download_checked(url, dest, sha256, _MAX_DOWNLOAD_BYTES, timeout)
 
 
 @FACE_DETECTORS.register("yunet")

@@ -41,13 +41,12 @@ layer-by-layer network, which matches torch-fidelity bit for bit on CPU.
 
 from __future__ import annotations
 
-import http.client
 import pickle
 from pathlib import Path
 
 import torch
 
-from deepfake_lab import io as _io
+from deepfake_lab import net
 from deepfake_lab.cache import cache_dir
 from deepfake_lab.errors import UserError
 from deepfake_lab.hashing import sha256_file
@@ -77,13 +76,11 @@ def candidate_paths() -> list[Path]:
     return [d / name for d in dirs for name in WEIGHTS_NAMES]
 
 
-def download_checked(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> None:
-    """Fetch ``url`` to ``dest``, sha256-checked and atomic (see :func:`download_checked`)."""
-    _io.download_checked(url, dest, sha256, _MAX_DOWNLOAD_BYTES, timeout)
-
-
 def resolve_weights(weights: Path | str | None = None, download: bool = True) -> Path:
-    """The weights file to use: ``weights``, else a cached copy, else a checked download.
+    """The weights file to use: ``weights``, else a cached copy, else a checked download
+    (:func:`deepfake_lab.net.model_file`; none offline).
+
+    The file is not hashed here: :class:`InceptionV3FID` hashes whatever it loads.
 
     Raises:
         UserError: ``weights`` is not a file, or no copy is found and none can be
@@ -100,19 +97,15 @@ def resolve_weights(weights: Path | str | None = None, download: bool = True) ->
     for path in candidate_paths():
         if path.is_file():
             return path
-    dest = model_cache_dir() / WEIGHTS_NAME
-    if download:
-        try:
-            download_checked(WEIGHTS_URL, dest, WEIGHTS_SHA256)
-            return dest
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            reason = "download failed: " + (" ".join(str(exc).split()) or type(exc).__name__)
-    else:
-        reason = "downloads are off"
-    raise UserError(
-        f"FID Inception weights not found ({reason}); download {WEIGHTS_NAME} "
-        f"(sha256 {WEIGHTS_SHA256}) from {WEIGHTS_URL} and place it at {dest} "
-        f"(or {candidate_paths()[0].parent}/), or pass --weights PATH"
+    spec = net.ModelFile(
+        "FID Inception weights", WEIGHTS_NAME, WEIGHTS_URL, WEIGHTS_SHA256, _MAX_DOWNLOAD_BYTES
+    )
+    return net.model_file(
+        spec,
+        download=download,
+        verify=False,
+        alternatives=f" (or {candidate_paths()[0].parent}/), or pass --weights PATH",
+        timeout=60.0,
     )
 
 

@@ -20,7 +20,10 @@ unpickle arbitrary Python objects (TorchScript has its own restricted unpickler)
 module's TorchScript code can call any operator in the process, file I/O included, and the
 loader has had memory-safety bugs; PyTorch's security policy says to treat a TorchScript
 model like an executable from its provider, and there is no safe mode. Likewise for
-``.pt2`` programs. Only load files you would run as programs.
+``.pt2`` programs. So loading is an explicit opt-in: ``trust=True`` here,
+``--trust-torchscript`` on the command line; without it the file is refused before it is
+opened, and with it a :class:`TrustedCodeWarning` names the file and its sha256. Only load
+files you would run as programs.
 """
 
 from __future__ import annotations
@@ -41,14 +44,42 @@ INPUT_RANGES = {"-1,1": (1.0, 0.0), "0,1": (0.5, 0.5), "0,255": (127.5, 127.5)}
 _PROBE_SIZE = 64  # side of the dry-run images when no ``size`` is given
 
 
-def load_module(path: Path) -> nn.Module:
+class TrustedCodeWarning(UserWarning):
+    """A TorchScript or ``.pt2`` file is being loaded, which runs its code."""
+
+
+def refuse_untrusted(path: Path) -> UserError:
+    """The error for a module file loaded without the opt-in."""
+    return UserError(
+        f"{path}: a TorchScript or .pt2 file runs its code when loaded (it can read, write or "
+        "delete your files); load it only if you would run it as a program: "
+        "--trust-torchscript (trust=True in Python; metrics.trust_torchscript=true for the "
+        "metrics of train gan)"
+    )
+
+
+def load_module(path: Path, *, trust: bool = False, digest: str | None = None) -> nn.Module:
     """The network in a ``.pt2`` (torch.export) or TorchScript file, on the CPU.
 
+    Args:
+        path: the file.
+        trust: the caller's opt-in to running the file's code (see the module docstring);
+            loading warns with :class:`TrustedCodeWarning`.
+        digest: the file's sha256 when the caller has it (named in the warning).
+
     Raises:
-        UserError: the file does not exist or is not loadable as such.
+        UserError: no opt-in, or the file does not exist or is not loadable as such.
     """
     if not path.is_file():
         raise UserError(f"module file {path} not found (--weights: a TorchScript or .pt2 file)")
+    if not trust:
+        raise refuse_untrusted(path)
+    warnings.warn(
+        f"running the code in {path} (sha256 {(digest or sha256_file(path))[:16]}...), "
+        "trusted by --trust-torchscript / trust=True",
+        TrustedCodeWarning,
+        stacklevel=2,
+    )
     try:
         if path.suffix == ".pt2":
             return torch.export.load(path).module()
@@ -75,6 +106,8 @@ class TorchScriptFeatures(FeatureExtractor):
             ``"0,255"`` (float pixel values, not rounded).
         size: resize images to ``size`` x ``size`` first (antialiased bilinear); default:
             pass them as they are.
+        trust: run the file's code (required: see the module docstring); default False
+            refuses the file.
     """
 
     name = "torchscript"
@@ -87,6 +120,7 @@ class TorchScriptFeatures(FeatureExtractor):
         label: str | None = None,
         input_range: str = "-1,1",
         size: int | None = None,
+        trust: bool = False,
     ) -> None:
         super().__init__()
         path = Path(weights).expanduser()
@@ -97,8 +131,8 @@ class TorchScriptFeatures(FeatureExtractor):
         label = label or f"FD-{path.stem}"
         if label.upper() == "FID":
             raise UserError("the label FID is reserved for the inception-v3-fid feature space")
-        self.module = load_module(path)
-        self.weights_sha256 = sha256_file(path)
+        self.weights_sha256 = sha256_file(path) if path.is_file() and trust else ""
+        self.module = load_module(path, trust=trust, digest=self.weights_sha256)
         self.label, self.input_range, self.size = label, input_range, size  # type: ignore[misc]
         self.requires_grad_(False)
         self.eval()

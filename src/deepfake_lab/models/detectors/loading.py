@@ -30,7 +30,7 @@ from deepfake_lab.models.export_format import (
     DETECTOR_FORMAT,
     build_model,
     is_export_folder,
-    read_export,
+    load_export,
 )
 from deepfake_lab.runs.checkpoint import list_checkpoints, load_checkpoint
 
@@ -275,8 +275,8 @@ def load_detector(source: str | Path, device: str | torch.device = "cpu") -> Loa
     arch = state["arch"]
     if arch["name"] not in DETECTORS:
         raise UserError(f"unknown detector {arch['name']!r} in {ckpt_path}")
-    model = build_detector(arch["name"], **arch["kwargs"])
-    model.load_state_dict(state["model"])
+    # Bounded and shape-checked like an export: a checkpoint may come from anyone too.
+    model = build_model(DETECTORS, arch["name"], arch["kwargs"], state["model"], str(ckpt_path))
     model.to(device)
     identity = {
         "name": arch["name"],
@@ -300,11 +300,12 @@ def load_detector_export(src: str | Path, device: str | torch.device = "cpu") ->
 
     Raises:
         UserError: not a detector export, damaged or tampered files (fingerprint mismatch),
-            unknown architecture, or an invalid calibration; always one line.
+            unknown architecture, arguments out of bounds or not fitting the weights (checked
+            before anything is allocated), or an invalid calibration; always one line.
     """
     src = Path(src)
-    meta, state = read_export(src, DETECTOR_FORMAT, ("name", "kwargs", "weights_sha256"))
-    model = build_model(DETECTORS, meta["name"], meta["kwargs"], state)
+    required = ("name", "kwargs", "weights_sha256")
+    meta, model = load_export(src, DETECTOR_FORMAT, required, DETECTORS, "name")
     identity = {
         "name": meta["name"],
         "kwargs": meta["kwargs"],

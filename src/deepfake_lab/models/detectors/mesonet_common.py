@@ -33,7 +33,6 @@ negated pre-sigmoid value.
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 from collections.abc import Sequence
@@ -46,8 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deepfake_lab import io as _io
-from deepfake_lab.cache import cache_dir
+from deepfake_lab import net
 from deepfake_lab.errors import UserError
 from deepfake_lab.hashing import sha256_file
 from deepfake_lab.models.detectors.base import Detector
@@ -117,14 +115,16 @@ def resolve_weights(arch: str, weights: str, download: bool = True) -> Path:
     Args:
         arch: ``"meso4"`` or ``"mesoinception"``.
         weights: a released variant (``"DF"``, ``"F2F"``, any case), looked for in the cache
-            (``$DEEPFAKE_LAB_CACHE/models`` or ``~/.cache/deepfake-lab/models``) and
-            otherwise downloaded there from the authors' repository, sha256-checked; or the
-            path of a ``.h5`` file.
+            (``$DEEPFAKE_LAB_CACHE/models`` or ``~/.cache/deepfake-lab/models``; re-hashed
+            on every use) and otherwise downloaded there from the authors' repository,
+            sha256-checked (:func:`deepfake_lab.net.model_file`); or the path of a ``.h5``
+            file.
         download: allow the download.
 
     Raises:
-        UserError: a missing path, or a variant neither cached nor downloadable (one line
-            naming the file, its URL and sha256, and where to put it).
+        UserError: a missing path, a cached variant whose bytes changed, or a variant
+            neither cached nor downloadable (one line naming the file, its URL and sha256,
+            and where to put it).
     """
     published = PUBLISHED[arch]
     variant = next((v for v in published if v.lower() == weights.lower()), None)
@@ -139,21 +139,12 @@ def resolve_weights(arch: str, weights: str, download: bool = True) -> Path:
             raise UserError(f"{arch}: weights {path} is a folder; give the .h5 file itself")
         return path
     spec = published[variant]
-    cached = cache_dir("models") / spec.filename
-    if cached.is_file():
-        return cached
-    if download:
-        try:
-            _io.download_checked(spec.url, cached, spec.sha256, _MAX_DOWNLOAD_BYTES, 30.0)
-            return cached
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            reason = "download failed: " + (" ".join(str(exc).split()) or type(exc).__name__)
-    else:
-        reason = "downloads are off"
-    raise UserError(
-        f"{arch} weights {variant} not found ({reason}); download {spec.url} "
-        f"(sha256 {spec.sha256}) and place it at {cached}, or give the file's path "
-        f"({arch}:PATH to detect, weights=PATH to build)"
+    return net.model_file(
+        net.ModelFile(
+            f"{arch} weights {variant}", spec.filename, spec.url, spec.sha256, _MAX_DOWNLOAD_BYTES
+        ),
+        download=download,
+        alternatives=f", or give the file's path ({arch}:PATH to detect, weights=PATH to build)",
     )
 
 

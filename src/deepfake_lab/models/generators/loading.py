@@ -15,7 +15,7 @@ from deepfake_lab.models.export_format import (
     EXPORT_FORMAT,
     build_model,
     is_export_folder,
-    read_export,
+    load_export,
 )
 from deepfake_lab.runs.checkpoint import load_checkpoint
 from deepfake_lab.runs.run_dir import resolve_checkpoint
@@ -44,8 +44,8 @@ def load_generator(source: str | Path, device: str | torch.device = "cpu") -> Lo
     """
     src = Path(source)
     if is_export_folder(src):
-        meta, state = read_export(src, EXPORT_FORMAT, ("arch", "kwargs", "weights_sha256"))
-        model = build_model(GENERATORS, meta["arch"], meta["kwargs"], state)
+        required = ("arch", "kwargs", "weights_sha256")
+        meta, model = load_export(src, EXPORT_FORMAT, required, GENERATORS, "arch")
         identity = {k: meta.get(k) for k in ("arch", "kwargs", "weights_sha256", "kimg")}
         identity["source"] = str(src)
         return LoadedGenerator(model.to(device), identity)
@@ -54,7 +54,7 @@ def load_generator(source: str | Path, device: str | torch.device = "cpu") -> Lo
     if ckpt.get("kind") == "detector":
         raise UserError(f"{ckpt_path} is a detector checkpoint, not a GAN's")
     g = ckpt["arch"]["generator"]
-    model = build_model(GENERATORS, g["name"], g["kwargs"], ckpt["G_ema"])
+    model = build_model(GENERATORS, g["name"], g["kwargs"], ckpt["G_ema"], str(ckpt_path))
     identity = {
         "arch": g["name"],
         "kwargs": g["kwargs"],
