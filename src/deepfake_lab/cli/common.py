@@ -198,3 +198,15 @@ def out_option(
 def json_option(what: str = "Also write the result as JSON here") -> Any:
     """``--json FILE``: a machine-readable copy of the result."""
     return typer.Option(None, "--json", help=f"{what}.")
+
+
+def face_model_option(
+    what: str = "YuNet ONNX file (default: the cache; downloaded if missing)",
+) -> Any:
+    """``--face-model FILE``: the face detector's model file (YuNet)."""
+    return typer.Option(None, "--face-model", help=f"{what}.")
+
+
+def secret_file_option(what: str = "Owner secret of the watermark's HMAC code") -> Any:
+    """``--secret-file FILE``: the owner's watermark secret."""
+    return typer.Option(None, "--secret-file", help=f"{what}.")

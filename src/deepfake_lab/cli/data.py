@@ -11,10 +11,12 @@ from deepfake_lab.cli.common import (
     console,
     device_option,
     face_detector_option,
+    face_model_option,
     handle_errors,
     no_progress_option,
     old_face_detector_option,
     pick_face_detector,
+    seed_option,
     stage_progress,
 )
 from deepfake_lab.data.decode import DEFAULT_MAX_PIXELS
@@ -35,9 +37,7 @@ def prepare(
     size: int = typer.Option(128, "--size", help="Side of the square output crops, in px."),
     face_detector: str = face_detector_option(),
     old_detector: str | None = old_face_detector_option(),
-    face_model: Path | None = typer.Option(
-        None, "--face-model", help="YuNet ONNX file (default: cache, else download)."
-    ),
+    face_model: Path | None = face_model_option(),
     min_face: int = typer.Option(32, "--min-face", help="Smallest face box side kept, in px."),
     no_align: bool = typer.Option(
         False, "--no-align", help="Centre crop + resize, no detection (pre-aligned sets)."
@@ -126,7 +126,7 @@ def zoo(
         None, "--num", help="Use the first N decodable reals (default: all)."
     ),
     steps: int = typer.Option(300, "--steps", help="Training steps of 'trained' families."),
-    seed: int = typer.Option(0, "--seed", help="Zoo seed (each family derives its own)."),
+    seed: int = seed_option(0, "Zoo seed (each family derives its own)"),
     gan: list[Path] = typer.Option(
         [], "--gan", help="Also sample a trained GAN (run, checkpoint or export; repeatable)."
     ),

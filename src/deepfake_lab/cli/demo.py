@@ -6,7 +6,13 @@ from pathlib import Path
 
 import typer
 
-from deepfake_lab.cli.common import console, handle_errors, no_progress_option
+from deepfake_lab.cli.common import (
+    console,
+    handle_errors,
+    no_progress_option,
+    out_option,
+    set_option,
+)
 
 #: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
 commands = typer.Typer()
@@ -18,8 +24,8 @@ def demo_cmd(
     data: Path = typer.Option(
         None, "--data", help="Use this face folder instead of built-in faces."
     ),
-    out: Path = typer.Option(Path("runs"), "--out", help="Parent folder of the run folder."),
-    overrides: list[str] = typer.Option([], "--set", help="Config override key=value."),
+    out: Path = out_option(what="Parent folder of the run folder"),
+    overrides: list[str] = set_option("GAN config override"),
     num_images: int = typer.Option(2000, "--num-images", help="Procedural faces to draw."),
     no_progress: bool = no_progress_option(),
     no_metrics: bool = typer.Option(False, "--no-metrics", help="Skip the generator metrics."),

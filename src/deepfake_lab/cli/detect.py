@@ -13,7 +13,9 @@ from deepfake_lab.cli.common import (
     device_option,
     err_console,
     face_detector_option,
+    face_model_option,
     handle_errors,
+    json_option,
     no_progress_option,
     old_face_detector_option,
     pick_face_detector,
@@ -36,7 +38,7 @@ def detect_cmd(
         "(meso4, meso4:F2F, mesoinception, mesoinception:F2F); left out, meso4:DF answers "
         "(downloaded once). PATH: images, videos or folders to scan.",
     ),
-    json_path: Path = typer.Option(None, "--json", help="Write results as JSON here."),
+    json_path: Path = json_option("Write results as JSON here"),
     csv_path: Path = typer.Option(None, "--csv", help="Write results as CSV here."),
     batch: int = typer.Option(64, "--batch", help="Images per forward pass."),
     device: str = device_option(),
@@ -55,9 +57,7 @@ def detect_cmd(
     ),
     face_detector: str = face_detector_option("Face detector for --faces: "),
     old_detector: str | None = old_face_detector_option(),
-    face_model: Path = typer.Option(
-        None, "--face-model", help="YuNet ONNX file (default: the cache; downloaded if missing)."
-    ),
+    face_model: Path = face_model_option(),
     explain: Path = typer.Option(
         None, "--explain", help="Write a Grad-CAM overlay PNG per scored image into this folder."
     ),

@@ -13,6 +13,8 @@ from deepfake_lab.cli.common import (
     device_option,
     handle_errors,
     no_progress_option,
+    secret_file_option,
+    seed_option,
     stage_progress,
 )
 from deepfake_lab.errors import UserError
@@ -33,7 +35,7 @@ def generate_cmd(
     source: Path = typer.Argument(..., help="Run folder, checkpoint or export folder."),
     num: int | None = typer.Option(None, "--num", help="How many images (default 16)."),
     out: Path = typer.Option(..., "--out", help="Output folder (new or empty)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the first image (image i: seed+i)."),
+    seed: int = seed_option(0, "Seed of the first image (image i: seed+i)"),
     truncation: float = typer.Option(1.0, "--truncation", help="psi in [0, 1]."),
     grid: bool = typer.Option(False, "--grid", help="Also write grid.png."),
     batch: int = typer.Option(64, "--batch", help="Images per forward pass."),
@@ -41,10 +43,8 @@ def generate_cmd(
     no_watermark: bool = typer.Option(
         False, "--no-watermark", help="Do not embed the invisible watermark (recorded)."
     ),
-    secret_file: Path | None = typer.Option(
-        None,
-        "--secret-file",
-        help="Owner secret for the watermark's HMAC code (or $DEEPFAKE_LAB_WATERMARK_SECRET).",
+    secret_file: Path | None = secret_file_option(
+        "Owner secret for the watermark's HMAC code (or $DEEPFAKE_LAB_WATERMARK_SECRET)"
     ),
     strength: float = typer.Option(
         DEFAULT_STRENGTH, "--watermark-strength", help="Higher: more robust, more visible."

@@ -12,6 +12,7 @@ from deepfake_lab.cli.common import (
     console,
     device_option,
     face_detector_option,
+    face_model_option,
     handle_errors,
 )
 from deepfake_lab.errors import UserError
@@ -56,7 +57,7 @@ def serve_cmd(
         True, "--faces/--no-faces", help="Score detected faces (--no-faces: the centre crop)."
     ),
     face_detector: str = face_detector_option(),
-    face_model: Path | None = typer.Option(None, "--face-model", help="YuNet ONNX file."),
+    face_model: Path | None = face_model_option(),
     max_mb: float = typer.Option(100.0, "--max-mb", help="Largest upload in MB."),
     max_megapixels: float = typer.Option(40.0, "--max-megapixels", help="Largest image."),
     max_video_s: float = typer.Option(600.0, "--max-video-s", help="Longest video (s)."),

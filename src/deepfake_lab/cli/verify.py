@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from deepfake_lab.cli.common import console, handle_errors
+from deepfake_lab.cli.common import console, handle_errors, json_option, secret_file_option
 from deepfake_lab.safe_text import for_console
 
 #: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
@@ -99,12 +99,8 @@ def _video_table(records: list[dict[str, Any]]) -> None:
 @handle_errors
 def verify_cmd(
     paths: list[Path] = typer.Argument(..., help="Images, videos or folders."),
-    json_path: Path = typer.Option(
-        None, "--json", help="Write one record per image (and per video) here."
-    ),
-    secret_file: Path = typer.Option(
-        None, "--secret-file", help="Owner secret: check the watermark's HMAC code."
-    ),
+    json_path: Path = json_option("Write one record per image (and per video) here"),
+    secret_file: Path = secret_file_option("Owner secret: check the watermark's HMAC code"),
     trust_anchors: Path = typer.Option(
         None, "--trust", help="PEM root certificates to trust for C2PA signers."
     ),

@@ -11,7 +11,9 @@ import typer
 from deepfake_lab.cli.common import (
     console,
     face_detector_option,
+    face_model_option,
     handle_errors,
+    json_option,
     no_progress_option,
     old_face_detector_option,
     pick_face_detector,
@@ -27,11 +29,11 @@ commands = typer.Typer()
 @handle_errors
 def av_sync_cmd(
     video: Path = typer.Argument(..., help="A video with a face and an audio track."),
-    json_path: Path = typer.Option(None, "--json", help="Write the estimate as JSON here."),
+    json_path: Path = json_option("Write the estimate as JSON here"),
     max_lag_ms: float = typer.Option(600.0, "--max-lag-ms", help="Offsets tried, both ways."),
     face_detector: str = face_detector_option(),
     old_detector: str | None = old_face_detector_option(),
-    face_model: Path = typer.Option(None, "--face-model", help="YuNet ONNX file."),
+    face_model: Path = face_model_option(),
     lips: str = typer.Option(
         "auto",
         "--lips",
