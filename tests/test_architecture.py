@@ -29,7 +29,7 @@ for _rank, _names in enumerate(
         # media: faces, datasets, video, provenance, figures
         ["faces", "data", "video", "provenance", "report"],
         # training and sampling
-        ["training", "generate"],
+        ["training", "generate", "reconstruct"],
         # pipelines that train and score
         ["evaluation"],
         # entry points

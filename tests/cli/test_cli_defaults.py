@@ -32,6 +32,10 @@ API: dict[str, list[str]] = {
         "deepfake_lab.video.render:render_walk",
     ],
     "verify": ["deepfake_lab.provenance.verify:verify_images"],
+    "reconstruct": [
+        "deepfake_lab.reconstruct:reconstruct_images",
+        "deepfake_lab.provenance.marking:ProvenanceOptions",
+    ],
     "serve": [
         "deepfake_lab.serve.models:ModelSet",
         "deepfake_lab.serve.app:create_app",

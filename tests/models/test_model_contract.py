@@ -48,7 +48,14 @@ def test_generator_contract(arch: str, size: int) -> None:
     assert x.shape == (4, 3, size, size)
     assert x.min() >= -1 and x.max() <= 1
     # A random projection, not a plain sum: BatchNorm makes some sums constant.
-    (x * torch.randn_like(x)).sum().backward()
+    loss = (x * torch.randn_like(x)).sum()
+    # Autoencoders (vae) train their encoder through autoencode(); the rest return None.
+    ae = g.autoencode(torch.rand(4, 3, size, size) * 2 - 1, torch.Generator().manual_seed(0))
+    if ae is not None:
+        recon, kl = ae
+        assert recon.shape == x.shape and kl.shape == (4,) and bool((kl >= 0).all())
+        loss = loss + (recon * torch.randn_like(recon)).sum() + kl.sum()
+    loss.backward()
     _assert_all_grads_finite_nonzero(g)
 
     g.eval()

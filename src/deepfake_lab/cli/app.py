@@ -54,6 +54,7 @@ def _register() -> None:
         eval,
         export,
         generate,
+        reconstruct,
         serve,
         train,
         tune,
@@ -61,7 +62,7 @@ def _register() -> None:
         video,
     )
 
-    for module in (demo, detect, export, generate, serve, verify, video):
+    for module in (demo, detect, export, generate, reconstruct, serve, verify, video):
         app.add_typer(module.commands)
     app.add_typer(data.data_app, name="data")
     app.add_typer(eval.eval_app, name="eval")

@@ -42,6 +42,22 @@ class Generator(nn.Module):
         """
         raise NotImplementedError
 
+    def autoencode(self, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor] | None:
+        """Encode and decode real images, for generators that are autoencoders (``vae``).
+
+        The trainer adds the reconstruction and KL terms when this returns something; plain
+        generators return None and draw nothing from ``generator``.
+
+        Args:
+            x: real images ``(B, 3, size, size)`` in [-1, 1].
+            generator: the source of the posterior samples.
+
+        Returns:
+            ``(reconstructions (B, 3, size, size) in [-1, 1], KL to the prior per image (B,))``
+            or None.
+        """
+        return None
+
 
 class Discriminator(nn.Module):
     """Scores images as real (high logit) or fake (low logit).
@@ -83,6 +99,19 @@ class Discriminator(nn.Module):
             Logits ``(B,)`` and a scalar loss whose gradient reaches D's parameters (or None).
         """
         return self(x), None
+
+    def features(self, x: Tensor) -> list[Tensor]:
+        """Intermediate activations ``[(B, C_i, H_i, W_i), ...]`` of ``x``, shallow to deep: the
+        output of every activation layer (what feature matching compares)."""
+        taps: list[Tensor] = []
+        acts = [m for m in self.modules() if isinstance(m, (nn.LeakyReLU, nn.ReLU, nn.GLU))]
+        hooks = [m.register_forward_hook(lambda _m, _i, out: taps.append(out)) for m in acts]
+        try:
+            self(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        return [t for t in taps if t.dim() == 4]
 
 
 def check_size(arch: str, size: int, supported: Sequence[int]) -> None:

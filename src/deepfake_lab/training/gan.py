@@ -19,6 +19,7 @@ from deepfake_lab.augment.diffaugment import diff_augment
 from deepfake_lab.data.dataset import FaceDataset
 from deepfake_lab.errors import UserError
 from deepfake_lab.losses.gan import GAN_LOSSES, r1_penalty
+from deepfake_lab.losses.perceptual import PerceptualLoss, build_perceptual
 from deepfake_lab.models import build_discriminator, build_generator
 from deepfake_lab.runs.checkpoint import (
     capture_rng,
@@ -46,9 +47,22 @@ def build_models(cfg: GanConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
     return build_generator(m.arch, **g_kw), build_discriminator(m.arch, **d_kw)
 
 
+def build_gan_perceptual(
+    cfg: GanConfig, D: torch.nn.Module, device: torch.device
+) -> PerceptualLoss | None:
+    """The configured perceptual term (None when ``loss.perceptual.net`` is unset)."""
+    p = cfg.loss.perceptual
+    if p.net is None:
+        return None
+    loss = build_perceptual(p.net, p.weights, p.layers, p.trust_torchscript, discriminator=D)
+    return loss.to(device)
+
+
 def check_models(cfg: GanConfig) -> None:
-    """Build G and D once so a bad architecture or size fails before any folder is made."""
-    build_models(cfg)
+    """Build G, D and the perceptual term once, so that a bad architecture, size or
+    perceptual network (or its missing weights) fails before any folder is made."""
+    _, D = build_models(cfg)
+    build_gan_perceptual(cfg, D, torch.device("cpu"))
 
 
 class GanTrainer:
@@ -74,6 +88,7 @@ class GanTrainer:
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=o.g_lr, betas=o.betas, eps=o.eps)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=o.d_lr, betas=o.betas, eps=o.eps)
         self.loss = GAN_LOSSES.build(cfg.loss.kind)
+        self.perceptual = build_gan_perceptual(cfg, self.D, device)
         seed = cfg.train.seed
         # Separate streams, so that e.g. changing the augmentation does not change data order.
         self.sampler = InfiniteSampler(len(dataset), seed=seed)
@@ -186,6 +201,7 @@ class GanTrainer:
         self.D.requires_grad_(False)
         with self._autocast():
             g_loss = self.loss.g_loss(self.D(self._augment(fake)).float())
+            g_loss = self._generator_terms(real, fake, g_loss, stats)
         self._check_finite(g_loss, "G loss")
         self.opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
@@ -199,6 +215,32 @@ class GanTrainer:
         beta = ema_beta(B, self.nimg, cfg.ema.half_life_kimg, cfg.ema.rampup)
         update_ema(self.G_ema, self.G, beta)
         return stats
+
+    def _generator_terms(
+        self, real: torch.Tensor, fake: torch.Tensor, g_adv: torch.Tensor, stats: dict
+    ) -> torch.Tensor:
+        """G's loss beyond fooling D: an autoencoder's ELBO terms (with the adversarial term
+        weighted by ``loss.vae.adversarial``), and the perceptual term if configured."""
+        cfg = self.cfg.loss
+        ae = self.G.autoencode(real, self.gen_noise)
+        if ae is None:
+            total = g_adv
+            if self.perceptual is not None:
+                fm = self.perceptual.feature_matching(real, fake)
+                total = total + cfg.perceptual.weight * fm
+                stats["Loss/feature_matching"] = fm.detach()
+            return total
+        recon, kl = ae
+        l1 = (recon.float() - real).abs().mean()
+        kl_pixel = kl.float().mean() / real[0].numel()  # per pixel, as the L1 is
+        total = cfg.vae.adversarial * g_adv + cfg.vae.recon_l1 * l1 + cfg.vae.kl * kl_pixel
+        stats["Loss/recon_L1"], stats["Loss/KL"] = l1.detach(), kl.detach().float().mean()
+        if self.perceptual is not None:
+            p = self.perceptual.distance(recon.float(), real)
+            total = total + cfg.perceptual.weight * p
+            stats["Loss/perceptual"] = p.detach()
+        stats["Loss/G_adv"] = g_adv.detach()
+        return total
 
     def _check_finite(self, value: torch.Tensor, what: str) -> None:
         # Checked before the optimizer step, so non-finite values never reach the weights.

@@ -54,12 +54,52 @@ class ModelConfig(StrictModel):
         return v
 
 
+class PerceptualConfig(StrictModel):
+    """A perceptual term: on reconstructions for autoencoders (``--arch vae``), as feature
+    matching of fakes against reals for the other generators (``losses.perceptual``)."""
+
+    net: str | None = Field(
+        None, description="resnet56-cifar | vgg16 | torchscript | discriminator; None: off."
+    )
+    layers: list[int] | None = Field(None, description="Taps to use (indices); None: all.")
+    weight: float = Field(1.0, ge=0.0, description="Weight of the term in G's loss.")
+    weights: str | None = Field(None, description="The network's weights file.")
+    trust_torchscript: bool = Field(
+        False, description="net=torchscript runs the file's code: set true only if you trust it."
+    )
+
+    @field_validator("net")
+    @classmethod
+    def _known_net(cls, v: str | None) -> str | None:
+        from deepfake_lab.losses.perceptual import PERCEPTUAL_NETS
+
+        if v is not None and v not in PERCEPTUAL_NETS:
+            raise ValueError(
+                f"unknown network {v!r}; choose one of: {', '.join(PERCEPTUAL_NETS.names())}"
+            )
+        return v
+
+
+class AutoencoderLossConfig(StrictModel):
+    """The terms of an autoencoder generator's loss (``--arch vae``): the ELBO (pixel L1 and
+    KL, the KL per pixel so that weight 1 is the ELBO's balance) plus the adversarial term."""
+
+    recon_l1: float = Field(1.0, ge=0.0, description="Weight of the pixel L1 reconstruction.")
+    kl: float = Field(1.0, ge=0.0, description="Weight of KL(q(z|x) || N(0, I)) per pixel.")
+    adversarial: float = Field(
+        0.05, ge=0.0, description="Weight of the adversarial loss on prior samples."
+    )
+
+
 class LossConfig(StrictModel):
-    """Adversarial loss and the R1 penalty on reals."""
+    """Adversarial loss, the R1 penalty on reals, the perceptual term and an autoencoder's
+    terms."""
 
     kind: Literal["nonsat", "hinge"] = "nonsat"
     r1_gamma: float = Field(0.1, ge=0.0, description="R1 weight; 0 disables it.")
     r1_interval: int = Field(16, ge=1, description="Lazy R1: apply every k D steps (scaled by k).")
+    perceptual: PerceptualConfig = PerceptualConfig()
+    vae: AutoencoderLossConfig = AutoencoderLossConfig()
 
 
 class AugmentConfig(StrictModel):

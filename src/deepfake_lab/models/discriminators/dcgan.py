@@ -30,9 +30,13 @@ class DCGANDiscriminator(Discriminator):
         max_channels: cap on any layer's width.
     """
 
+    #: The architecture's name in error messages (subclasses registered under another name
+    #: set theirs).
+    ARCH = "dcgan"
+
     def __init__(self, size: int, channels: int = 64, max_channels: int = 512) -> None:
-        check_size("dcgan", size, SIZES)
-        check_positive("dcgan", channels=channels, max_channels=max_channels)
+        check_size(self.ARCH, size, SIZES)
+        check_positive(self.ARCH, channels=channels, max_channels=max_channels)
         super().__init__(size)
 
         def width(r: int) -> int:
