@@ -29,7 +29,7 @@ def _train(tmp_path, data, name, kimg, arch="dcgan", resume=None, extra=()):
     )
 
 
-@pytest.mark.parametrize("arch", ["dcgan", "fastgan", "vae"])
+@pytest.mark.parametrize("arch", ["dcgan", "fastgan", "vae", "stylegan2"])
 def test_resume_is_bit_identical(tmp_path, tiny_faces, arch):
     # 6 steps straight vs 3 steps + 3 resumed steps (batch 4 -> 0.012 / 0.024 kimg).
     straight = _train(tmp_path, tiny_faces, "straight", 0.024, arch)

@@ -115,7 +115,7 @@ def pick_face_detector(face_detector: str, old: str | None) -> str:
 
 #: Registry names shown in ``--help``. Spelt out here so that ``--help`` does not import
 #: torch; ``tests/cli/test_cli_common.py`` checks them against the registries.
-GAN_ARCHS = ("dcgan", "fastgan", "vae")
+GAN_ARCHS = ("dcgan", "fastgan", "stylegan2", "vae")
 #: Detectors ``train detector`` can train (``fusion`` has ``train fusion``).
 DETECTOR_ARCHS = ("gan-d", "meso4", "mesoinception", "npr", "resnet", "resnet-cifar", "spectrum")
 

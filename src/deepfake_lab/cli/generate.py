@@ -54,6 +54,11 @@ def generate_cmd(
         None, "--sign-cert", help="C2PA certificate chain (PEM)."
     ),
     sign_alg: str = typer.Option("es256", "--sign-alg", help="C2PA signing algorithm."),
+    style_mix: str | None = typer.Option(
+        None,
+        "--style-mix",
+        help="A,B: one row mixing seed A's coarse styles with seed B's fine ones (stylegan2).",
+    ),
     video: bool = typer.Option(
         False, "--video", help="Render a smooth latent walk to OUT/walk.mp4 (+ walk.json)."
     ),
@@ -110,6 +115,9 @@ def generate_cmd(
     def note(msg: str) -> None:
         console.print(f"[yellow]note:[/] {for_console(msg)}", highlight=False)
 
+    if style_mix is not None:
+        _style_mix(source, style_mix, out, truncation, device, options, note, video, num, grid)
+        return
     if video:
         if num is not None or grid:
             raise UserError("--num and --grid are for images; with --video use --frames")
@@ -226,3 +234,21 @@ def _video(
         console.print(f"baseline: {numbers(b)} (independent latents per frame)", highlight=False)
     if c.get("landmark_jitter_skipped"):
         console.print(f"landmark jitter skipped: {c['landmark_jitter_skipped']}", highlight=False)
+
+
+def _style_mix(source, text, out, truncation, device, options, note, video, num, grid) -> None:
+    from deepfake_lab.generate import style_mix_grid
+
+    if video or num is not None or grid:
+        raise UserError("--style-mix makes one grid; leave out --video, --num and --grid")
+    try:
+        a, b = (int(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"--style-mix takes two seeds, A,B (e.g. 3,7); got {text!r}") from None
+    m = style_mix_grid(source, (a, b), out, truncation, device, options, log=note)
+    console.print(
+        f"style mix of seeds {a} and {b} ({len(m['crossovers'])} crossovers): "
+        f"{Path(out) / m['grid']}",
+        highlight=False,
+        markup=False,
+    )

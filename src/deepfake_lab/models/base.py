@@ -42,6 +42,14 @@ class Generator(nn.Module):
         """
         raise NotImplementedError
 
+    def sample(self, z: Tensor, truncation: float = 1.0) -> Tensor:
+        """Images with the truncation trick (psi = ``truncation`` in [0, 1]; 1: none).
+
+        Generators without a mapping network pull z towards the mean of its prior (zero);
+        those with one (``stylegan2``) pull w towards its running mean instead.
+        """
+        return self(z * truncation)
+
     def autoencode(self, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor] | None:
         """Encode and decode real images, for generators that are autoencoders (``vae``).
 

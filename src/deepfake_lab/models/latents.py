@@ -8,8 +8,9 @@ import torch
 def latents_for_seeds(seeds: list[int], z_dim: int, truncation: float = 1.0) -> torch.Tensor:
     """One standard-normal latent per seed (drawn on the CPU), scaled by ``truncation``.
 
-    Our generators have no mapping network, so truncation pulls z towards the mean of its
-    prior (zero): psi = 1 is the full distribution, psi = 0 the "average" image.
+    Scaling z is the truncation of generators without a mapping network (psi = 1: the full
+    distribution, 0: the "average" image); ``Generator.sample`` applies each architecture's
+    own truncation (in W for ``stylegan2``) to unscaled latents.
 
     Returns:
         float tensor (len(seeds), z_dim).

@@ -100,6 +100,9 @@ class GanTrainer:
         self.grid_z = torch.randn(n, m.z_dim, generator=grid_gen).to(device)
         self.step = 0
         self.nimg = 0
+        # ADA: the augmentation probability and the sign(D(real)) sums of the current interval.
+        self.ada_p = 0.0
+        self.ada_stats = torch.zeros(2, dtype=torch.float64)
         self.use_amp = cfg.train.amp and device.type == "cuda"
 
     # -- state ---------------------------------------------------------------------------
@@ -118,6 +121,7 @@ class GanTrainer:
             "gen_noise": self.gen_noise.get_state(),
             "gen_aug": self.gen_aug.get_state(),
             "rng": capture_rng(),
+            "ada": {"p": self.ada_p, "stats": self.ada_stats.clone()},
             "arch": {
                 "generator": {"name": self.G.registry_name, "kwargs": self.G.init_kwargs},
                 "discriminator": {"name": self.D.registry_name, "kwargs": self.D.init_kwargs},
@@ -136,10 +140,35 @@ class GanTrainer:
         restore_rng(state["rng"])
         self.step = int(state["step"])
         self.nimg = int(state["nimg"])
+        ada = state.get("ada")  # absent in checkpoints from before ADA: p starts at 0
+        if ada is not None:
+            self.ada_p, self.ada_stats = float(ada["p"]), ada["stats"].clone().double()
 
     # -- one step ------------------------------------------------------------------------
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, self.cfg.augment.policy, generator=self.gen_aug)
+        aug = diff_augment(x, self.cfg.augment.policy, generator=self.gen_aug)
+        if self.cfg.augment.ada_target is None:
+            return aug
+        keep = torch.rand(x.shape[0], generator=self.gen_aug, device=x.device) >= self.ada_p
+        return torch.where(keep[:, None, None, None], x, aug)
+
+    def _adjust_ada(self, real_logits: torch.Tensor, stats: dict) -> None:
+        """ADA's control loop: every ``ada_interval`` steps, move p by the interval's images
+        over ``ada_kimg`` thousand, up while r_t = E[sign(D(real))] exceeds the target (D
+        overfits), down below it."""
+        a = self.cfg.augment
+        if a.ada_target is None:
+            return
+        self.ada_stats += torch.tensor(
+            [float(real_logits.detach().sign().sum()), real_logits.numel()], dtype=torch.float64
+        )
+        if (self.step + 1) % a.ada_interval == 0:
+            rt = float(self.ada_stats[0] / self.ada_stats[1])
+            step = self.ada_stats[1].item() / (a.ada_kimg * 1000)
+            self.ada_p = min(1.0, max(0.0, self.ada_p + (1 if rt > a.ada_target else -1) * step))
+            self.ada_stats.zero_()
+            stats["Aug/rt"] = torch.tensor(rt)
+        stats["Aug/p"] = torch.tensor(self.ada_p)
 
     def _autocast(self):
         if self.use_amp:
@@ -182,6 +211,7 @@ class GanTrainer:
             "D/real": real_logits.detach().mean(),
             "D/fake": fake_logits.detach().mean(),
         }
+        self._adjust_ada(real_logits, stats)
         if aux is not None:
             d_total = d_total + aux.float()
             stats["Loss/D_aux"] = aux.detach().float()

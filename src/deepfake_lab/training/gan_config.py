@@ -103,10 +103,21 @@ class LossConfig(StrictModel):
 
 
 class AugmentConfig(StrictModel):
-    """DiffAugment on every image D sees (real and fake), plus dataset x-flips."""
+    """DiffAugment on every image D sees (real and fake), plus dataset x-flips; with
+    ``ada_target`` set, each image is augmented only with an adaptive probability p (ADA's
+    control loop, Karras et al. 2020, over DiffAugment's differentiable operations)."""
 
     policy: str = "color,translation,cutout"
     xflip: bool = True
+    ada_target: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="ADA: raise p while the share of reals D scores positive (r_t) is above "
+        "this (0.6 in the paper), lower it below; None: always augment.",
+    )
+    ada_kimg: float = Field(100.0, gt=0, description="ADA: kimg for p to go from 0 to 1.")
+    ada_interval: int = Field(4, ge=1, description="ADA: adjust p every N steps.")
 
     @field_validator("policy")
     @classmethod

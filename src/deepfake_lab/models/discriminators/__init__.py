@@ -1,3 +1,3 @@
 """Discriminator architectures; importing this package registers them all."""
 
-from deepfake_lab.models.discriminators import dcgan, fastgan, vae  # noqa: F401
+from deepfake_lab.models.discriminators import dcgan, fastgan, stylegan2, vae  # noqa: F401

@@ -1,3 +1,3 @@
 """Generator architectures; importing this package registers them all."""
 
-from deepfake_lab.models.generators import dcgan, fastgan, vae  # noqa: F401
+from deepfake_lab.models.generators import dcgan, fastgan, stylegan2, vae  # noqa: F401
