@@ -8,6 +8,7 @@ export can rebuild the model from JSON alone.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -25,11 +26,20 @@ class Generator(nn.Module):
 
     size: int
     z_dim: int
+    #: Whether the architecture can train with progressive resolution (``set_resolution``).
+    supports_progressive: ClassVar[bool] = False
 
     def __init__(self, size: int, z_dim: int) -> None:
         super().__init__()
         self.size = size
         self.z_dim = z_dim
+        self.res, self.alpha = size, 1.0
+
+    def set_resolution(self, res: int, alpha: float = 1.0) -> None:
+        """Progressive training: compute only up to ``res`` px, that resolution weighted by
+        ``alpha`` against the one below (fade-in); outputs keep ``size`` px (nearest-upsampled).
+        Only architectures with ``supports_progressive`` honour it."""
+        self.res, self.alpha = int(res), float(alpha)
 
     def forward(self, z: Tensor) -> Tensor:
         """Generate images.
@@ -75,10 +85,18 @@ class Discriminator(nn.Module):
     """
 
     size: int
+    #: Whether the architecture can train with progressive resolution (``set_resolution``).
+    supports_progressive: ClassVar[bool] = False
 
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
+        self.res, self.alpha = size, 1.0
+
+    def set_resolution(self, res: int, alpha: float = 1.0) -> None:
+        """Progressive training: read inputs at ``res`` px (they arrive nearest-upsampled to
+        ``size``), faded in over the resolution below by ``alpha``."""
+        self.res, self.alpha = int(res), float(alpha)
 
     def forward(self, x: Tensor) -> Tensor:
         """Score images.

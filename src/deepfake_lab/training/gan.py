@@ -10,6 +10,7 @@ same weights, bit for bit on CPU, as 2N straight steps.
 from __future__ import annotations
 
 import copy
+import inspect
 from contextlib import nullcontext
 from typing import Any
 
@@ -20,7 +21,12 @@ from deepfake_lab.data.dataset import FaceDataset
 from deepfake_lab.errors import UserError
 from deepfake_lab.losses.gan import GAN_LOSSES, r1_penalty
 from deepfake_lab.losses.perceptual import PerceptualLoss, build_perceptual
-from deepfake_lab.models import build_discriminator, build_generator
+from deepfake_lab.models import (
+    DISCRIMINATORS,
+    GENERATORS,
+    build_discriminator,
+    build_generator,
+)
 from deepfake_lab.runs.checkpoint import (
     capture_rng,
     restore_rng,
@@ -28,6 +34,7 @@ from deepfake_lab.runs.checkpoint import (
 from deepfake_lab.training.common import grad_norm
 from deepfake_lab.training.ema import ema_beta, update_ema
 from deepfake_lab.training.gan_config import GanConfig
+from deepfake_lab.training.progressive import ProgressiveSchedule, faded_reals
 from deepfake_lab.training.sampler import InfiniteSampler
 
 
@@ -36,14 +43,27 @@ class TrainingDiverged(UserError):
 
 
 def build_models(cfg: GanConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """G and D as the config describes them (widths left at None take the arch's default)."""
+    """G and D as the config describes them (widths left at None take the arch's default).
+
+    Raises:
+        UserError: ``train.progressive`` with an architecture that cannot grow.
+    """
     m = cfg.model
-    g_kw = {"size": m.size, "z_dim": m.z_dim, "max_channels": m.max_channels}
-    d_kw = {"size": m.size, "max_channels": m.max_channels}
+    g_kw: dict[str, Any] = {"size": m.size, "z_dim": m.z_dim, "max_channels": m.max_channels}
+    d_kw: dict[str, Any] = {"size": m.size, "max_channels": m.max_channels}
     if m.g_channels is not None:
         g_kw["channels"] = m.g_channels
     if m.d_channels is not None:
         d_kw["channels"] = m.d_channels
+    if cfg.train.progressive:
+        g_cls, d_cls = GENERATORS.get(m.arch), DISCRIMINATORS.get(m.arch)
+        if not (g_cls.supports_progressive and d_cls.supports_progressive):
+            growing = [n for n in GENERATORS.names() if GENERATORS.get(n).supports_progressive]
+            raise UserError(f"train.progressive: {m.arch} cannot grow; use {' or '.join(growing)}")
+        # Only the halves that need extra layers for it (RGB heads) take the argument.
+        for cls, kw in ((g_cls, g_kw), (d_cls, d_kw)):
+            if "progressive" in inspect.signature(cls).parameters:
+                kw["progressive"] = True
     return build_generator(m.arch, **g_kw), build_discriminator(m.arch, **d_kw)
 
 
@@ -63,6 +83,9 @@ def check_models(cfg: GanConfig) -> None:
     perceptual network (or its missing weights) fails before any folder is made."""
     _, D = build_models(cfg)
     build_gan_perceptual(cfg, D, torch.device("cpu"))
+    t = cfg.train
+    if t.progressive:
+        ProgressiveSchedule(t.progressive_start, cfg.model.size, t.progressive_kimg)
 
 
 class GanTrainer:
@@ -98,11 +121,18 @@ class GanTrainer:
         n = cfg.schedule.grid**2
         grid_gen = torch.Generator().manual_seed(seed + 3)
         self.grid_z = torch.randn(n, m.z_dim, generator=grid_gen).to(device)
+        t = cfg.train
+        self.schedule = (
+            ProgressiveSchedule(t.progressive_start, m.size, t.progressive_kimg)
+            if t.progressive
+            else None
+        )
         self.step = 0
         self.nimg = 0
         # ADA: the augmentation probability and the sign(D(real)) sums of the current interval.
         self.ada_p = 0.0
         self.ada_stats = torch.zeros(2, dtype=torch.float64)
+        self._grow()
         self.use_amp = cfg.train.amp and device.type == "cuda"
 
     # -- state ---------------------------------------------------------------------------
@@ -122,6 +152,8 @@ class GanTrainer:
             "gen_aug": self.gen_aug.get_state(),
             "rng": capture_rng(),
             "ada": {"p": self.ada_p, "stats": self.ada_stats.clone()},
+            # Where a progressive run stands, for loaders of this checkpoint's G_ema.
+            "progressive": {"res": self.G_ema.res, "alpha": self.G_ema.alpha},
             "arch": {
                 "generator": {"name": self.G.registry_name, "kwargs": self.G.init_kwargs},
                 "discriminator": {"name": self.D.registry_name, "kwargs": self.D.init_kwargs},
@@ -143,6 +175,7 @@ class GanTrainer:
         ada = state.get("ada")  # absent in checkpoints from before ADA: p starts at 0
         if ada is not None:
             self.ada_p, self.ada_stats = float(ada["p"]), ada["stats"].clone().double()
+        self._grow()  # the resolution of the restored step, for grids drawn before the next
 
     # -- one step ------------------------------------------------------------------------
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
@@ -186,10 +219,22 @@ class GanTrainer:
     def _latents(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.cfg.model.z_dim, generator=self.gen_noise, device=self.device)
 
+    def _grow(self) -> tuple[int, float] | None:
+        """Set G, D and G_ema to the schedule's resolution and fade for this step."""
+        if self.schedule is None:
+            return None
+        res, alpha = self.schedule.at(self.nimg)
+        for net in (self.G, self.D, self.G_ema):
+            net.set_resolution(res, alpha)
+        return res, alpha
+
     def train_step(self) -> dict[str, torch.Tensor]:
         """One D update and one G update; returns detached scalar statistics."""
         cfg, B = self.cfg, self.cfg.train.batch
+        grown = self._grow()
         real = self._real_batch()
+        if grown is not None:
+            real = faded_reals(real, *grown)
 
         # --- D: real vs fake (+ lazy R1 on reals, + any auxiliary loss D defines) ---
         self.D.requires_grad_(True)
@@ -240,6 +285,9 @@ class GanTrainer:
         self.opt_G.step()
         stats["Loss/G"] = g_loss.detach()
 
+        if grown is not None:
+            stats["Progressive/res"] = torch.tensor(float(grown[0]))
+            stats["Progressive/alpha"] = torch.tensor(grown[1])
         self.nimg += B
         self.step += 1
         beta = ema_beta(B, self.nimg, cfg.ema.half_life_kimg, cfg.ema.rampup)

@@ -166,6 +166,15 @@ class TrainConfig(StrictModel):
     max_minutes: float | None = Field(
         None, gt=0, description="Stop (with a checkpoint) after this much training time."
     )
+    progressive: bool = Field(
+        False,
+        description="Progressive resolution: start at progressive_start px and grow to "
+        "model.size with fade-in (dcgan, stylegan2).",
+    )
+    progressive_start: int = Field(8, description="First resolution (a power of two).")
+    progressive_kimg: float = Field(
+        20.0, gt=0, description="kimg a resolution phase (the first half fades it in)."
+    )
 
 
 class ScheduleConfig(StrictModel):

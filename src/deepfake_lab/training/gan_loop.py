@@ -93,6 +93,8 @@ def _train(cfg, run_dir, dataset, device, resume_state, logger, console, progres
         )
         if dataset.skipped:
             logger.info(f"skipped {len(dataset.skipped)} unreadable files")
+        if trainer.schedule is not None:
+            logger.info(trainer.schedule.describe())
         save_grid(
             dataset.batch(torch.arange(min(len(dataset), cfg.schedule.grid**2))),
             run_dir / "samples" / "reals.png",

@@ -49,7 +49,7 @@ def write_gan_report(run_dir: str | Path, extra_sections: list[Section] | None =
                         rows=[
                             [
                                 model.get("arch"),
-                                model.get("size"),
+                                _size_cell(model, cfg.get("train", {})),
                                 last["kimg"],
                                 cfg.get("train", {}).get("batch"),
                                 f"{last.get('Speed/images_per_sec') or 0:.1f}",
@@ -140,3 +140,19 @@ def _metric_sections(run_dir: Path) -> list[Section]:
             images=images,
         )
     ]
+
+
+def _size_cell(model: dict, train: dict) -> str:
+    """The image size, with the progressive schedule when the run grew to it."""
+    size = model.get("size")
+    if not train.get("progressive"):
+        return str(size)
+    from deepfake_lab.training.progressive import ProgressiveSchedule
+
+    try:
+        s = ProgressiveSchedule(
+            int(train["progressive_start"]), int(size), float(train["progressive_kimg"])
+        )
+    except Exception:  # a stored config this version cannot read: show the size alone
+        return str(size)
+    return f"{size} ({s.describe()})"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from deepfake_lab.models.base import Discriminator, check_positive, check_size
@@ -33,8 +35,11 @@ class DCGANDiscriminator(Discriminator):
     #: The architecture's name in error messages (subclasses registered under another name
     #: set theirs).
     ARCH = "dcgan"
+    supports_progressive = True
 
-    def __init__(self, size: int, channels: int = 64, max_channels: int = 512) -> None:
+    def __init__(
+        self, size: int, channels: int = 64, max_channels: int = 512, progressive: bool = False
+    ) -> None:
         check_size(self.ARCH, size, SIZES)
         check_positive(self.ARCH, channels=channels, max_channels=max_channels)
         super().__init__(size)
@@ -56,8 +61,34 @@ class DCGANDiscriminator(Discriminator):
             r //= 2
         layers.append(nn.Conv2d(width(4), 1, 4, 1, 0, bias=False))
         self.main = nn.Sequential(*layers)
+        # Progressive training reads lower resolutions through 1x1 convs from RGB.
+        self.from_rgbs = nn.ModuleDict(
+            {
+                str(q): nn.Sequential(nn.Conv2d(3, width(q), 1), nn.LeakyReLU(0.2))
+                for q in SIZES + (4, 8)
+                if q < size
+            }
+            if progressive
+            else {}
+        )
         self.apply(init_dcgan_)
+
+    def _enter(self, x: Tensor, res: int) -> tuple[Tensor, int]:
+        """Features of ``x`` read at ``res`` px, and the index in ``main`` that continues."""
+        if res == self.size:
+            return self.main[1](self.main[0](x)), 2
+        h = self.from_rgbs[str(res)](F.avg_pool2d(x, self.size // res))
+        # main: [conv, lrelu] (size -> size/2), then a triplet per halving down to 4 px.
+        return h, 2 + 3 * ((self.size // 2 // res).bit_length() - 1)
 
     def forward(self, x: Tensor) -> Tensor:
         """``x``: ``(B, 3, size, size)`` in [-1, 1] -> logits ``(B,)``."""
-        return self.main(x).reshape(-1)
+        if self.res >= self.size and self.alpha >= 1.0:
+            return self.main(x).reshape(-1)
+        h, i = self._enter(x, self.res)
+        if self.alpha < 1.0 and self.res > 4:  # fade in over the resolution below
+            if self.res < self.size:  # the newest resolution's own halving first
+                h = self.main[i + 2](self.main[i + 1](self.main[i](h)))
+            low, i = self._enter(x, self.res // 2)
+            h = torch.lerp(low, h, self.alpha)
+        return self.main[i:](h).reshape(-1)

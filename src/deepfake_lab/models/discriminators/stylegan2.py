@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -46,7 +47,11 @@ class StyleGAN2Discriminator(Discriminator):
         max_channels: cap on any layer's width.
     """
 
-    def __init__(self, size: int, channels: int = 32, max_channels: int = 256) -> None:
+    supports_progressive = True
+
+    def __init__(
+        self, size: int, channels: int = 32, max_channels: int = 256, progressive: bool = False
+    ) -> None:
         check_size("stylegan2", size, SIZES)
         check_positive("stylegan2", channels=channels, max_channels=max_channels)
         super().__init__(size)
@@ -55,6 +60,12 @@ class StyleGAN2Discriminator(Discriminator):
             return min(max_channels, channels * size // r)
 
         self.from_rgb = EqualConv2d(3, width(size), 1)
+        # Progressive training reads lower resolutions through their own 1x1 convs.
+        self.from_rgbs = nn.ModuleDict(
+            {str(r): EqualConv2d(3, width(r), 1) for r in (4 * 2**i for i in range(8)) if r < size}
+            if progressive
+            else {}
+        )
         blocks = []
         r = size
         while r > 4:
@@ -65,8 +76,21 @@ class StyleGAN2Discriminator(Discriminator):
         self.head_fc = EqualLinear(width(4) * 16, width(4))
         self.out = EqualLinear(width(4), 1)
 
+    def _from_rgb(self, x: Tensor, res: int) -> Tensor:
+        if res < self.size:
+            x = F.avg_pool2d(x, self.size // res)
+        conv = self.from_rgb if res == self.size else self.from_rgbs[str(res)]
+        return lrelu(conv(x))
+
     def forward(self, x: Tensor) -> Tensor:
         """``x``: ``(B, 3, size, size)`` in [-1, 1] -> logits ``(B,)``."""
-        h = self.blocks(lrelu(self.from_rgb(x)))
+        res = self.res
+        first = (self.size // res).bit_length() - 1  # the block that reads ``res`` px
+        h = self._from_rgb(x, res)
+        if res > 4 and self.alpha < 1.0:  # fade in: blend with the resolution below
+            h = torch.lerp(self._from_rgb(x, res // 2), self.blocks[first](h), self.alpha)
+            first += 1
+        for block in self.blocks[first:]:
+            h = block(h)
         h = lrelu(self.head_conv(minibatch_stddev(h)))
         return self.out(lrelu(self.head_fc(h.flatten(1)))).reshape(-1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from deepfake_lab.models.base import Generator, check_positive, check_size
@@ -28,8 +30,15 @@ class DCGANGenerator(Generator):
         max_channels: cap on any layer's width.
     """
 
+    supports_progressive = True
+
     def __init__(
-        self, size: int, z_dim: int = 128, channels: int = 64, max_channels: int = 512
+        self,
+        size: int,
+        z_dim: int = 128,
+        channels: int = 64,
+        max_channels: int = 512,
+        progressive: bool = False,
     ) -> None:
         check_size("dcgan", size, SIZES)
         check_positive("dcgan", z_dim=z_dim, channels=channels, max_channels=max_channels)
@@ -53,8 +62,35 @@ class DCGANGenerator(Generator):
             r *= 2
         layers += [nn.ConvTranspose2d(width(r), 3, 4, 2, 1, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
+        # Progressive training shows the lower resolutions through 1x1 convs to RGB.
+        self.to_rgbs = nn.ModuleDict(
+            {str(q): nn.Conv2d(width(q), 3, 1) for q in SIZES + (4, 8) if q < size}
+            if progressive
+            else {}
+        )
         self.apply(init_dcgan_)
 
     def forward(self, z: Tensor) -> Tensor:
         """``z``: ``(B, z_dim)`` -> images ``(B, 3, size, size)`` in [-1, 1]."""
-        return self.main(z.reshape(z.shape[0], self.z_dim, 1, 1))
+        x = z.reshape(z.shape[0], self.z_dim, 1, 1)
+        if self.res >= self.size and self.alpha >= 1.0:
+            return self.main(x)
+        # Progressive: each triplet (conv, BN, ReLU) doubles the resolution from 4 px.
+        feats: dict[int, Tensor] = {}
+        r = 4
+        for i in range(0, len(self.main) - 2, 3):
+            x = self.main[i + 2](self.main[i + 1](self.main[i](x)))
+            feats[r] = x
+            if r >= self.res:
+                break
+            r *= 2
+        if self.res >= self.size:
+            new = self.main[-1](self.main[-2](x))
+            low = feats[self.size // 2]
+        else:
+            new = torch.tanh(self.to_rgbs[str(self.res)](feats[self.res]))
+            low = feats.get(self.res // 2)
+        if self.alpha < 1.0 and low is not None:
+            old = torch.tanh(self.to_rgbs[str(low.shape[-1])](low))
+            new = torch.lerp(F.interpolate(old, scale_factor=2, mode="nearest"), new, self.alpha)
+        return F.interpolate(new, size=self.size, mode="nearest") if self.res < self.size else new

@@ -55,6 +55,9 @@ def load_generator(source: str | Path, device: str | torch.device = "cpu") -> Lo
         raise UserError(f"{ckpt_path} is a detector checkpoint, not a GAN's")
     g = ckpt["arch"]["generator"]
     model = build_model(GENERATORS, g["name"], g["kwargs"], ckpt["G_ema"], str(ckpt_path))
+    grown = ckpt.get("progressive")  # a progressive run's checkpoint: its current resolution
+    if grown and int(grown["res"]) < model.size or grown and float(grown["alpha"]) < 1.0:
+        model.set_resolution(int(grown["res"]), float(grown["alpha"]))
     identity = {
         "arch": g["name"],
         "kwargs": g["kwargs"],

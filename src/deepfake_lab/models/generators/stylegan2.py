@@ -25,7 +25,12 @@ W_AVG_BETA = 0.995
 
 @GENERATORS.register("stylegan2")
 class StyleGAN2Generator(Generator):
+    supports_progressive = True  # the skip RGB outputs make every resolution an output
+
     """Mapping network, modulated synthesis network, skip ToRGB.
+
+    With :meth:`set_resolution` (progressive training) synthesis stops at that resolution,
+    its RGB added to the up-sampled RGB below with weight ``alpha``.
 
     Widths: the block at resolution ``r`` has ``min(max_channels, channels * size / r)``
     channels (``channels``: the width at the output resolution).
@@ -98,13 +103,18 @@ class StyleGAN2Generator(Generator):
         x = self.const.expand(ws.shape[0], -1, -1, -1)
         x = self.layers[0](x, ws[:, 0])
         rgb = self.to_rgbs[0](x, ws[:, 0])
-        for i in range(1, len(self.to_rgbs)):
+        blocks = max(0, self.res.bit_length() - 3)  # 4 px: 0 blocks, 8 px: 1, ...
+        for i in range(1, blocks + 1):
             a, b = 2 * i - 1, 2 * i
             x = self.layers[a](x, ws[:, a])
             x = self.layers[b](x, ws[:, b])
             rgb = F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False)
-            rgb = rgb + self.to_rgbs[i](x, ws[:, b])
-        return torch.tanh(rgb)
+            fade = self.alpha if i == blocks else 1.0  # the newest resolution fades in
+            rgb = rgb + fade * self.to_rgbs[i](x, ws[:, b])
+        out = torch.tanh(rgb)
+        if out.shape[-1] < self.size:  # progressive: shown at full size, blocky
+            out = F.interpolate(out, size=self.size, mode="nearest")
+        return out
 
     def forward(self, z: Tensor) -> Tensor:
         """``z``: ``(B, z_dim)`` -> images ``(B, 3, size, size)`` in [-1, 1]."""
