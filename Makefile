@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 # torch would pull a multi-GB CUDA build. Elsewhere pip fetches the same version.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test bench lint docs venv clean
+.PHONY: demo test bench lint docs venv clean browser
 
 $(VENV)/.installed-base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,19 @@ R56 := $(wildcard ../shared/models/resnet56-4bfd9763.th)
 demo: $(VENV)/.installed-base
 	$(VENV)/bin/deepfake-lab demo $(if $(R56),--metrics-weights $(R56))
 
-test: $(VENV)/.installed-test
+# tests/serve/test_browser.py drives headless Chromium (Debian's package) and skips, saying
+# why, without it: installed here when root and apt-get allow.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then \
+	  echo "browser test: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "could not install chromium: the browser test will be skipped"; \
+	else \
+	  echo "browser test skipped: no chromium, and installing it needs root and apt-get"; \
+	fi
+
+test: $(VENV)/.installed-test browser
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed-base

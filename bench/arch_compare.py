@@ -7,6 +7,10 @@ samples and the real images. Lower is better.
 
     python bench/arch_compare.py --data ../shared/data/ffhq-128 \
         --weights ../shared/models/resnet56-4bfd9763.th --minutes 30 --size 64
+
+``--archs`` takes architectures and variants of them: ``ARCH+progressive`` (progressive
+resolution from 8 px, ``--progressive-kimg`` a phase) and ``vae+perceptual`` (the VAE with the
+ResNet-56 perceptual loss of ``--weights``).
 """
 
 from __future__ import annotations
@@ -46,10 +50,24 @@ def main() -> None:
     ap.add_argument("--out", default="runs/arch-compare")
     ap.add_argument("--num", type=int, default=400, help="generated images for FD-R56")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--progressive-kimg", type=float, default=2.0)
     args = ap.parse_args()
+    variants = {
+        "progressive": [
+            "train.progressive=true",
+            "train.progressive_start=8",
+            f"train.progressive_kimg={args.progressive_kimg}",
+        ],
+        "perceptual": [
+            "loss.perceptual.net=resnet56-cifar",
+            f"loss.perceptual.weights={args.weights}",
+        ],
+    }
 
     procs = {}
-    for arch in args.archs.split(","):
+    for name in args.archs.split(","):
+        arch, *extras = name.split("+")
+        label = name.replace("+", "-")
         cmd = [
             sys.executable,
             "-m",
@@ -69,7 +87,7 @@ def main() -> None:
             "--out",
             args.out,
             "--name",
-            f"{arch}{args.size}",
+            f"{label}{args.size}",
             "--no-progress",
             "--set",
             f"train.max_minutes={args.minutes}",
@@ -78,9 +96,9 @@ def main() -> None:
             "--set",
             "schedule.checkpoint_kimg=5",
         ]
-        for o in args.overrides:
+        for o in args.overrides + [o for e in extras for o in variants[e]]:
             cmd += ["--set", o]
-        procs[arch] = subprocess.Popen(cmd)
+        procs[label] = subprocess.Popen(cmd)
     for arch, p in procs.items():
         if p.wait() != 0:
             sys.exit(f"training {arch} failed with exit code {p.returncode}")

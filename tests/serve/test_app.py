@@ -6,22 +6,18 @@ refusal is a 4xx (503 when busy) with a one-line reason, and nothing outlives it
 
 from __future__ import annotations
 
-import io
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from deepfake_lab.serve.app import create_app
 from deepfake_lab.serve.limits import ServeLimits
 from deepfake_lab.serve.models import ModelSet
 from detector_toys import make_toy_sets, train_toy
+from serve_toys import HOSTILE, mp4_bytes, png_bytes
 
 
 @pytest.fixture(scope="module")
@@ -37,28 +33,6 @@ def models(toy_model) -> ModelSet:
 def _client(models, tmp_path, **kw) -> TestClient:
     limits = kw.pop("limits", ServeLimits(max_bytes=2_000_000, scan_frames=4))
     return TestClient(create_app(models, limits, work_dir=tmp_path, **kw))
-
-
-def png_bytes(seed: int = 0, size: int = 16) -> bytes:
-    rng = np.random.default_rng(seed)
-    buf = io.BytesIO()
-    Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def mp4_bytes(path: Path, frames: int = 6, size: int = 32) -> bytes:
-    rng = np.random.default_rng(1)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=Fraction(5))
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for _ in range(frames):
-            img = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path.read_bytes()
 
 
 def _private_files(tmp_path: Path) -> list[Path]:
@@ -115,11 +89,24 @@ def test_hostile_uploads_get_a_4xx_and_one_line(models, tmp_path, payload, statu
     assert _private_files(tmp_path) == []
 
 
+def test_a_video_that_does_not_open_is_named_as_the_client_named_it(models, tmp_path) -> None:
+    data, _ = HOSTILE["cut.mp4"]
+    with _client(models, tmp_path) as client:
+        res = client.post("/api/v1/detect", files={"file": ("holiday.mp4", data)})
+    detail = res.json()["detail"]
+    assert res.status_code == 422 and detail.startswith("holiday.mp4: ")
+    assert str(tmp_path) not in detail and "upload" not in detail  # no server path or name
+    assert _private_files(tmp_path) == []
+
+
 def test_uploads_over_the_limits_are_refused(models, tmp_path) -> None:
     limits = ServeLimits(max_bytes=10_000, max_pixels=100)
     with _client(models, tmp_path, limits=limits) as client:
         big = client.post("/api/v1/detect", files={"file": ("b.png", b"\x89PNG" + b"0" * 200_000)})
         assert big.status_code == 413
+        # Just over: within the room the body's limit leaves for the form around the file.
+        just = client.post("/api/v1/detect", files={"file": ("j.png", png_bytes() + bytes(10_000))})
+        assert just.status_code == 413 and "over 10000 bytes" in just.json()["detail"]
         wide = client.post("/api/v1/detect", files={"file": ("w.png", png_bytes(size=16))})
         assert wide.status_code == 422 and "over the limit" in wide.json()["detail"]
         missing = client.post("/api/v1/detect", data={"model": "x"})
@@ -194,3 +181,35 @@ def test_the_page_is_served_without_anything_from_elsewhere(models, tmp_path) ->
             assert "http://" not in body.text and "https://" not in body.text
         assert "innerHTML" not in client.get("/static/app.js").text
         assert client.get("/docs").status_code == 200
+
+
+def test_images_past_the_scans_and_waiting_room_answer_503(models, tmp_path) -> None:
+    limits = ServeLimits(max_image_requests=1, max_image_waiting=1)
+    with _client(models, tmp_path, limits=limits) as client:
+        slots = client.app.state.image_slots
+        assert slots.acquire(blocking=False) and slots.acquire(blocking=False)  # both taken
+        try:
+            res = client.post("/api/v1/detect", files={"file": ("a.png", png_bytes())})
+            assert res.status_code == 503 and "try again" in res.json()["detail"]
+        finally:
+            slots.release()
+            slots.release()
+        assert client.post("/api/v1/detect", files={"file": ("a.png", png_bytes())}).is_success
+    assert _private_files(tmp_path) == []
+
+
+def test_finished_jobs_past_the_cap_go_oldest_first(tmp_path) -> None:
+    from deepfake_lab.serve.jobs import JobQueue
+
+    queue = JobQueue(tmp_path, workers=1, max_waiting=4, ttl_s=900, max_kept=2)
+    try:
+        jobs = [queue.new_job(f"v{i}.mp4", "m") for i in range(3)]
+        for job in jobs:
+            queue.submit(job, lambda job: {"ok": True})
+        while any(job.finished is None for job in jobs):
+            time.sleep(0.01)
+        queue.expire()
+        assert queue.get(jobs[0].id) is None and not jobs[0].folder.exists()
+        assert [queue.get(j.id).result for j in jobs[1:]] == [{"ok": True}] * 2
+    finally:
+        queue.close()

@@ -140,6 +140,11 @@ def eval_detector_cmd(
     real: list[Path] = typer.Option([], "--real", help="Folder of real images (repeatable)."),
     fake: list[Path] = typer.Option([], "--fake", help="Folder of fakes, one source each."),
     manifest: Path = typer.Option(None, "--manifest", help="JSONL of path, label, source."),
+    manifest_outside: bool = typer.Option(
+        False,
+        "--manifest-outside",
+        help="Accept manifest paths outside the manifest's folder (refused by default).",
+    ),
     videos: list[Path] = typer.Option(
         [], "--videos", help="FaceForensics++ / VoxCeleb tree: videos labelled by their path."
     ),
@@ -200,6 +205,7 @@ def eval_detector_cmd(
             device=device,
             video=video,
             videos_from=videos,
+            manifest_outside=manifest_outside,
         )
     if "roc_auc" in r:
         _print_image_metrics(r)

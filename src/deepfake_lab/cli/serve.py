@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
+import signal
+import socket
 from pathlib import Path
 
 import typer
@@ -87,18 +90,68 @@ def serve_cmd(
         scan_frames=scan_frames,
         max_waiting=queue,
     )
-    models = ModelSet(
-        model or [DEFAULT_DETECTOR],
-        device=device,
-        faces=faces,
-        face_detector=face_detector,
-        face_model=face_model,
-    )
-    app = create_app(models, limits, api_key=key, cors_origins=cors_origin)
+    # Bound before the models load: a taken port is said at once, in one line. Clients that
+    # connect meanwhile wait in the backlog until the server answers.
+    sock = listen(host, port)
+    try:
+        models = ModelSet(
+            model or [DEFAULT_DETECTOR],
+            device=device,
+            faces=faces,
+            face_detector=face_detector,
+            face_model=face_model,
+        )
+        app = create_app(models, limits, api_key=key, cors_origins=cors_origin)
+    except BaseException:
+        sock.close()
+        raise
     console.print(
-        f"serving {', '.join(models.models)} at http://{host}:{port}/ "
+        f"serving {', '.join(models.models)} at http://{_url_host(host)}:{port}/ "
         f"(API docs at /docs{', API key required' if key else ''})",
         highlight=False,
         markup=False,
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    # uvicorn stops gracefully on SIGTERM, then re-raises it; without a handler of ours the
+    # process would die of it (status 143) although it stopped cleanly. SIGINT keeps the
+    # CLI's usual "interrupted" (130).
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sock.close()
+        # The lifespan shutdown deletes it; this covers a server that never started.
+        shutil.rmtree(app.state.root, ignore_errors=True)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (IPv4 or IPv6, as ``host`` resolves).
+
+    Raises:
+        UserError: the address is taken, not this machine's, or the port is privileged.
+    """
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise UserError(f"--host {host}: cannot listen there ({exc})") from None
+    try:
+        # As uvicorn does: a restarted server may reuse a port whose old connections linger.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        why = exc.strerror or str(exc)
+        raise UserError(f"cannot listen on {host}:{port}: {why.lower()}") from None
+    return sock
+
+
+def _url_host(host: str) -> str:
+    """``host`` as the host part of a URL (IPv6 addresses in brackets)."""
+    return f"[{host}]" if ":" in host else host

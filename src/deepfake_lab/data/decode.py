@@ -3,20 +3,27 @@
 Every way a file can be unusable is turned into a :class:`DecodeError` with a short machine
 reason code and a human detail, so that a dataset run can record it and carry on:
 
-==============  ===========================================================================
-reason          meaning
-==============  ===========================================================================
-``empty_file``  the file has zero bytes
-``unreadable``  the file cannot be read (permissions, I/O error)
-``not_image``   not a JPEG/PNG/WebP/BMP file (e.g. a text file renamed ``.jpg``)
-``too_large``   width x height over the pixel limit (decompression-bomb guard), or the bytes
-                decoding would hold over the byte limit (:func:`decoded_bytes`: a 16-bit or
-                32-bit image costs more a pixel than an 8-bit one), both read from the
-                header before any pixel is decoded; or a file bigger than any image within
-                the limit can be (never read into memory)
-``truncated``   the file ends before the image data does
-``corrupt``     the header parses but the image data does not decode
-==============  ===========================================================================
+=================  ========================================================================
+reason             meaning
+=================  ========================================================================
+``empty_file``     the file has zero bytes
+``unreadable``     the file cannot be read (permissions, I/O error) *
+``not_image``      not a JPEG/PNG/WebP/BMP file (e.g. a text file renamed ``.jpg``)
+``too_large``      width x height over the pixel limit (decompression-bomb guard), or the bytes
+                   decoding would hold over the byte limit (:func:`decoded_bytes`: a 16-bit or
+                   32-bit image costs more a pixel than an 8-bit one), both read from the
+                   header before any pixel is decoded; or a file bigger than any image within
+                   the limit can be (never read into memory)
+``truncated``      the file ends before the image data does
+``corrupt``        the header parses but the image data does not decode
+``out_of_memory``  decoding ran out of memory *
+=================  ========================================================================
+
+The reasons marked * are *transient* (:attr:`DecodeError.transient`,
+:data:`TRANSIENT_REASONS`): they say how the machine was at the time, not what the file is
+(a permission can change without the file's mtime changing, memory may be free later), so
+nothing may record them as a verdict on the file. Every other reason depends only on the
+file's bytes and the limits.
 
 Conversions, in order: EXIF orientation is applied (``ImageOps.exif_transpose``); an
 embedded ICC profile is converted to sRGB; 16-bit and 32-bit integer images are scaled to 8 bits
@@ -70,6 +77,9 @@ _SRGB = ImageCms.createProfile("sRGB")
 # Room for EXIF, ICC and XMP blocks on top of the pixel data in the file-size guard.
 _METADATA_ALLOWANCE = 16 << 20
 
+#: Reasons that describe the moment, not the file: a later attempt may succeed.
+TRANSIENT_REASONS = frozenset({"unreadable", "out_of_memory"})
+
 
 class DecodeError(Exception):
     """An image that cannot be used.
@@ -83,6 +93,18 @@ class DecodeError(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+    @property
+    def transient(self) -> bool:
+        """Whether the failure may go away by itself (:data:`TRANSIENT_REASONS`): never a
+        verdict on the file to remember."""
+        return self.reason in TRANSIENT_REASONS
+
+
+def out_of_memory(what: str) -> DecodeError:
+    """The transient ``out_of_memory`` error for a step (``"decoding"``, ...) that raised
+    MemoryError."""
+    return DecodeError("out_of_memory", f"ran out of memory while {what} it; try it again later")
 
 
 @dataclass(frozen=True)
@@ -128,6 +150,8 @@ def read_image_file(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
         return Path(path).read_bytes()
     except OSError as exc:
         raise DecodeError("unreadable", f"cannot read the file: {exc.strerror or exc}") from None
+    except MemoryError:
+        raise out_of_memory("reading") from None
 
 
 def decoded_bytes(mode: str, width: int, height: int) -> int:
@@ -216,19 +240,27 @@ def decode_bytes(
 
     source_mode, source_format = img.mode, img.format or "?"
     try:
-        orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1))
-        transposed = ImageOps.exif_transpose(img) if orientation != 1 else img
+        with warnings.catch_warnings():  # "Corrupt EXIF data": handled below, not news
+            warnings.simplefilter("ignore", UserWarning)
+            orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1))
+            transposed = ImageOps.exif_transpose(img) if orientation != 1 else img
+    except MemoryError:  # not broken EXIF: a lower-memory result would differ
+        raise out_of_memory("decoding") from None
     except Exception:  # broken EXIF: keep the pixels as stored, they are fine
         orientation, transposed = 1, img
     exif_transposed = orientation in range(2, 9)
     try:
         rgb = _to_rgb8(transposed, background)
+    except MemoryError:
+        raise out_of_memory("decoding") from None
     except Exception as exc:
         raise DecodeError("corrupt", f"cannot convert mode {source_mode} to RGB: {exc}") from None
     return DecodedImage(rgb, source_mode, source_format, exif_transposed)
 
 
 def _classify(exc: Exception) -> DecodeError:
+    if isinstance(exc, MemoryError):  # the machine, not the file: never "corrupt"
+        return out_of_memory("decoding")
     message = str(exc) or type(exc).__name__
     if "truncated" in message.lower():
         return DecodeError("truncated", f"the file ends early ({message})")
@@ -278,6 +310,8 @@ def _to_srgb(img: Image.Image) -> Image.Image:
         src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         out_mode = "RGBA" if img.mode == "RGBA" else "RGB"
         converted = ImageCms.profileToProfile(img, src, _SRGB, outputMode=out_mode)
+    except MemoryError:  # not a broken profile: unconverted colours would be kept for good
+        raise
     except Exception:  # a broken profile: the pixels are still usable as-is
         return img
     return converted if converted is not None else img

@@ -1,7 +1,8 @@
 """Real/fake image sets for detectors: collect, split without leaks, decode once.
 
 Samples come from real and fake folders (each fake folder is one *source*, e.g. one generator)
-or from a JSONL manifest. :func:`split_samples` splits by file identity: every sample is keyed
+or from a JSONL manifest (:mod:`deepfake_lab.data.detection_manifest`, which confines its
+paths to its folder). :func:`split_samples` splits by file identity: every sample is keyed
 by the sha256 of its bytes and, when given, by its ``group`` (e.g. a video id); samples that
 share any key are kept in one split, so the same picture can never sit in train and in val,
 even as two copies in two folders. :class:`DetectionDataset` decodes real and fake images
@@ -11,7 +12,6 @@ cannot differ by how they were loaded.
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -25,32 +25,11 @@ from deepfake_lab.augment.resample import to_native_floor
 from deepfake_lab.augment.robustness import map_images, parse_reencode
 from deepfake_lab.data.dataset import list_images, load_rgb
 from deepfake_lab.data.decode import IMAGE_SUFFIXES, DecodeError
+from deepfake_lab.data.detection_manifest import FAKE, REAL, DetectionSample, read_manifest
 from deepfake_lab.errors import UserError
 from deepfake_lab.hashing import sha256_file
 
-REAL, FAKE = 0, 1
 SPLITS = ("train", "val", "test")
-
-_LABEL_NAMES = {"real": REAL, "fake": FAKE, "0": REAL, "1": FAKE}
-
-
-@dataclass(frozen=True)
-class DetectionSample:
-    """One labelled image file.
-
-    Attributes:
-        path: the image file.
-        label: 0 real, 1 fake.
-        source: where it came from: ``"real"``, the fake folder's name, or a manifest's
-            ``source``.
-        group: an explicit split key (e.g. a video id): samples with the same group stay in
-            one split. None: the file's content alone decides.
-    """
-
-    path: Path
-    label: int
-    source: str
-    group: str | None = None
 
 
 def collect_samples(
@@ -58,6 +37,7 @@ def collect_samples(
     fake: Sequence[Path],
     manifest: Path | None = None,
     require_fake: bool = True,
+    manifest_outside: bool = False,
 ) -> list[DetectionSample]:
     """Samples from real folders, fake folders and/or a manifest (all given are combined).
 
@@ -67,11 +47,13 @@ def collect_samples(
     Args:
         require_fake: False when fakes are made from the reals (pseudo-fakes), so a set of
             real faces alone is complete.
+        manifest_outside: accept manifest paths outside the manifest's folder
+            (:func:`~deepfake_lab.data.detection_manifest.read_manifest`'s ``allow_outside``).
 
     Raises:
         UserError: a folder or the manifest is missing, a folder holds no image, the
-            manifest is malformed, or there is no real (or, with ``require_fake``, no fake)
-            image at all.
+            manifest is malformed or lists files outside its folder, or there is no real
+            (or, with ``require_fake``, no fake) image at all.
     """
     samples: list[DetectionSample] = []
     for folder in real:
@@ -79,7 +61,7 @@ def collect_samples(
     for folder, name in zip(fake, fake_source_names(fake), strict=True):
         samples += [DetectionSample(p, FAKE, name) for p in _folder_images(folder, "fake")]
     if manifest is not None:
-        samples += read_manifest(manifest)
+        samples += read_manifest(manifest, allow_outside=manifest_outside)
     for label, name, flag in ((REAL, "real", "--real"), (FAKE, "fake", "--fake")):
         if label == FAKE and not require_fake:
             continue
@@ -87,60 +69,6 @@ def collect_samples(
             raise UserError(
                 f"no {name} images: give {flag} DIR or a manifest with rows labelled {name!r}"
             )
-    return samples
-
-
-def read_manifest(path: Path) -> list[DetectionSample]:
-    """Read a JSONL manifest: one ``{"path", "label", "source"?, "group"?}`` object a line.
-
-    ``path`` is relative to the manifest's folder (or absolute); ``label`` is ``"real"`` /
-    ``"fake"`` or 0 / 1. Blank lines and lines starting with ``#`` are skipped.
-
-    Raises:
-        UserError: the file is missing, a line is not a JSON object with a valid ``path`` and
-            ``label``, or listed files do not exist (with the line of the first one).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"manifest not found: {path}")
-    samples: list[DetectionSample] = []
-    missing: list[tuple[int, Path]] = []
-    # Parsed here rather than with io.read_jsonl, which skips bad lines silently: a typo in a
-    # hand-written manifest must be reported, not quietly drop images. surrogateescape: a
-    # manifest that is not UTF-8 (a Latin-1 file name written as it is) still names the very
-    # bytes of that file, as os.fsdecode would.
-    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(rec, dict):
-                raise UserError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-            rel = rec.get("path")
-            if not isinstance(rel, str) or not rel:
-                raise UserError(f'{where}: needs a "path" string (relative to the manifest)')
-            label = _parse_label(rec.get("label"), where)
-            source = rec.get("source")
-            if source is None:
-                source = "real" if label == REAL else "fake"
-            group = rec.get("group")
-            file = path.parent / rel
-            if not file.is_file():
-                missing.append((lineno, file))
-            samples.append(DetectionSample(file, label, str(source), _group(group)))
-    if missing:
-        lineno, first = missing[0]
-        raise UserError(
-            f"{len(missing)} file(s) listed in {path} do not exist, e.g. {first} (line {lineno}); "
-            "paths are relative to the manifest's folder"
-        )
-    if not samples:
-        raise UserError(f"manifest {path} lists no images")
     return samples
 
 
@@ -375,18 +303,6 @@ def fake_source_names(folders: Sequence[Path]) -> list[str]:
         used.add(unique)
         out.append(unique)
     return out
-
-
-def _parse_label(value: object, where: str) -> int:
-    if isinstance(value, bool | int) and int(value) in (REAL, FAKE):
-        return int(value)
-    if isinstance(value, str) and value.strip().lower() in _LABEL_NAMES:
-        return _LABEL_NAMES[value.strip().lower()]
-    raise UserError(f'{where}: "label" must be "real"/"fake" or 0/1, got {value!r}')
-
-
-def _group(value: object) -> str | None:
-    return None if value is None or value == "" else str(value)
 
 
 def _units(samples: Sequence[DetectionSample]) -> list[list[int]]:

@@ -81,7 +81,9 @@ VIDEO_FIELDS = (
 )  # fmt: skip
 
 # Reasons that depend only on the file's bytes and the options, so a later run with the same
-# file and options can reuse them without decoding again.
+# file and options can reuse them without decoding again. The transient ones
+# (``decode.TRANSIENT_REASONS``: ``unreadable``, ``out_of_memory``) are never among them: a
+# record with ``"transient": true`` is retried by every run.
 CACHEABLE_REASONS = frozenset(
     {"empty_file", "not_image", "not_video", "too_large", "truncated", "corrupt", "no_face",
      "face_too_small", "bad_landmarks"}
@@ -220,6 +222,17 @@ def _read_lines(path: Path) -> Iterator[dict[str, Any] | None]:
             yield record if isinstance(record, dict) else None
 
 
+def reusable(record: dict[str, Any]) -> bool:
+    """Whether a rejection record may settle its unchanged source on a later run: a
+    :data:`CACHEABLE_REASONS` reason, not marked ``transient``, and not a failure of the
+    machine recorded under another reason by versions that did not tell them apart."""
+    if record.get("reason") not in CACHEABLE_REASONS or record.get("transient"):
+        return False
+    # Before transient failures had their own reason, a MemoryError was recorded as
+    # "corrupt" with the exception's name in the detail.
+    return "MemoryError" not in str(record.get("detail") or "")
+
+
 class RejectionLog:
     """``rejected.jsonl`` for one run, swapped in atomically when the run ends.
 
@@ -230,7 +243,8 @@ class RejectionLog:
 
     Attributes:
         cache: ``(source, bytes, mtime_ns, options_key)`` -> previous record, for
-            :data:`CACHEABLE_REASONS` only: what a run may reuse without decoding again.
+            :data:`CACHEABLE_REASONS` only and never a transient failure
+            (:func:`reusable`): what a run may reuse without decoding again.
     """
 
     def __init__(self, out: Path) -> None:
@@ -242,7 +256,7 @@ class RejectionLog:
         self.cache: dict[tuple[str, int, int, str], dict[str, Any]] = {}
         for r in self.previous:
             try:
-                if r["reason"] in CACHEABLE_REASONS:
+                if reusable(r):
                     key = (r["source"], r["source_bytes"], r["source_mtime_ns"], r["options"])
                     self.cache[key] = r
             except (KeyError, TypeError):  # an old or hand-edited record: not reusable

@@ -24,7 +24,7 @@ import numpy as np
 from deepfake_lab.data import manifest as mf
 from deepfake_lab.data.decode import DEFAULT_MAX_PIXELS, DecodeError, decode_bytes
 from deepfake_lab.data.layouts import SourceImage, SourceVideo, detect_layout, list_sources
-from deepfake_lab.data.prepare_run import ImageSource, PrepareRun, Reject
+from deepfake_lab.data.prepare_run import ImageSource, PrepareRun, Reject, out_of_memory_reject
 from deepfake_lab.data.prepare_summary import DEFAULT_FRAMES_PER_VIDEO, PrepareSummary
 from deepfake_lab.data.prepare_video import (
     VideoOptions,
@@ -183,6 +183,8 @@ def settle_image(
             run.reject(image, source.stat, source.sha, Reject(exc.reason, exc.detail))
         except Reject as exc:
             run.reject(image, source.stat, source.sha, exc)
+        except MemoryError:  # in detection or alignment: the machine's state, not the file's
+            run.reject(image, source.stat, source.sha, out_of_memory_reject("processing"))
         else:
             mf.append_record(run.out, record)  # only now that its PNG is in place
             run.records.append(record)

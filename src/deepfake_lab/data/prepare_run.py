@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_lab.data import manifest as mf
-from deepfake_lab.data.decode import DecodeError, read_image_file
+from deepfake_lab.data.decode import TRANSIENT_REASONS, DecodeError, read_image_file
 from deepfake_lab.data.layouts import SourceImage, SourceVideo
 from deepfake_lab.data.prepare_summary import PrepareSummary
 from deepfake_lab.errors import os_error_detail
@@ -22,6 +22,12 @@ class Reject(Exception):
     def __init__(self, reason: str, detail: str, **extra: Any) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail, self.extra = reason, detail, extra
+
+
+def out_of_memory_reject(what: str) -> Reject:
+    """The rejection of a source whose processing raised MemoryError: transient, so the next
+    run tries it again instead of taking it for a bad file."""
+    return Reject("out_of_memory", f"ran out of memory while {what} it; the next run tries again")
 
 
 @dataclass
@@ -126,7 +132,9 @@ class PrepareRun:
         options: str | None = None,
     ) -> None:
         """Count a rejection and append it to ``rejected.jsonl`` (under the run's options
-        key, or ``options``: videos have their own)."""
+        key, or ``options``: videos have their own). A transient reason
+        (``decode.TRANSIENT_REASONS``) is marked ``"transient": true``: counted and listed
+        like any other, but never reused by a later run."""
         self.reasons[exc.reason] += 1
         record = {
             "source": str(image.path),
@@ -138,6 +146,8 @@ class PrepareRun:
             "source_mtime_ns": stat[1],
             "options": self.options if options is None else options,
         }
+        if exc.reason in TRANSIENT_REASONS:
+            record["transient"] = True
         self.rejections.add(record)
 
     def reject_reason(

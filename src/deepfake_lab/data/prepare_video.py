@@ -21,7 +21,9 @@ A video that cannot be opened is a rejection (``not_video``, ``truncated``, ``co
 ``empty_file``, ``unreadable``, ``too_large``), one with no face of at least ``min_face`` px
 in any sampled frame is ``no_face`` (or ``face_too_small``), never an error that stops the
 run. A video whose decoding breaks part-way keeps the faces of the frames decoded before the
-break, and its records say why in ``decode_error``.
+break, and its records say why in ``decode_error``. Running out of memory anywhere in a
+video is the transient ``out_of_memory`` rejection of the whole video (no part kept), which
+the next run tries again.
 
 The crops of one video are held in memory until its tracks are known, because the track id
 is part of each crop's name: ``frames_per_video`` x faces x ``size``\\ :sup:`2` x 3 bytes
@@ -44,7 +46,8 @@ from typing import Any
 import numpy as np
 
 from deepfake_lab.data import manifest as mf
-from deepfake_lab.data.prepare_run import PrepareRun
+from deepfake_lab.data.decode import TRANSIENT_REASONS
+from deepfake_lab.data.prepare_run import PrepareRun, out_of_memory_reject
 from deepfake_lab.data.video_layouts import SourceVideo
 from deepfake_lab.errors import UserError, os_error_detail, without_path
 from deepfake_lab.faces.align import align_face, center_crop
@@ -156,6 +159,9 @@ def settle_video(run: PrepareRun, video: SourceVideo, opts: VideoOptions) -> Non
             extracted = _extract(video.path, opts)
         except _VideoReject as exc:
             run.reject_reason(video, source.stat, source.sha, exc.reason, exc.detail, opts.options)
+        except MemoryError:  # decoding or detection: the machine's state, not the file's
+            oom = out_of_memory_reject("processing")
+            run.reject_reason(video, source.stat, source.sha, oom.reason, oom.detail, opts.options)
         else:
             records = _write(run.out, video, source, extracted, opts)
             mf.append_records(run.out, records)  # only now that all its PNGs are in place
@@ -233,6 +239,8 @@ def _extract(path: Path, opts: VideoOptions) -> _Extracted:
         raise _VideoReject(exc.reason, exc.detail) from None
     except UserError as exc:  # unreadable (permissions), vanished since it was listed
         raise _VideoReject("unreadable", str(exc)) from None
+    except MemoryError:  # not "corrupt": settle_video makes it a transient rejection
+        raise
     except Exception as exc:  # noqa: BLE001 - a PyAV/FFmpeg surprise must not end the run
         raise _VideoReject("corrupt", f"{type(exc).__name__}: {exc}") from None
     try:
@@ -279,11 +287,14 @@ def _next_frame(frames: Iterator[Frame], result: _Extracted) -> Frame | None:
     try:
         return next(frames, None)
     except VideoDecodeError as exc:
-        if result.frames == 0:
+        # A transient failure keeps nothing: the frames before it would be taken for all.
+        if result.frames == 0 or exc.reason in TRANSIENT_REASONS:
             raise _VideoReject(exc.reason, str(exc)) from None
         # The frames before the break are good (decode.py's contract): keep their faces.
         where = without_path(str(exc), exc.path)  # the path is the record's source
         result.decode_error = f"{exc.reason}: {where}"
+    except MemoryError:  # not damage: settle_video makes it a transient rejection
+        raise
     except Exception as exc:  # noqa: BLE001 - a PyAV/FFmpeg surprise must not end the run
         if result.frames == 0:
             raise _VideoReject("corrupt", f"{type(exc).__name__}: {exc}") from None

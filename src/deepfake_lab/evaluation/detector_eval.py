@@ -61,6 +61,7 @@ def evaluate_detector(
     device: str = "auto",
     video: VideoOptions | None = None,
     videos_from: list[str | Path] | None = None,
+    manifest_outside: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a detector on labelled folders (or a manifest), images and videos.
 
@@ -78,6 +79,8 @@ def evaluate_detector(
         video: how videos are sampled and aggregated (default ``VideoOptions()``).
         videos_from: labelled dataset trees (FaceForensics++, VoxCeleb) whose videos are
             added, labelled by their place in the tree (``video_eval.layout_videos``).
+        manifest_outside: accept manifest paths outside the manifest's folder (refused by
+            default: :mod:`deepfake_lab.data.detection_manifest`).
 
     Returns:
         For images: ``roc_auc``, ``ap``, ``eer``, ``accuracy``, ``precision``, ``recall``,
@@ -99,9 +102,8 @@ def evaluate_detector(
         videos += layout_videos(Path(root))
     result: dict[str, Any] = {}
     if (real_images and fake_images) or manifest or not videos:
-        result = _evaluate_images(
-            det, dev, real_images, fake_images, manifest, out, robustness, attacks, n_boot, batch
-        )
+        images = (real_images, fake_images, manifest, manifest_outside)
+        result = _evaluate_images(det, dev, *images, out, robustness, attacks, n_boot, batch)
     elif real_images or fake_images:  # images on one side only: nothing to compare them with
         side = "real" if real_images else "fake"
         result["notes"] = [f"image folders ignored: only {side} images were given"]
@@ -212,13 +214,16 @@ def _evaluate_images(
     real: list[Path],
     fake: list[Path],
     manifest: str | Path | None,
+    manifest_outside: bool,
     out: str | Path | None,
     robustness: bool,
     attacks: bool,
     n_boot: int,
     batch: int,
 ) -> dict[str, Any]:
-    samples = collect_samples(real, fake, Path(manifest) if manifest else None)
+    samples = collect_samples(
+        real, fake, Path(manifest) if manifest else None, manifest_outside=manifest_outside
+    )
     data = DetectionDataset.from_samples(
         samples, det.size, reencode=det.reencode, native_floor=det.native_floor
     )

@@ -118,7 +118,8 @@ def train_and_score(
     res = train_detector(
         manifest=manifest,
         config=config,
-        overrides=list(overrides),
+        # The manifest is ours (write_manifest: absolute paths to the user's folders).
+        overrides=[*overrides, "data.manifest_outside=true"],
         model=model,
         size=size,
         epochs=epochs,

@@ -272,7 +272,7 @@ def _to_int(value: Any) -> int | None:
         return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's Infinity
         return None
 
 
@@ -289,7 +289,10 @@ def _str_or_none(value: Any) -> str | None:
 
 
 def _fields_from_json(text: str) -> dict[str, Any]:
-    data = json.loads(text)
+    try:
+        data = json.loads(text)
+    except RecursionError:  # "[[[[..." nested past the parser's depth
+        raise ValueError("provenance JSON is nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError("provenance JSON is not an object")
     extra = data.get("extra")
@@ -316,7 +319,7 @@ def _fields_from_xmp(packet: bytes | str) -> dict[str, Any]:
     if raw_extra := get(NS_DFL, "Extra"):
         try:
             extra = json.loads(raw_extra)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             extra = None
     return {
         "digital_source_type": get(NS_IPTC_EXT, "DigitalSourceType"),

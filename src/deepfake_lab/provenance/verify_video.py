@@ -50,6 +50,7 @@ from deepfake_lab.provenance.watermark import (
     extract,
     false_positive_bound,
 )
+from deepfake_lab.video.container import open_container
 from deepfake_lab.video.decode import iter_evenly_spaced
 
 #: Frames checked per video unless told otherwise (``verify --max-frames``).
@@ -141,7 +142,7 @@ def read_video_tags(path: str | Path) -> dict[str, Any]:
         ``ours`` (the record names deepfake-lab as its tool) and, for an unparsable
         record, ``error``.
     """
-    with av.open(str(path)) as container:
+    with open_container(Path(path)) as container:  # video demuxers only, tags never fatal
         tags = {k.lower(): v for k, v in container.metadata.items()}
         fmt = container.format.name
     out: dict[str, Any] = dict.fromkeys(_TAG_FIELDS)
@@ -151,7 +152,7 @@ def read_video_tags(path: str | Path) -> dict[str, Any]:
     if text:
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             data = None
         if isinstance(data, dict):
             for key, kind in _TAG_FIELDS.items():

@@ -5,7 +5,8 @@ counters, sampler and augmentation generators, the global RNG states, the resolv
 the package version. It is written to a temp file and renamed into place, so a crash
 mid-write leaves the previous checkpoint intact; the file and its folder are flushed to disk
 after the rename. Files are read with ``weights_only=True``: only tensors and plain Python
-containers, never arbitrary pickled objects.
+containers, never arbitrary pickled objects, and containers nested deeper than
+:data:`MAX_NESTING` are refused as damaged.
 
 Every checkpoint carries ``content_sha256``, a sha256 over all its other values (tensor bytes
 included), checked on load: a flipped bit on disk is an error, not a silently different
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,9 @@ FORMAT_VERSION = 2
 #: The key holding the checksum of everything else in the checkpoint.
 CHECKSUM_KEY = "content_sha256"
 _NAME = re.compile(r"^ckpt-(\d+)\.pt$")
+# Containers nest a few levels in a real checkpoint (optimizer state: 4); a file nesting
+# deeper is damaged or hostile, and would overflow the stack of anything that walks it.
+MAX_NESTING = 32
 _NIMG = re.compile(r"^(?:ckpt|grid)-(\d+)\.(?:pt|png)$")
 
 
@@ -166,7 +171,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(path, f"checkpoint not found: {path}", "not found")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # "Detected pickle protocol 75": a damaged file, below
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for damaged files
         raise CheckpointError(
             path,
@@ -178,6 +185,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(
             path, f"{path} is not a deepfake-lab training checkpoint", "not our checkpoint"
         )
+    if _nesting(state) > MAX_NESTING:
+        reason = f"damaged: its values nest more than {MAX_NESTING} levels deep"
+        raise CheckpointError(path, f"checkpoint {path} is {reason}", reason)
     stored = state.get(CHECKSUM_KEY)
     if stored is not None:
         digest = content_sha256(state)
@@ -190,6 +200,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                 path, f"checkpoint {path} is {reason}; use an earlier checkpoint", reason
             )
     return state
+
+
+def _nesting(value: Any) -> int:
+    """How deep containers nest in ``value`` (1: a flat dict), counted without recursion, so
+    that a hostile file cannot overflow the stack here; stops counting past MAX_NESTING."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = [*item.keys(), *item.values()]
+        elif isinstance(item, list | tuple | set | frozenset):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if depth > MAX_NESTING:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def checkpoint_note(path: str | Path, state: Mapping[str, Any]) -> str | None:

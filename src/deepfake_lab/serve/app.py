@@ -18,13 +18,16 @@ kept past its answer (video jobs: past their TTL).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hmac
+import re
 import shutil
 import tempfile
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -71,13 +74,21 @@ def create_app(
         Path(work_dir).mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="deepfake-lab-serve-", dir=work_dir))
     root.chmod(0o700)
-    jobs = JobQueue(root / "jobs", limits.workers, limits.max_waiting, limits.job_ttl_s)
     (root / "jobs").mkdir(mode=0o700, exist_ok=True)
-    image_slots = threading.BoundedSemaphore(limits.max_image_requests)
+    jobs = JobQueue(
+        root / "jobs", limits.workers, limits.max_waiting, limits.job_ttl_s, limits.max_kept_jobs
+    )
+    # Image scans run on threads of their own, max_image_requests of them, always the same:
+    # memory then settles (glibc's per-thread arenas and torch's per-thread pools are made
+    # once) instead of creeping as the work wanders over anyio's 40 threads, and the event
+    # loop never decodes. A request holds a slot from admission until its scan ends.
+    image_pool = ThreadPoolExecutor(limits.max_image_requests, thread_name_prefix="image-scan")
+    image_slots = threading.BoundedSemaphore(limits.max_image_requests + limits.max_image_waiting)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        image_pool.shutdown(wait=True, cancel_futures=True)
         jobs.close()
         shutil.rmtree(root, ignore_errors=True)
 
@@ -89,6 +100,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.jobs, app.state.root, app.state.models = jobs, root, models
+    app.state.image_slots = image_slots
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -145,7 +157,7 @@ def create_app(
             form_file, fields = await _read_form(request, limits)
             try:
                 model = models.pick(fields.get("model"))
-                kind, path = await run_in_threadpool(_store, form_file, folder)
+                kind, path = await run_in_threadpool(_store, form_file, folder, limits.max_bytes)
             finally:
                 await form_file.close()
             name = _display_name(form_file.filename)
@@ -153,7 +165,7 @@ def create_app(
                 return await _image(
                     model, path, folder, name, fields.get("explain") in {"1", "true", "on"}
                 )
-            return _video(model, path, folder, name)
+            return await _video(model, path, folder, name)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -164,26 +176,44 @@ def create_app(
         if not image_slots.acquire(blocking=False):
             raise HTTPException(503, "the server is busy with other images; try again shortly")
         try:
+            future = image_pool.submit(_scan_image, model, path, folder, explain)
+        except BaseException:
+            image_slots.release()
+            raise
+        # Released when the scan ends, not when this request does: a client that goes
+        # away leaves its scan running, and that still counts.
+        future.add_done_callback(lambda _: image_slots.release())
+        record = await asyncio.wrap_future(future)
+        record["filename"] = name
+        record.pop("path", None)
+        return JSONResponse(record)
+
+    def _scan_image(model: Any, path: Path, folder: Path, explain: bool) -> dict[str, Any]:
+        """Check, score and read the provenance of one image (on an image-scan thread)."""
+        try:
             _check_image(path, limits)
             explain_dir = folder / "explain" if explain else None
-            record = await run_in_threadpool(models.scan_image, model, path, explain_dir)
-            record["provenance"] = await run_in_threadpool(models.provenance, path)
-            record["filename"] = name
-            record.pop("path", None)
+            record = models.scan_image(model, path, explain_dir)
+            record["provenance"] = models.provenance(path)
             if explain_dir is not None:
                 record["explain"] = _data_urls(explain_dir)
-            return JSONResponse(record)
+            return record
         finally:
-            image_slots.release()
             shutil.rmtree(folder, ignore_errors=True)
 
-    def _video(model: Any, path: Path, folder: Path, name: str) -> JSONResponse:
+    async def _video(model: Any, path: Path, folder: Path, name: str) -> JSONResponse:
+        from deepfake_lab.safe_text import file_stem
         from deepfake_lab.video.decode import probe
 
-        info = probe(path)  # UserError for what PyAV cannot open: a 422
+        try:
+            info = await run_in_threadpool(probe, path)
+        except UserError as exc:  # what PyAV cannot open: a 422 that names the client's file
+            raise HTTPException(422, _private(str(exc), path, root, name)) from None
         check_video_header(info.duration_s, info.n_frames, info.fps, limits)
         job = jobs.new_job(name, model.id)
-        moved = job.folder / path.name
+        # Named after the client's file (cleaned): the timeline's title shows this name.
+        stem = file_stem(name.rsplit(".", 1)[0] or "upload", reserve=len(path.suffix))
+        moved = job.folder / f"{stem}{path.suffix}"
         shutil.move(str(path), moved)
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -194,9 +224,17 @@ def create_app(
 
             try:
                 record = models.scan_video(model, moved, job.folder, limits.scan_frames, progress)
+            except UserError as exc:  # the job's one error line, without server paths
+                raise UserError(_private(str(exc), moved, root, job.filename)) from None
+            except Exception as exc:
+                text = f"the scan failed: {type(exc).__name__}: {exc}"
+                raise UserError(_private(text, moved, root, job.filename)) from None
             finally:
                 moved.unlink(missing_ok=True)  # the upload goes as soon as it is scanned
             record.pop("path", None)
+            record.pop("not_written", None)  # why a picture failed, with server paths
+            if record.get("error"):
+                record["error"] = _private(record["error"], moved, root, job.filename)
             record["filename"] = job.filename
             timeline = next(job.folder.glob("*.timeline.png"), None)
             record["timeline"] = f"/api/v1/jobs/{job.id}/timeline.png" if timeline else None
@@ -271,13 +309,16 @@ async def _read_form(request: Request, limits: ServeLimits) -> tuple[Any, dict[s
     return upload, fields
 
 
-def _store(upload: Any, folder: Path) -> tuple[str, Path]:
+def _store(upload: Any, folder: Path, max_bytes: int) -> tuple[str, Path]:
     """Copy the upload into ``folder`` under a name of our own with the sniffed suffix.
 
     Raises:
-        HTTPException: 415 when it is not an image or video we read, 400 when empty.
+        HTTPException: 415 when it is not an image or video we read, 400 when empty, 413
+            over ``max_bytes`` (the body's limit allows room for the form around the file).
     """
     src = upload.file
+    if src.seek(0, 2) > max_bytes:
+        raise HTTPException(413, f"the upload is over {max_bytes} bytes")
     src.seek(0)
     head = src.read(SNIFF_BYTES)
     if not head:
@@ -302,7 +343,11 @@ def _check_image(path: Path, limits: ServeLimits) -> None:
     try:
         decode_image(path, max_pixels=limits.max_pixels)
     except DecodeError as exc:
-        raise HTTPException(422, f"the image cannot be read: {exc}") from None
+        if exc.transient:  # out of memory or I/O: the file may be fine
+            raise HTTPException(503, "the server could not read the image now; try again") from None
+        # The detail's "(raise --max-pixels ...)" speaks to a command-line user, not a client.
+        detail = re.sub(r" \(raise --[\w-]+ to accept it\)", "", exc.detail)
+        raise HTTPException(422, f"the image cannot be read: {detail}") from None
 
 
 def _display_name(name: str | None) -> str:
@@ -310,6 +355,13 @@ def _display_name(name: str | None) -> str:
     (The page shows it as text, never as HTML.)"""
     text = "".join(c for c in (name or "upload") if c.isprintable())
     return text[:200] or "upload"
+
+
+def _private(text: str, path: Path, root: Path, name: str) -> str:
+    """``text`` as one error line for the client: the upload's server path replaced by the
+    client's name, any other path under the server's private folder cut to ``...``."""
+    text = text.replace(str(path), name).replace(str(root), "...")
+    return " ".join(text.splitlines())
 
 
 def _data_urls(folder: Path) -> list[str]:

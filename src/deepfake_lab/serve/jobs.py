@@ -74,10 +74,13 @@ class JobQueue:
         workers: jobs run at once.
         max_waiting: jobs that may wait; :meth:`submit` raises :class:`QueueFull` past it.
         ttl_s: a finished job (and its folder) is dropped this long after it ends.
+        max_kept: finished jobs kept at most; the oldest beyond it are dropped early.
     """
 
-    def __init__(self, root: Path, workers: int, max_waiting: int, ttl_s: float) -> None:
-        self.root, self.ttl_s = Path(root), ttl_s
+    def __init__(
+        self, root: Path, workers: int, max_waiting: int, ttl_s: float, max_kept: int = 256
+    ) -> None:
+        self.root, self.ttl_s, self.max_kept = Path(root), ttl_s, max_kept
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._waiting: queue.Queue[tuple[Job, Work] | None] = queue.Queue(maxsize=max_waiting)
@@ -125,13 +128,17 @@ class JobQueue:
             return out
 
     def expire(self, now: float | None = None) -> None:
-        """Drop finished jobs older than the TTL, with their folders."""
+        """Drop finished jobs older than the TTL, and the oldest past ``max_kept``, with
+        their folders."""
         now = time.time() if now is None else now
         with self._lock:
-            old = [
-                j
-                for j in self._jobs.values()
-                if j.finished is not None and now - j.finished > self.ttl_s
+            finished = sorted(
+                (j for j in self._jobs.values() if j.finished is not None),
+                key=lambda j: j.finished or 0.0,
+            )
+            surplus = max(len(finished) - self.max_kept, 0)
+            old = finished[:surplus] + [
+                j for j in finished[surplus:] if now - (j.finished or now) > self.ttl_s
             ]
             for job in old:
                 del self._jobs[job.id]

@@ -31,8 +31,11 @@ class ServeLimits:
             is bounded by this, not by the video's length).
         max_waiting: video jobs that may wait in the queue; one more gets 503.
         workers: video jobs scanned at once.
-        max_image_requests: image scans at once; one more gets 503.
+        max_image_requests: image scans at once.
+        max_image_waiting: image requests that may wait for a scan; one more gets 503.
         job_ttl_s: a finished job's result and pictures are deleted this long after it ends.
+        max_kept_jobs: finished jobs kept at most; past it the oldest go before their TTL
+            (so memory and disk stay bounded however many videos arrive within a TTL).
     """
 
     max_bytes: int = 100 * 2**20
@@ -43,7 +46,9 @@ class ServeLimits:
     max_waiting: int = 8
     workers: int = 1
     max_image_requests: int = 2
+    max_image_waiting: int = 8
     job_ttl_s: float = 900.0
+    max_kept_jobs: int = 256
 
     def __post_init__(self) -> None:
         for name in (
@@ -54,9 +59,14 @@ class ServeLimits:
             "max_waiting",
             "workers",
             "max_image_requests",
+            "max_kept_jobs",
         ):
             if getattr(self, name) < 1:
                 raise UserError(f"serve: {name} must be 1 or more, got {getattr(self, name)}")
+        if self.max_image_waiting < 0:
+            raise UserError(
+                f"serve: max_image_waiting must be 0 or more, got {self.max_image_waiting}"
+            )
         for name in ("max_video_s", "job_ttl_s"):
             if not getattr(self, name) > 0:
                 raise UserError(f"serve: {name} must be above 0, got {getattr(self, name)}")

@@ -19,6 +19,11 @@ class DetectorDataConfig(StrictModel):
     real: list[str] = Field(default_factory=list, description="Folders of real faces.")
     fake: list[str] = Field(default_factory=list, description="Folders of fakes (one source each).")
     manifest: str | None = Field(None, description="JSONL of path, label, source (instead).")
+    manifest_outside: bool = Field(
+        False,
+        description="Accept manifest paths outside the manifest's folder (a manifest you "
+        "trust); by default they are refused.",
+    )
     val: float = Field(0.15, gt=0, lt=1, description="Share held out for validation.")
     max_images: int | None = Field(None, ge=2, description="Use at most N images in all.")
     reencode: str | None = Field(

@@ -120,6 +120,7 @@ def load_detector_data(
         [Path(p) for p in d.fake],
         Path(d.manifest) if d.manifest else None,
         require_fake=not d.pseudo_fake,
+        manifest_outside=d.manifest_outside,
     )
     if d.max_images is not None and len(samples) > d.max_images:
         keep = np.random.default_rng(cfg.train.seed).permutation(len(samples))[: d.max_images]

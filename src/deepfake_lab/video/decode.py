@@ -14,7 +14,9 @@ is the frame's position in the video stream from 0: counted when decoding from t
 Errors are one line. A missing path or a bad argument raises ``UserError``; anything wrong with
 the file raises :class:`VideoDecodeError` (a ``UserError``), whose ``reason`` is:
 
-* ``not_video``: FFmpeg cannot open it, it has no video stream, or it is a single image.
+* ``not_video``: FFmpeg cannot open it, it has no video stream, or it is not a video
+  container at all: a single image, a playlist, a concat script (only the demuxers of
+  ``container.VIDEO_DEMUXERS`` and local files are ever opened; see :mod:`.container`).
 * ``truncated``: the file is cut short. What FFmpeg does depends on the container: an MP4/MOV
   with its index ('moov' box) at the end, as recorders write it, cannot be opened at all
   (raised at open, with the box that runs past the end); MPEG-PS/TS (``.mpg``, ``.ts``) decode
@@ -22,6 +24,8 @@ the file raises :class:`VideoDecodeError` (a ``UserError``), whose ``reason`` is
   (faststart) fails on the partial sample; MKV/WebM end cleanly, and are caught by the
   duration in their header, as an MP4/AVI that ended cleanly would be by its frame count.
 * ``corrupt``: the decoder failed, or marked a frame damaged, in the middle of the stream.
+* ``out_of_memory``: memory ran out while opening or decoding; it says nothing about the
+  file (transient: a dataset run tries it again later).
 
 The error replaces the first damaged frame: the frames yielded before it are good, and it says
 that frame's index and time and how many frames were yielded (``frames_decoded``). A cut
@@ -40,16 +44,14 @@ import av
 import numpy as np
 
 from deepfake_lab.errors import UserError
+from deepfake_lab.video.container import VideoDecodeError, ffmpeg_detail, open_video
 from deepfake_lab.video.demux import (
     Clock,
     Frame,
-    VideoDecodeError,
     check_range,
     count_packets,
-    ffmpeg_detail,
     frames_of,
     header_duration_s,
-    open_video,
     video_span_s,
 )
 
@@ -106,6 +108,8 @@ def probe(path: Path | str) -> VideoInfo:
     try:
         stream = container.streams.video[0]
         audio = container.streams.audio[0] if container.streams.audio else None
+        # An audio codec FFmpeg cannot decode has no codec context: no usable audio.
+        audio_codec = audio.codec_context if audio is not None else None
         return VideoInfo(
             path=path,
             width=stream.codec_context.width,
@@ -114,8 +118,8 @@ def probe(path: Path | str) -> VideoInfo:
             duration_s=header_duration_s(container, stream, sole_stream_only=False),
             n_frames=stream.frames or None,
             codec=stream.codec_context.name,
-            has_audio=audio is not None,
-            audio_rate=audio.codec_context.sample_rate if audio is not None else None,
+            has_audio=audio_codec is not None,
+            audio_rate=audio_codec.sample_rate if audio_codec is not None else None,
             start_s=video_span_s(container, stream)[0],
         )
     finally:

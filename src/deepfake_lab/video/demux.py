@@ -1,12 +1,11 @@
-"""What ``decode`` is built on: opening a container with one-line errors, the stream's
-clock, seeking, and the decoding loop that turns damage into a :class:`VideoDecodeError`
-(the reasons are described in ``decode``'s docstring)."""
+"""What ``decode`` is built on: the stream's clock, seeking, and the decoding loop that
+turns damage into a :class:`~deepfake_lab.video.container.VideoDecodeError` (the reasons are
+described in ``decode``'s docstring). Files are opened by :mod:`.container`."""
 
 from __future__ import annotations
 
 import itertools
 import math
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,8 +15,14 @@ from pathlib import Path
 import av
 import numpy as np
 
-from deepfake_lab.data.decode import not_a_file
 from deepfake_lab.errors import UserError
+from deepfake_lab.video.container import (
+    VideoDecodeError,
+    ffmpeg_detail,
+    open_container,
+    open_video,
+    out_of_memory_error,
+)
 
 # A clean end of stream this many frames short of the header still counts as complete: edit
 # lists, and decoders that drop undecodable leading frames, lose one or two legitimately.
@@ -26,37 +31,6 @@ _SHORTFALL_FRAMES = 3
 # How far before start_s a seek is retried when it lands after it (MPEG-PS/TS seek by a
 # timestamp search that often finds the next keyframe), in seconds.
 _SEEK_BACKOFF_S = (0.0, 1.0, 5.0, 30.0)
-
-
-class VideoDecodeError(UserError):
-    """A video that cannot be opened, or whose decoding stopped before its end.
-
-    Attributes:
-        path: the video file.
-        frames_decoded: how many frames were yielded before the error (0 at open).
-        detail: one human sentence saying what went wrong.
-        reason: ``not_video``, ``truncated`` or ``corrupt`` (see the module docstring).
-        index: stream index of the frame where decoding stopped (None at open).
-        time_s: that frame's time in seconds, when known.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        detail: str,
-        *,
-        reason: str,
-        frames_decoded: int = 0,
-        index: int | None = None,
-        time_s: float | None = None,
-    ) -> None:
-        where = ""
-        if index is not None:
-            at = f"frame {index}" + ("" if time_s is None else f" ({time_s:.2f} s)")
-            where = f"decoding stopped at {at} after {frames_decoded} frame(s) were read: "
-        super().__init__(f"{path}: {where}{detail}")
-        self.path, self.frames_decoded, self.detail = path, frames_decoded, detail
-        self.reason, self.index, self.time_s = reason, index, time_s
 
 
 @dataclass(frozen=True)
@@ -116,82 +90,6 @@ class _Broken(Exception):
         self.detail, self.at_end = detail, at_end
 
 
-def open_video(path: Path, need_video: bool = True) -> av.container.InputContainer:
-    """Open ``path`` for reading, or raise a one-line error saying why not."""
-    if not os.path.lexists(path):
-        raise UserError(f"video not found: {path}")
-    if path.is_dir():
-        raise UserError(f"{path} is a folder, not a video file")
-    why = not_a_file(path)
-    if why is not None:  # FFmpeg would wait forever on a named pipe
-        raise VideoDecodeError(path, why, reason="not_video")
-    try:
-        container = av.open(str(path), mode="r")
-    except OSError as exc:  # before FFmpegError: PyAV's PermissionError is both
-        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except av.FFmpegError as exc:
-        if path.stat().st_size == 0:
-            raise VideoDecodeError(path, "the file has 0 bytes", reason="not_video") from None
-        cut = _cut_mp4_detail(path)
-        if cut is not None:
-            raise VideoDecodeError(path, cut, reason="truncated") from None
-        detail = f"not a readable video ({ffmpeg_detail(exc)})"
-        raise VideoDecodeError(path, detail, reason="not_video") from None
-    fmt, kinds = container.format.name, sorted({s.type for s in container.streams})
-    detail = None
-    if fmt.endswith("_pipe") or fmt == "image2":  # FFmpeg reads a PNG as a 1-frame video
-        detail = f"a single image ({fmt}), not a video"
-    elif need_video and not container.streams.video:
-        detail = f"no video stream (streams: {', '.join(kinds) or 'none'})"
-    if detail is not None:
-        container.close()
-        raise VideoDecodeError(path, detail, reason="not_video")
-    return container
-
-
-def _cut_mp4_detail(path: Path) -> str | None:
-    """Why FFmpeg refused an MP4/MOV, when it is because the file is cut short; else None.
-
-    Walks the top-level boxes (headers only): a recording or download cut short leaves the
-    media data ('mdat') running past the end of the file, and the index ('moov'), which most
-    recorders write last, missing.
-    """
-    size, pos, seen = path.stat().st_size, 0, set()
-    with path.open("rb") as fh:
-        if fh.read(8)[4:8] != b"ftyp":
-            return None
-        while pos + 8 <= size and len(seen) < 10_000:  # bounded against chains of tiny boxes
-            fh.seek(pos)
-            header = fh.read(16)
-            box_size, kind = int.from_bytes(header[:4], "big"), header[4:8]
-            if box_size == 1 and len(header) == 16:
-                box_size = int.from_bytes(header[8:16], "big")
-            elif box_size == 0:
-                box_size = size - pos
-            if box_size < 8:
-                return None  # not a box structure this walk understands
-            seen.add((pos, kind))
-            if pos + box_size > size:
-                missing = "" if any(k == b"moov" for _, k in seen) else ", and no index ('moov')"
-                return (
-                    f"the file is cut short: its '{kind.decode('ascii', 'replace')}' box ends at "
-                    f"byte {pos + box_size} but the file has {size} bytes{missing}"
-                )
-            pos += box_size
-    if not any(k == b"moov" for _, k in seen):
-        return "the file has no index ('moov' box): it was probably cut short"
-    return None
-
-
-def ffmpeg_detail(exc: av.FFmpegError) -> str:
-    """FFmpeg's message, without the errno and file name PyAV adds."""
-    text = exc.strerror or str(exc)
-    log = getattr(exc, "log", None)
-    if log and len(log) == 3 and log[2]:
-        text = f"{text}: [{log[1]}] {log[2]}"
-    return re.sub(r"\s+", " ", text).strip()
-
-
 def check_range(
     start_s: float | None,
     end_s: float | None,
@@ -248,9 +146,11 @@ def header_duration_s(
 def count_packets(path: Path) -> int:
     """Video packets in the file, demuxed without decoding (a container of its own, because
     a seek back to 0 is not reliable in MPEG-TS)."""
-    container = av.open(str(path), mode="r")
+    container = open_container(path)
     try:
         return sum(1 for p in container.demux(container.streams.video[0]) if p.size)
+    except MemoryError:  # before FFmpegError: a count of 0 would read as an empty video
+        raise out_of_memory_error(path, "counting the frames of") from None
     except av.FFmpegError:
         return 0  # the decoding pass reports what is wrong, with the frame where it is
     finally:
@@ -267,6 +167,8 @@ def _raw_frames(
             for frame in packet.decode():
                 yield frame, packet.size == 0
     except av.FFmpegError as exc:
+        if isinstance(exc, MemoryError):
+            raise  # not damage: _decoded reports it as out_of_memory
         # The demuxer flags a packet it could read only partly: the file ends inside it.
         at_end = packet is not None and (packet.size == 0 or packet.is_corrupt)
         raise _Broken(ffmpeg_detail(exc), at_end) from None
@@ -338,6 +240,9 @@ def _decoded(
         while True:
             try:
                 frame, at_end = next(raw, (None, True))
+            except MemoryError:
+                where = {"frames_decoded": yielded[0], "index": last_index + 1}
+                raise out_of_memory_error(path, "decoding", **where) from None
             except _Broken as exc:
                 what = "file ends inside a frame" if exc.at_end else "decoder failed"
                 detail = f"the {what} ({exc.detail})"
@@ -414,7 +319,12 @@ def frames_of(
         for position, (index, time_s, frame) in enumerate(frames):
             if (index not in wanted) if wanted is not None else (position % stride):
                 continue
-            yield Frame(index, time_s, np.ascontiguousarray(frame.to_ndarray(format="rgb24")))
+            try:
+                rgb = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+            except MemoryError:
+                where = {"frames_decoded": yielded[0], "index": index, "time_s": time_s}
+                raise out_of_memory_error(path, "decoding", **where) from None
+            yield Frame(index, time_s, rgb)
             yielded[0] += 1
             if yielded[0] == max_frames:
                 return

@@ -59,7 +59,9 @@ function fill(card, r) {
   verdict.className = "verdict " + r.label;
   verdict.textContent = VERDICTS[r.label] || r.label;
   const parts = [];
-  if (r.probability !== null && r.probability !== undefined) {
+  const scored = r.probability !== null && r.probability !== undefined;
+  card.querySelector(".bar").hidden = !scored;  // an empty bar would read as P(fake) 0
+  if (scored) {
     parts.push(`P(fake) ${pct(r.probability)} (threshold ${pct(r.threshold)})`);
     card.querySelector(".fill").style.width = pct(r.probability);
     card.querySelector(".mark").style.left = pct(r.threshold);
@@ -104,6 +106,18 @@ async function fail(card, res) {
 }
 
 async function follow(card, job) {
+  try {
+    await poll(card, job);
+  } catch (err) {  // the server went away: say so on the card instead of "Scanning" forever
+    card.querySelector(".progress").hidden = true;
+    const verdict = card.querySelector(".verdict");
+    verdict.className = "verdict error";
+    verdict.textContent = "Lost contact with the server";
+    card.querySelector(".detail").textContent = String(err);
+  }
+}
+
+async function poll(card, job) {
   const bar = card.querySelector(".progress");
   bar.hidden = false;
   for (;;) {
@@ -150,7 +164,9 @@ async function upload(file) {
   }
   if (res.status === 202) {
     card.querySelector(".verdict").textContent = "Scanning the video…";
-    return follow(card, await res.json());
+    // Not awaited: the next file uploads while this video waits for its scan.
+    follow(card, await res.json());
+    return;
   }
   if (!res.ok) return fail(card, res);
   fill(card, await res.json());
