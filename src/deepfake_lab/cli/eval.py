@@ -11,10 +11,16 @@ from deepfake_lab.cli.common import (
     device_option,
     err_console,
     face_detector_option,
+    face_model_option,
+    fake_option,
     handle_errors,
+    json_option,
+    manifest_option,
     no_progress_option,
     old_face_detector_option,
     pick_face_detector,
+    real_option,
+    seed_option,
     stage_progress,
 )
 from deepfake_lab.errors import without_path
@@ -54,7 +60,7 @@ def eval_gan_cmd(
     ),
     batch: int = typer.Option(64, "--batch", help="Images per forward pass."),
     device: str = device_option(),
-    seed: int = typer.Option(0, "--seed", help="Seed of the first sample (image i: seed+i)."),
+    seed: int = seed_option(0, "Seed of the first sample (image i: seed+i)"),
     size: int = typer.Option(
         None,
         "--size",
@@ -64,7 +70,7 @@ def eval_gan_cmd(
     cache_dir: Path = typer.Option(
         None, "--cache-dir", help="Reference-statistics cache (default ~/.cache/deepfake-lab)."
     ),
-    json_out: Path = typer.Option(None, "--json", help="Also write the results to this file."),
+    json_out: Path = json_option("Also write the results to this file"),
     no_progress: bool = no_progress_option(),
 ) -> None:
     """Score generated faces against real ones: FD (FID), KID, IS, precision/recall, ...
@@ -137,9 +143,9 @@ def eval_detector_cmd(
     source: Path = typer.Argument(
         ..., help="Detector run folder, checkpoint or export, or a released detector (meso4:DF)."
     ),
-    real: list[Path] = typer.Option([], "--real", help="Folder of real images (repeatable)."),
-    fake: list[Path] = typer.Option([], "--fake", help="Folder of fakes, one source each."),
-    manifest: Path = typer.Option(None, "--manifest", help="JSONL of path, label, source."),
+    real: list[Path] = real_option(what="Folder of real images (repeatable)"),
+    fake: list[Path] = fake_option(),
+    manifest: Path = manifest_option(),
     manifest_outside: bool = typer.Option(
         False,
         "--manifest-outside",
@@ -148,7 +154,7 @@ def eval_detector_cmd(
     videos: list[Path] = typer.Option(
         [], "--videos", help="FaceForensics++ / VoxCeleb tree: videos labelled by their path."
     ),
-    json_path: Path = typer.Option(None, "--json", help="Write the results as JSON here."),
+    json_path: Path = json_option("Write the results as JSON here"),
     out: Path = typer.Option(None, "--out", help="Folder for ROC/PR/reliability PNGs."),
     no_robustness: bool = typer.Option(False, "--no-robustness", help="Skip the sweep."),
     attacks: bool = typer.Option(
@@ -168,7 +174,7 @@ def eval_detector_cmd(
     max_frames: int = typer.Option(None, "--max-frames", help="Videos with --frames 0: cap."),
     face_detector: str = face_detector_option("Videos: face detector, "),
     old_detector: str | None = old_face_detector_option(),
-    face_model: Path = typer.Option(None, "--face-model", help="Videos: YuNet ONNX file."),
+    face_model: Path = face_model_option("Videos: YuNet ONNX file"),
 ) -> None:
     """Measure a detector: ROC-AUC, AP, EER, accuracy/precision/recall/F1, ECE, robustness
     (and white-box attacks with --attacks). Videos among --real/--fake (files, or found in
