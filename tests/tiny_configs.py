@@ -42,3 +42,21 @@ def tiny_generator_export(out, size: int = 16):
     }
     (out / "config.json").write_text(json.dumps(meta))
     return out
+
+
+def train_tiny_gan(tmp_path, data, name, kimg, arch="dcgan", extra=(), resume=None):
+    """Train a ``GAN_TINY`` model (plus ``extra`` overrides) into ``tmp_path/runs``, without
+    progress bars or TensorBoard; returns the ``TrainResult``."""
+    from deepfake_lab.training.launch import train_gan
+
+    return train_gan(
+        data,
+        overrides=[*GAN_TINY, *extra],
+        arch=arch,
+        kimg=kimg,
+        out=tmp_path / "runs",
+        name=name,
+        resume=resume,
+        progress=False,
+        tensorboard=False,
+    )

@@ -59,14 +59,7 @@ def migrate_keys(
             continue
         value = node.pop(old_leaf)
         *new_parents, new_leaf = new.split(".")
-        target = out
-        for part in new_parents:
-            child = target.get(part)
-            if child is None:
-                child = target[part] = {}
-            if not isinstance(child, dict):
-                raise ValueError(f"{part!r} is a value, not a section")
-            target = child
+        target = _section(out, new_parents)
         current = target.get(new_leaf, _missing)
         if current is not _missing and current != value:
             raise ValueError(f"{old!r} is the old name of {new!r}; set only {new!r}")
@@ -100,16 +93,28 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     out = copy.deepcopy(data)
     for text in overrides:
         path, value = parse_override(text)
-        node = out
-        for part in path[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise UserError(f"--set {text!r}: {part!r} is a value, not a section")
-            node = child
-        node[path[-1]] = value
+        try:
+            _section(out, path[:-1])[path[-1]] = value
+        except ValueError as exc:
+            raise UserError(f"--set {text!r}: {exc}") from None
     return out
+
+
+def _section(root: dict[str, Any], parents: list[str]) -> dict[str, Any]:
+    """The nested section ``root[p0][p1]...``, created where missing.
+
+    Raises:
+        ValueError: one of ``parents`` holds a value, not a section.
+    """
+    node = root
+    for part in parents:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ValueError(f"{part!r} is a value, not a section")
+        node = child
+    return node
 
 
 def _renamed_override(text: str, renamed: dict[str, str]) -> str:

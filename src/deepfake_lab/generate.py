@@ -27,6 +27,27 @@ from deepfake_lab.provenance.watermark import MIN_SIDE
 from deepfake_lab.report.grid import make_grid
 
 
+def new_output_folder(out: str | Path) -> Path:
+    """``out`` as a Path, refused when it exists and is not an empty folder (outputs never
+    mix with, or overwrite, an earlier run's)."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} already exists and is not empty; choose a new output folder")
+    return out
+
+
+def marker_for(
+    loaded: Any, source: str | Path, provenance: ProvenanceOptions, log: Any = None
+) -> Marker:
+    """The ``Marker`` of a loaded generator's outputs (named ``arch:folder``), noting through
+    ``log`` when they will not be signed."""
+    name = f"{loaded.identity['arch']}:{Path(source).resolve().name}"
+    marker = Marker(name, loaded.identity["weights_sha256"], provenance)
+    if marker.signer is None and log is not None:
+        log(NOT_SIGNED_NOTE)
+    return marker
+
+
 def generate_images(
     source: str | Path,
     num: int,
@@ -63,18 +84,13 @@ def generate_images(
         raise UserError("--batch must be at least 1")
     if not 0.0 <= truncation <= 1.0:
         raise UserError(f"--truncation must be in [0, 1], got {truncation}")
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out} already exists and is not empty; choose a new output folder")
+    out = new_output_folder(out)
     provenance = provenance or ProvenanceOptions()
     provenance.validate()  # before the model loads or the folder exists
     dev = resolve_device(device)
     loaded = load_generator(source, device=dev)
     G = loaded.model
-    name = f"{loaded.identity['arch']}:{Path(source).resolve().name}"
-    marker = Marker(name, loaded.identity["weights_sha256"], provenance)
-    if marker.signer is None and log is not None:
-        log(NOT_SIGNED_NOTE)
+    marker = marker_for(loaded, source, provenance, log)
     seeds = [seed + i for i in range(num)]
     out.mkdir(parents=True, exist_ok=True)
     records, all_images = [], []
@@ -131,9 +147,7 @@ def style_mix_grid(
     """
     if not 0.0 <= truncation <= 1.0:
         raise UserError(f"--truncation must be in [0, 1], got {truncation}")
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out} already exists and is not empty; choose a new output folder")
+    out = new_output_folder(out)
     provenance = provenance or ProvenanceOptions()
     provenance.validate()
     loaded = load_generator(source, device=resolve_device(device))
@@ -143,13 +157,7 @@ def style_mix_grid(
             f"--style-mix needs a generator with a mapping network (stylegan2); "
             f"{source} is {loaded.identity['arch']}"
         )
-    marker = Marker(
-        f"{loaded.identity['arch']}:{Path(source).resolve().name}",
-        loaded.identity["weights_sha256"],
-        provenance,
-    )
-    if marker.signer is None and log is not None:
-        log(NOT_SIGNED_NOTE)
+    marker = marker_for(loaded, source, provenance, log)
     dev = next(G.parameters()).device
     za, zb = (latents_for_seeds([s], G.z_dim).to(dev) for s in seeds)
     with torch.no_grad():

@@ -23,10 +23,11 @@ from deepfake_lab.data.dataset import load_rgb
 from deepfake_lab.data.decode import DecodeError, list_image_paths
 from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
+from deepfake_lab.generate import marker_for, new_output_folder
 from deepfake_lab.io import atomic_write_json
 from deepfake_lab.models.generators.loading import load_generator
 from deepfake_lab.pixels import to_uint8
-from deepfake_lab.provenance.marking import NOT_SIGNED_NOTE, Marker, ProvenanceOptions
+from deepfake_lab.provenance.marking import ProvenanceOptions
 from deepfake_lab.report.grid import make_grid
 from deepfake_lab.safe_text import file_stem, for_record
 
@@ -62,9 +63,7 @@ def reconstruct_images(
     """
     if batch < 1:
         raise UserError("--batch must be at least 1")
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out} already exists and is not empty; choose a new output folder")
+    out = new_output_folder(out)
     provenance = provenance or ProvenanceOptions()
     provenance.validate()
     files = list_image_paths(paths)
@@ -76,13 +75,7 @@ def reconstruct_images(
             f"{source} is a {loaded.identity['arch']} generator, which has no encoder; "
             "reconstruct needs an autoencoder (train gan --arch vae)"
         )
-    marker = Marker(
-        f"{loaded.identity['arch']}:{Path(source).resolve().name}",
-        loaded.identity["weights_sha256"],
-        provenance,
-    )
-    if marker.signer is None and log is not None:
-        log(NOT_SIGNED_NOTE)
+    marker = marker_for(loaded, source, provenance, log)
     out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []

@@ -10,9 +10,8 @@ import torch
 from deepfake_lab.errors import UserError
 from deepfake_lab.models import build_discriminator, build_generator
 from deepfake_lab.runs.checkpoint import load_checkpoint
-from deepfake_lab.training.launch import train_gan
 from deepfake_lab.training.progressive import ProgressiveSchedule, faded_reals
-from tiny_configs import GAN_TINY
+from tiny_configs import train_tiny_gan
 
 
 def test_schedule_fades_each_resolution_in_then_holds_it() -> None:
@@ -58,17 +57,8 @@ def test_growing_networks_at_full_size_are_the_plain_networks(arch) -> None:
 
 def _train(tmp_path, data, name, kimg, arch="dcgan", resume=None):
     extra = ["train.progressive=true", "train.progressive_start=4", "train.progressive_kimg=0.016"]
-    return train_gan(
-        data,
-        overrides=[*GAN_TINY, *extra, "schedule.checkpoint_kimg=0.008"],
-        arch=arch,
-        kimg=kimg,
-        out=tmp_path / "runs",
-        name=name,
-        resume=resume,
-        progress=False,
-        tensorboard=False,
-    )
+    extra.append("schedule.checkpoint_kimg=0.008")
+    return train_tiny_gan(tmp_path, data, name, kimg, arch, extra, resume)
 
 
 @pytest.mark.parametrize("arch", ["dcgan", "stylegan2"])

@@ -8,8 +8,7 @@ import torch
 
 from deepfake_lab.models import build_generator
 from deepfake_lab.runs.checkpoint import load_checkpoint
-from deepfake_lab.training.launch import train_gan
-from tiny_configs import GAN_TINY
+from tiny_configs import GAN_TINY, train_tiny_gan
 
 
 def _g():
@@ -40,17 +39,8 @@ def test_style_mixing_takes_coarse_styles_from_one_seed_and_fine_from_the_other(
     assert not torch.allclose(mixed, g(za)) and not torch.allclose(mixed, g(zb))
 
 
-def _train(tmp_path, data, name, kimg, extra=()):
-    return train_gan(
-        data,
-        overrides=[*GAN_TINY, *extra],
-        arch="stylegan2",
-        kimg=kimg,
-        out=tmp_path / "runs",
-        name=name,
-        progress=False,
-        tensorboard=False,
-    )
+def _train(tmp_path, data, name, kimg, extra=(), resume=None):
+    return train_tiny_gan(tmp_path, data, name, kimg, "stylegan2", extra, resume)
 
 
 def test_ada_control_loop_moves_p_by_the_sign_of_d_on_reals(tiny_faces) -> None:
@@ -85,17 +75,7 @@ def test_ada_runs_logs_p_and_resumes_exactly(tmp_path, tiny_faces) -> None:
     rows = [json.loads(x) for x in (straight.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert any("Aug/p" in r for r in rows)
     _train(tmp_path, tiny_faces, "half", 0.012, ada)
-    resumed = train_gan(
-        tiny_faces,
-        overrides=[*GAN_TINY, *ada],
-        arch="stylegan2",
-        kimg=0.024,
-        out=tmp_path / "runs",
-        name="half",
-        resume="auto",
-        progress=False,
-        tensorboard=False,
-    )
+    resumed = _train(tmp_path, tiny_faces, "half", 0.024, ada, resume="auto")
     a, b = load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint)
     assert a["ada"]["p"] == b["ada"]["p"]
     for name, t in a["G"].items():

@@ -9,21 +9,11 @@ import torch
 
 from deepfake_lab.errors import UserError
 from deepfake_lab.runs.checkpoint import load_checkpoint
-from deepfake_lab.training.launch import train_gan
-from tiny_configs import GAN_TINY
+from tiny_configs import train_tiny_gan
 
 
 def _train(tmp_path, data, name, kimg, extra=(), arch="vae"):
-    return train_gan(
-        data,
-        overrides=[*GAN_TINY, *extra],
-        arch=arch,
-        kimg=kimg,
-        out=tmp_path / "runs",
-        name=name,
-        progress=False,
-        tensorboard=False,
-    )
+    return train_tiny_gan(tmp_path, data, name, kimg, arch, extra)
 
 
 def _metrics(run_dir):

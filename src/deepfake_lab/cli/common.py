@@ -210,3 +210,19 @@ def face_model_option(
 def secret_file_option(what: str = "Owner secret of the watermark's HMAC code") -> Any:
     """``--secret-file FILE``: the owner's watermark secret."""
     return typer.Option(None, "--secret-file", help=f"{what}.")
+
+
+def no_watermark_option() -> Any:
+    """``--no-watermark``: outputs without the invisible mark (the opt-out is recorded)."""
+    return typer.Option(
+        False, "--no-watermark", help="Do not embed the invisible watermark (recorded)."
+    )
+
+
+def watermark_strength_option() -> Any:
+    """``--watermark-strength``: the mark's strength (lattice step)."""
+    from deepfake_lab.provenance.watermark import DEFAULT_STRENGTH
+
+    return typer.Option(
+        DEFAULT_STRENGTH, "--watermark-strength", help="Higher: more robust, more visible."
+    )

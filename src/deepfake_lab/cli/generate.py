@@ -13,12 +13,13 @@ from deepfake_lab.cli.common import (
     device_option,
     handle_errors,
     no_progress_option,
+    no_watermark_option,
     secret_file_option,
     seed_option,
     stage_progress,
+    watermark_strength_option,
 )
 from deepfake_lab.errors import UserError
-from deepfake_lab.provenance.watermark import DEFAULT_STRENGTH
 from deepfake_lab.safe_text import for_console
 
 #: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
@@ -40,15 +41,11 @@ def generate_cmd(
     grid: bool = typer.Option(False, "--grid", help="Also write grid.png."),
     batch: int = typer.Option(64, "--batch", help="Images per forward pass."),
     device: str = device_option(),
-    no_watermark: bool = typer.Option(
-        False, "--no-watermark", help="Do not embed the invisible watermark (recorded)."
-    ),
+    no_watermark: bool = no_watermark_option(),
     secret_file: Path | None = secret_file_option(
         "Owner secret for the watermark's HMAC code (or $DEEPFAKE_LAB_WATERMARK_SECRET)"
     ),
-    strength: float = typer.Option(
-        DEFAULT_STRENGTH, "--watermark-strength", help="Higher: more robust, more visible."
-    ),
+    strength: float = watermark_strength_option(),
     sign_key: Path | None = typer.Option(None, "--sign-key", help="C2PA signing key (PEM)."),
     sign_cert: Path | None = typer.Option(
         None, "--sign-cert", help="C2PA certificate chain (PEM)."

@@ -10,9 +10,10 @@ from deepfake_lab.cli.common import (
     console,
     device_option,
     handle_errors,
+    no_watermark_option,
     secret_file_option,
+    watermark_strength_option,
 )
-from deepfake_lab.provenance.watermark import DEFAULT_STRENGTH
 from deepfake_lab.safe_text import for_console
 
 #: This module's top-level command(s); :mod:`deepfake_lab.cli.app` adds them to the root.
@@ -27,15 +28,11 @@ def reconstruct_cmd(
     out: Path = typer.Option(..., "--out", help="Output folder (new or empty)."),
     batch: int = typer.Option(64, "--batch", help="Images per forward pass."),
     device: str = device_option(),
-    no_watermark: bool = typer.Option(
-        False, "--no-watermark", help="Do not embed the invisible watermark (recorded)."
-    ),
+    no_watermark: bool = no_watermark_option(),
     secret_file: Path | None = secret_file_option(
         "Owner secret for the watermark's HMAC code (or $DEEPFAKE_LAB_WATERMARK_SECRET)"
     ),
-    strength: float = typer.Option(
-        DEFAULT_STRENGTH, "--watermark-strength", help="Higher: more robust, more visible."
-    ),
+    strength: float = watermark_strength_option(),
 ) -> None:
     """Encode and decode images with a VAE: reconstructions (watermarked and tagged like every
     generated image), inputs and reconstructions side by side in grid.png, and each image's
