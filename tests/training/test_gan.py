@@ -239,6 +239,13 @@ def test_time_budget_stops_with_a_checkpoint(tmp_path, tiny_faces):
     assert (res.run_dir / "metrics.jsonl").read_text().count("\n") == 1
 
 
+def test_cpu_budget_stops_with_a_checkpoint(tmp_path, tiny_faces):
+    res = _train(tmp_path, tiny_faces, "cpu", 10.0, extra=["train.max_cpu_minutes=0.00001"])
+    assert res.status == "cpu limit" and res.nimg == 4 and res.checkpoint is not None
+    log = (res.run_dir / "log.txt").read_text()
+    assert "max_cpu_minutes reached" in log and "CPU s" in log
+
+
 def test_metrics_during_training_log_and_keep_the_best(tmp_path, tiny_faces, monkeypatch):
     import json as _json
 

@@ -166,6 +166,13 @@ class TrainConfig(StrictModel):
     max_minutes: float | None = Field(
         None, gt=0, description="Stop (with a checkpoint) after this much training time."
     )
+    max_cpu_minutes: float | None = Field(
+        None,
+        gt=0,
+        description="Stop (with a checkpoint) after this much CPU time of the training "
+        "process in this session (all its threads): a budget that stays fair when several "
+        "runs share a machine.",
+    )
     progressive: bool = Field(
         False,
         description="Progressive resolution: start at progressive_start px and grow to "

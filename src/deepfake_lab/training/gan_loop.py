@@ -43,7 +43,7 @@ class TrainResult:
     run_dir: Path
     checkpoint: Path | None
     nimg: int
-    status: str  # "done" | "interrupted" | "time limit"
+    status: str  # "done" | "interrupted" | "time limit" | "cpu limit"
     images_per_sec: float
     signal: int | None = None  # the signal that interrupted the run
 
@@ -122,6 +122,8 @@ def _loop(
     last_ckpt: Path | None = None
     status = "done"
     budget = cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
+    cpu_budget = cfg.train.max_cpu_minutes * 60 if cfg.train.max_cpu_minutes else None
+    cpu0 = time.process_time()
 
     def log_interval() -> None:
         nonlocal count, t_tick, n_tick
@@ -168,6 +170,8 @@ def _loop(
                 status = "interrupted"
             elif budget is not None and time.perf_counter() - t0 >= budget:
                 status = "time limit"
+            elif cpu_budget is not None and time.process_time() - cpu0 >= cpu_budget:
+                status = "cpu limit"
             last = cur >= total or status != "done"
             if last or crossed(prev, cur, sched.log_kimg):
                 log_interval()
@@ -191,7 +195,13 @@ def _loop(
         )
     elif status == "time limit":
         logger.info(f"train.max_minutes reached at kimg {kimg:.3f}; checkpoint written")
-    logger.info(f"{status}: {kimg:.3f} kimg, {elapsed:.1f}s this session ({rate:.1f} img/s)")
+    elif status == "cpu limit":
+        logger.info(f"train.max_cpu_minutes reached at kimg {kimg:.3f}; checkpoint written")
+    cpu = time.process_time() - cpu0
+    logger.info(
+        f"{status}: {kimg:.3f} kimg, {elapsed:.1f}s this session ({rate:.1f} img/s), "
+        f"{cpu:.1f} CPU s"
+    )
     signum = stop["signal"] if status == "interrupted" else None
     return TrainResult(run_dir, last_ckpt, trainer.nimg, status, rate, signum)
 

@@ -35,6 +35,7 @@ RESUMABLE_CHANGES = (
     "metrics.",
     "train.kimg",
     "train.max_minutes",
+    "train.max_cpu_minutes",
     "train.threads",
     "data.path",
     "schedule.",

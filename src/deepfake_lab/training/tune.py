@@ -46,7 +46,7 @@ DEFAULT_SPACE: dict[str, list[Any]] = {
 #: Keys that only exist for some detectors; dropped (with a note) for the others.
 MODEL_KWARG_PREFIX = "model.kwargs."
 #: Statuses of a trial that ran to an end of its own (an interrupted one is not recorded).
-FINISHED = ("done", "early stop", "time limit")
+FINISHED = ("done", "early stop", "time limit", "cpu limit")
 
 
 class SearchInterrupted(KeyboardInterrupt):
