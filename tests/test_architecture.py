@@ -21,7 +21,7 @@ for _rank, _names in enumerate(
     [
         # shared helpers
         ["", "errors", "registry", "io", "cache", "color", "config", "devices", "hashing"]
-        + ["pixels", "runs", "net", "safe_text"],
+        + ["pixels", "runs", "net", "safe_text", "sharded_random"],
         # pure functions of tensors and images
         ["augment", "losses", "metrics"],
         # networks, and loading them

@@ -14,42 +14,38 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from deepfake_lab import sharded_random
 from deepfake_lab.errors import UserError
+from deepfake_lab.sharded_random import RandomSource
 
-Augment = Callable[[Tensor, torch.Generator | None], Tensor]
-
-
-def _device(x: Tensor, generator: torch.Generator | None) -> torch.device:
-    # Random numbers are made where the generator lives (a CPU generator cannot fill a CUDA
-    # tensor), then moved to the images.
-    return generator.device if generator is not None else x.device
+Augment = Callable[[Tensor, RandomSource], Tensor]
 
 
-def _rand(x: Tensor, generator: torch.Generator | None) -> Tensor:
+def _rand(x: Tensor, generator: RandomSource) -> Tensor:
     """One U[0, 1) number per sample, shaped ``(B, 1, 1, 1)`` for broadcasting."""
-    # Drawn in float32 whatever x's dtype, so the values do not depend on precision.
-    r = torch.rand(x.shape[0], 1, 1, 1, generator=generator, device=_device(x, generator))
+    # Drawn in float32 whatever x's dtype, so the values do not depend on precision; made
+    # where the generator lives (a CPU generator cannot fill a CUDA tensor), then moved.
+    r = sharded_random.rand(generator, x.shape[0], 1, 1, 1, device=x.device)
     return r.to(device=x.device, dtype=x.dtype)
 
 
-def _randint(x: Tensor, low: int, high: int, generator: torch.Generator | None) -> Tensor:
+def _randint(x: Tensor, low: int, high: int, generator: RandomSource) -> Tensor:
     """One integer in ``[low, high)`` per sample, shaped ``(B,)``."""
-    r = torch.randint(low, high, (x.shape[0],), generator=generator, device=_device(x, generator))
-    return r.to(x.device)
+    return sharded_random.randint(generator, low, high, x.shape[0], device=x.device).to(x.device)
 
 
-def rand_brightness(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def rand_brightness(x: Tensor, generator: RandomSource = None) -> Tensor:
     """Add a per-sample offset in [-0.5, 0.5)."""
     return x + (_rand(x, generator) - 0.5)
 
 
-def rand_saturation(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def rand_saturation(x: Tensor, generator: RandomSource = None) -> Tensor:
     """Scale each pixel's deviation from its channel mean by a per-sample factor in [0, 2)."""
     mean = x.mean(dim=1, keepdim=True)
     return (x - mean) * (_rand(x, generator) * 2) + mean
 
 
-def rand_contrast(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def rand_contrast(x: Tensor, generator: RandomSource = None) -> Tensor:
     """Scale the deviation from the image mean by a per-sample factor in [0.5, 1.5)."""
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     return (x - mean) * (_rand(x, generator) + 0.5) + mean
@@ -77,9 +73,7 @@ def translate(x: Tensor, shift_h: Tensor, shift_w: Tensor) -> Tensor:
     return out.gather(3, cols[:, None, None, :].expand(b, c, h, w))
 
 
-def rand_translation(
-    x: Tensor, generator: torch.Generator | None = None, ratio: float = 0.125
-) -> Tensor:
+def rand_translation(x: Tensor, generator: RandomSource = None, ratio: float = 0.125) -> Tensor:
     """Shift each sample by up to ``ratio`` of its size in each direction, zero padded."""
     max_h, max_w = int(x.shape[2] * ratio + 0.5), int(x.shape[3] * ratio + 0.5)
     shift_h = _randint(x, -max_h, max_h + 1, generator)
@@ -97,7 +91,7 @@ def cutout_mask(h: int, w: int, top: Tensor, left: Tensor, size_h: int, size_w: 
     return (~(in_rows[:, :, None] & in_cols[:, None, :]))[:, None].float()
 
 
-def rand_cutout(x: Tensor, generator: torch.Generator | None = None, ratio: float = 0.5) -> Tensor:
+def rand_cutout(x: Tensor, generator: RandomSource = None, ratio: float = 0.5) -> Tensor:
     """Zero a square of ``ratio`` times the image size at a random centre per sample (the
     square may be clipped by the border)."""
     h, w = x.shape[2], x.shape[3]
@@ -133,7 +127,7 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     return names
 
 
-def diff_augment(x: Tensor, policy: str, generator: torch.Generator | None = None) -> Tensor:
+def diff_augment(x: Tensor, policy: str, generator: RandomSource = None) -> Tensor:
     """Apply the augmentations of ``policy`` in order, with fresh parameters per sample.
 
     Args:

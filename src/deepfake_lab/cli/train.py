@@ -65,8 +65,9 @@ def train_gan_cmd(
         console=console,
         progress=not no_progress,
     )
-    report = write_gan_report(result.run_dir)
-    console.print(f"run folder: {result.run_dir}\nreport: {report}", markup=False)
+    if result.main:  # under torchrun, rank 0 alone reports
+        report = write_gan_report(result.run_dir)
+        console.print(f"run folder: {result.run_dir}\nreport: {report}", markup=False)
     if result.signal is not None:  # the shell convention: 128 + signal number
         raise typer.Exit(128 + result.signal)
 

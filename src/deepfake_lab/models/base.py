@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-import torch
 from torch import Tensor, nn
 
 from deepfake_lab.errors import UserError
+from deepfake_lab.sharded_random import RandomSource
 
 
 class Generator(nn.Module):
@@ -60,7 +60,7 @@ class Generator(nn.Module):
         """
         return self(z * truncation)
 
-    def autoencode(self, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor] | None:
+    def autoencode(self, x: Tensor, generator: RandomSource) -> tuple[Tensor, Tensor] | None:
         """Encode and decode real images, for generators that are autoencoders (``vae``).
 
         The trainer adds the reconstruction and KL terms when this returns something; plain
@@ -109,7 +109,7 @@ class Discriminator(nn.Module):
         """
         raise NotImplementedError
 
-    def forward_real(self, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor | None]:
+    def forward_real(self, x: Tensor, generator: RandomSource) -> tuple[Tensor, Tensor | None]:
         """Score real images and compute any auxiliary self-supervised loss in one pass.
 
         The default has no auxiliary loss. Architectures with one (FastGAN's reconstruction

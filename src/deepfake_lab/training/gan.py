@@ -5,6 +5,14 @@ counted in images shown (``nimg``; ``kimg`` = nimg / 1000). All randomness flows
 explicit ``torch.Generator`` objects (data order, latents, augmentation) whose states go into
 every checkpoint with the model and optimizer states, so N steps + N resumed steps give the
 same weights, bit for bit on CPU, as 2N straight steps.
+
+Data-parallel (torchrun): every rank holds the same generator states, draws the random
+numbers of the whole global batch and keeps its slice (:mod:`deepfake_lab.sharded_random`),
+BatchNorm normalises over the global batch and gradients are averaged before each optimizer
+step, so N processes take the steps one process takes with the same ``train.batch``. Why not
+``DistributedDataParallel``: one step runs D three times and R1 differentiates through D's
+gradient (double backward), which DDP's gradient hooks do not support; StyleGAN2-ADA
+averages gradients by hand for the same reason.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from typing import Any
 
 import torch
 
+from deepfake_lab import sharded_random
 from deepfake_lab.augment.diffaugment import diff_augment
 from deepfake_lab.data.dataset import FaceDataset
 from deepfake_lab.errors import UserError
@@ -31,7 +40,18 @@ from deepfake_lab.runs.checkpoint import (
     capture_rng,
     restore_rng,
 )
+from deepfake_lab.sharded_random import ShardedGenerator
 from deepfake_lab.training.common import grad_norm
+from deepfake_lab.training.distributed import (
+    SINGLE,
+    DistContext,
+    all_sum,
+    any_rank,
+    average_gradients,
+    check_batch,
+    convert_batchnorm,
+    gather_objects,
+)
 from deepfake_lab.training.ema import ema_beta, update_ema
 from deepfake_lab.training.gan_config import GanConfig
 from deepfake_lab.training.progressive import ProgressiveSchedule, faded_reals
@@ -95,16 +115,27 @@ class GanTrainer:
         cfg: the resolved config.
         dataset: training images (uint8, at ``cfg.model.size`` px).
         device: where to train.
+        ctx: this process's place in a data-parallel run (alone by default).
     """
 
-    def __init__(self, cfg: GanConfig, dataset: FaceDataset, device: torch.device) -> None:
+    def __init__(
+        self,
+        cfg: GanConfig,
+        dataset: FaceDataset,
+        device: torch.device,
+        ctx: DistContext = SINGLE,
+    ) -> None:
         if dataset.size != cfg.model.size:
             raise UserError(f"dataset is {dataset.size} px but model.size is {cfg.model.size}")
         self.cfg = cfg
         self.dataset = dataset
         self.device = device
+        self.ctx = ctx
+        self.local_batch = check_batch(cfg.train.batch, ctx)
         m = cfg.model
         G, D = build_models(cfg)
+        # Before the optimizers: the swap makes new parameters.
+        G, D = convert_batchnorm(G, ctx), convert_batchnorm(D, ctx)
         self.G, self.D = G.to(device), D.to(device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         o = cfg.optim
@@ -117,6 +148,9 @@ class GanTrainer:
         self.sampler = InfiniteSampler(len(dataset), seed=seed)
         self.gen_noise = torch.Generator(device).manual_seed(seed + 1)
         self.gen_aug = torch.Generator(device).manual_seed(seed + 2)
+        # The same streams, drawing for the global batch and keeping this rank's rows.
+        self.noise = ShardedGenerator(self.gen_noise, ctx.rank, ctx.world)
+        self.aug = ShardedGenerator(self.gen_aug, ctx.rank, ctx.world)
         # Fixed latents for sample grids, drawn on the CPU so grids match across devices.
         n = cfg.schedule.grid**2
         grid_gen = torch.Generator().manual_seed(seed + 3)
@@ -151,6 +185,10 @@ class GanTrainer:
             "gen_noise": self.gen_noise.get_state(),
             "gen_aug": self.gen_aug.get_state(),
             "rng": capture_rng(),
+            # Each rank's global RNG (torch's default generator: StyleGAN2's style mixing),
+            # gathered so that N ranks resume exactly with N ranks.
+            "world_size": self.ctx.world,
+            "rng_ranks": gather_objects(capture_rng(), self.ctx) if self.ctx.active else None,
             "ada": {"p": self.ada_p, "stats": self.ada_stats.clone()},
             # Where a progressive run stands, for loaders of this checkpoint's G_ema.
             "progressive": {"res": self.G_ema.res, "alpha": self.G_ema.alpha},
@@ -169,7 +207,15 @@ class GanTrainer:
         self.sampler.load_state_dict(state["sampler"])
         self.gen_noise.set_state(state["gen_noise"])
         self.gen_aug.set_state(state["gen_aug"])
-        restore_rng(state["rng"])
+        ranks = state.get("rng_ranks")
+        if ranks is not None and len(ranks) == self.ctx.world:
+            restore_rng(ranks[self.ctx.rank])
+        else:
+            restore_rng(state["rng"])
+            if self.ctx.rank:
+                # Another process count than the checkpoint's: the ranks' global streams
+                # restart from rank 0's state, offset so that they stay distinct.
+                torch.manual_seed(self.cfg.train.seed + 7919 * self.ctx.rank + int(state["nimg"]))
         self.step = int(state["step"])
         self.nimg = int(state["nimg"])
         ada = state.get("ada")  # absent in checkpoints from before ADA: p starts at 0
@@ -179,10 +225,10 @@ class GanTrainer:
 
     # -- one step ------------------------------------------------------------------------
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        aug = diff_augment(x, self.cfg.augment.policy, generator=self.gen_aug)
+        aug = diff_augment(x, self.cfg.augment.policy, generator=self.aug)
         if self.cfg.augment.ada_target is None:
             return aug
-        keep = torch.rand(x.shape[0], generator=self.gen_aug, device=x.device) >= self.ada_p
+        keep = sharded_random.rand(self.aug, x.shape[0]).to(x.device) >= self.ada_p
         return torch.where(keep[:, None, None, None], x, aug)
 
     def _adjust_ada(self, real_logits: torch.Tensor, stats: dict) -> None:
@@ -192,8 +238,14 @@ class GanTrainer:
         a = self.cfg.augment
         if a.ada_target is None:
             return
-        self.ada_stats += torch.tensor(
-            [float(real_logits.detach().sign().sum()), real_logits.numel()], dtype=torch.float64
+        # Summed over the ranks: r_t is a statistic of the global batch, and p must move
+        # the same way on every rank.
+        self.ada_stats += all_sum(
+            torch.tensor(
+                [float(real_logits.detach().sign().sum()), real_logits.numel()],
+                dtype=torch.float64,
+            ),
+            self.ctx,
         )
         if (self.step + 1) % a.ada_interval == 0:
             rt = float(self.ada_stats[0] / self.ada_stats[1])
@@ -209,15 +261,17 @@ class GanTrainer:
         return nullcontext()
 
     def _real_batch(self) -> torch.Tensor:
-        idx = self.sampler.next_batch(self.cfg.train.batch)
+        # The global batch's indices (one permutation per epoch, the same on every rank), of
+        # which this rank takes its slice: the ranks' images never overlap.
+        idx = self.sampler.next_batch(self.cfg.train.batch)[self.aug.rows(self.local_batch)]
         x = self.dataset.batch(idx, self.device)
         if self.cfg.augment.xflip:
-            flip = torch.rand(x.shape[0], generator=self.gen_aug, device=self.device) < 0.5
+            flip = sharded_random.rand(self.aug, x.shape[0]).to(self.device) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
         return x
 
     def _latents(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.cfg.model.z_dim, generator=self.gen_noise, device=self.device)
+        return sharded_random.randn(self.noise, n, self.cfg.model.z_dim).to(self.device)
 
     def _grow(self) -> tuple[int, float] | None:
         """Set G, D and G_ema to the schedule's resolution and fade for this step."""
@@ -230,7 +284,7 @@ class GanTrainer:
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One D update and one G update; returns detached scalar statistics."""
-        cfg, B = self.cfg, self.cfg.train.batch
+        cfg, B = self.cfg, self.local_batch
         grown = self._grow()
         real = self._real_batch()
         if grown is not None:
@@ -246,7 +300,7 @@ class GanTrainer:
         real_in = real.detach().requires_grad_(do_r1)
         with self._autocast():
             real_aug = self._augment(real_in)
-            real_logits, aux = self.D.forward_real(real_aug, self.gen_aug)
+            real_logits, aux = self.D.forward_real(real_aug, self.aug)
             real_logits = real_logits.float()
             fake_logits = self.D(self._augment(fake.detach().float())).float()
             d_loss = self.loss.d_loss(real_logits, fake_logits)
@@ -268,6 +322,7 @@ class GanTrainer:
         self._check_finite(d_total, "D loss")
         self.opt_D.zero_grad(set_to_none=True)
         d_total.backward()
+        average_gradients(list(self.D.parameters()), self.ctx)
         stats["Grad/D"] = grad_norm(list(self.D.parameters()))
         self._check_finite(stats["Grad/D"], "D gradient norm")
         self.opt_D.step()
@@ -280,6 +335,7 @@ class GanTrainer:
         self._check_finite(g_loss, "G loss")
         self.opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
+        average_gradients(list(self.G.parameters()), self.ctx)
         stats["Grad/G"] = grad_norm(list(self.G.parameters()))
         self._check_finite(stats["Grad/G"], "G gradient norm")
         self.opt_G.step()
@@ -288,9 +344,9 @@ class GanTrainer:
         if grown is not None:
             stats["Progressive/res"] = torch.tensor(float(grown[0]))
             stats["Progressive/alpha"] = torch.tensor(grown[1])
-        self.nimg += B
+        self.nimg += cfg.train.batch
         self.step += 1
-        beta = ema_beta(B, self.nimg, cfg.ema.half_life_kimg, cfg.ema.rampup)
+        beta = ema_beta(cfg.train.batch, self.nimg, cfg.ema.half_life_kimg, cfg.ema.rampup)
         update_ema(self.G_ema, self.G, beta)
         return stats
 
@@ -300,7 +356,7 @@ class GanTrainer:
         """G's loss beyond fooling D: an autoencoder's ELBO terms (with the adversarial term
         weighted by ``loss.vae.adversarial``), and the perceptual term if configured."""
         cfg = self.cfg.loss
-        ae = self.G.autoencode(real, self.gen_noise)
+        ae = self.G.autoencode(real, self.noise)
         if ae is None:
             total = g_adv
             if self.perceptual is not None:
@@ -322,7 +378,8 @@ class GanTrainer:
 
     def _check_finite(self, value: torch.Tensor, what: str) -> None:
         # Checked before the optimizer step, so non-finite values never reach the weights.
-        if not torch.isfinite(value).item():
+        # Agreed by all ranks: one rank raising alone would leave the others waiting.
+        if any_rank(not torch.isfinite(value).item(), self.ctx):
             raise TrainingDiverged(
                 f"the {what} became {value.item()} at kimg {self.nimg / 1000:.3f} and the run "
                 "stopped before updating the weights. Lower optim.g_lr/optim.d_lr or raise "

@@ -30,10 +30,18 @@ from deepfake_lab.training.common import (
     seed_everything,
     stop_on_signals,
 )
+from deepfake_lab.training.distributed import (
+    SINGLE,
+    DistContext,
+    all_mean,
+    any_rank,
+    rank_device,
+    world_change_note,
+)
 from deepfake_lab.training.gan import GanTrainer, TrainingDiverged
 from deepfake_lab.training.gan_config import GanConfig
 from deepfake_lab.training.gan_metrics import MetricTracker
-from deepfake_lab.training.logger import RunLogger, make_progress
+from deepfake_lab.training.logger import NullLogger, RunLogger, make_progress
 
 
 @dataclass
@@ -46,6 +54,7 @@ class TrainResult:
     status: str  # "done" | "interrupted" | "time limit" | "cpu limit"
     images_per_sec: float
     signal: int | None = None  # the signal that interrupted the run
+    main: bool = True  # False on the ranks > 0 of a data-parallel run, which write nothing
 
 
 def run_training(
@@ -57,36 +66,57 @@ def run_training(
     progress: bool = True,
     tensorboard: bool = True,
     tracker: MetricTracker | None = None,
+    ctx: DistContext = SINGLE,
 ) -> TrainResult:
     """Train in ``run_dir`` until ``cfg.train.kimg`` (or a signal), checkpointing as configured.
 
     The resolved config is written to ``run_dir/config.yaml``. With ``resume_state`` (a loaded
-    checkpoint) the run continues exactly where it stopped.
+    checkpoint) the run continues exactly where it stopped. In a data-parallel run (``ctx``)
+    every rank calls this; only rank 0 writes.
     """
-    device = resolve_device(cfg.train.device)
-    if tracker is None and cfg.metrics.every_kimg:
+    device = rank_device(resolve_device(cfg.train.device), ctx)
+    if tracker is None and cfg.metrics.every_kimg and ctx.is_main:
         tracker = MetricTracker(cfg, device)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    seed_everything(cfg.train.seed)
-    save_config(cfg, run_dir / "config.yaml")
-    logger = RunLogger(run_dir, tensorboard=tensorboard, console=console)
+    seed_everything(cfg.train.seed)  # the same on every rank: the same initial weights
+    if ctx.is_main:
+        save_config(cfg, run_dir / "config.yaml")
+        logger: RunLogger | NullLogger = RunLogger(
+            run_dir, tensorboard=tensorboard, console=console
+        )
+    else:
+        logger, console, progress = NullLogger(), None, False
     try:
         with determinism(cfg.train.deterministic):
             return _train(
-                cfg, run_dir, dataset, device, resume_state, logger, console, progress, tracker
-            )
+                cfg, run_dir, dataset, device, resume_state, logger, console, progress, tracker,
+                ctx,
+            )  # fmt: skip
     finally:
         logger.close()
 
 
-def _train(cfg, run_dir, dataset, device, resume_state, logger, console, progress, tracker):
+def _train(cfg, run_dir, dataset, device, resume_state, logger, console, progress, tracker, ctx):
     """Build the trainer, restore or start, then run the loop."""
-    trainer = GanTrainer(cfg, dataset, device)
+    trainer = GanTrainer(cfg, dataset, device, ctx)
     if resume_state is not None:
         trainer.load_state_dict(resume_state)
         logger.info(f"resumed at kimg {trainer.nimg / 1000:.3f} (step {trainer.step})")
+        note = world_change_note(int(resume_state.get("world_size", 1)), ctx)
+        if note:
+            logger.info(note)
     else:
+        if ctx.rank:
+            # Distinct global streams per rank (StyleGAN2's style mixing draws from them),
+            # after the identical initial weights.
+            torch.manual_seed(cfg.train.seed + 7919 * ctx.rank)
+        if ctx.active:
+            logger.info(
+                f"data-parallel over {ctx.world} processes: {trainer.local_batch} images "
+                f"each of a global batch of {cfg.train.batch}"
+            )
+
         logger.info(
             f"training {cfg.model.arch} at {cfg.model.size}px on {len(dataset)} images "
             f"for {cfg.train.kimg} kimg, batch {cfg.train.batch}, device {device}"
@@ -95,12 +125,13 @@ def _train(cfg, run_dir, dataset, device, resume_state, logger, console, progres
             logger.info(f"skipped {len(dataset.skipped)} unreadable files")
         if trainer.schedule is not None:
             logger.info(trainer.schedule.describe())
-        save_grid(
-            dataset.batch(torch.arange(min(len(dataset), cfg.schedule.grid**2))),
-            run_dir / "samples" / "reals.png",
-            nrow=cfg.schedule.grid,
-        )
-        _write_samples(trainer, run_dir, logger)
+        if ctx.is_main:
+            save_grid(
+                dataset.batch(torch.arange(min(len(dataset), cfg.schedule.grid**2))),
+                run_dir / "samples" / "reals.png",
+                nrow=cfg.schedule.grid,
+            )
+            _write_samples(trainer, run_dir, logger)
     return _loop(trainer, run_dir, logger, console, progress, tracker)
 
 
@@ -121,6 +152,7 @@ def _loop(
     t0, n0 = t_tick, trainer.nimg
     last_ckpt: Path | None = None
     status = "done"
+    ctx = trainer.ctx
     budget = cfg.train.max_minutes * 60 if cfg.train.max_minutes else None
     cpu_budget = cfg.train.max_cpu_minutes * 60 if cfg.train.max_cpu_minutes else None
     cpu0 = time.process_time()
@@ -151,7 +183,9 @@ def _loop(
                     else ("no checkpoint was written in this session")
                 )
                 raise TrainingDiverged(f"{exc}; {where}") from None
-            values = torch.stack([v.float().cpu() for v in stats.values()]).tolist()
+            # Means over the ranks: each rank's losses are those of its slice.
+            values = all_mean(torch.stack([v.float().cpu() for v in stats.values()]), ctx)
+            values = values.tolist()
             for key, v in zip(stats, values, strict=True):
                 sums[key] += v
             count += 1
@@ -165,22 +199,27 @@ def _loop(
                     f"D {stats['Loss/D'].item():.3f}"
                 ),
             )
-            # Why this step is the last one, if it is: the schedule, a signal or the budget.
-            if stop["signal"] is not None:
+            # Why this step is the last one, if it is: the schedule, a signal or the budget;
+            # agreed by all ranks, so that they stop at the same step.
+            if any_rank(stop["signal"] is not None, ctx):
                 status = "interrupted"
-            elif budget is not None and time.perf_counter() - t0 >= budget:
+                stop["signal"] = stop["signal"] or signal.SIGTERM
+            elif any_rank(budget is not None and time.perf_counter() - t0 >= budget, ctx):
                 status = "time limit"
-            elif cpu_budget is not None and time.process_time() - cpu0 >= cpu_budget:
+            elif any_rank(cpu_budget is not None and time.process_time() - cpu0 >= cpu_budget, ctx):
                 status = "cpu limit"
             last = cur >= total or status != "done"
             if last or crossed(prev, cur, sched.log_kimg):
                 log_interval()
-            if last or crossed(prev, cur, sched.sample_kimg):
+            if ctx.is_main and (last or crossed(prev, cur, sched.sample_kimg)):
                 _write_samples(trainer, run_dir, logger)
-            evaluate = tracker is not None and (last or crossed(prev, cur, cfg.metrics.every_kimg))
+            # Decided from the config alone, the same on every rank (only rank 0 has a
+            # tracker), because a checkpoint is a collective step.
+            every = cfg.metrics.every_kimg
+            evaluate = bool(every) and (last or crossed(prev, cur, every))
             if evaluate or last or crossed(prev, cur, sched.checkpoint_kimg):
                 last_ckpt = _write_checkpoint(trainer, run_dir, sched.keep_checkpoints)
-            if evaluate:
+            if evaluate and tracker is not None:
                 tracker.evaluate(last_ckpt, cur, logger)
             if last:
                 break
@@ -203,7 +242,7 @@ def _loop(
         f"{cpu:.1f} CPU s"
     )
     signum = stop["signal"] if status == "interrupted" else None
-    return TrainResult(run_dir, last_ckpt, trainer.nimg, status, rate, signum)
+    return TrainResult(run_dir, last_ckpt, trainer.nimg, status, rate, signum, ctx.is_main)
 
 
 def _write_samples(trainer: GanTrainer, run_dir: Path, logger: RunLogger) -> Path:
@@ -219,8 +258,9 @@ def _write_samples(trainer: GanTrainer, run_dir: Path, logger: RunLogger) -> Pat
 
 
 def _write_checkpoint(trainer: GanTrainer, run_dir: Path, keep: int) -> Path:
-    path = save_checkpoint(
-        run_dir / "checkpoints" / checkpoint_name(trainer.nimg), trainer.state_dict()
-    )
-    prune_checkpoints(run_dir / "checkpoints", keep)
+    path = run_dir / "checkpoints" / checkpoint_name(trainer.nimg)
+    state = trainer.state_dict()  # on every rank: it gathers the ranks' RNG states
+    if trainer.ctx.is_main:
+        save_checkpoint(path, state)
+        prune_checkpoints(run_dir / "checkpoints", keep)
     return path

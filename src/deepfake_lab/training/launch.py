@@ -23,6 +23,13 @@ from deepfake_lab.runs.run_dir import (
     run_dir_of,
     set_aside_later_work,
 )
+from deepfake_lab.training.distributed import (
+    DistContext,
+    barrier,
+    broadcast,
+    init_distributed,
+    shutdown,
+)
 from deepfake_lab.training.gan import check_models
 from deepfake_lab.training.gan_config import GanConfig
 from deepfake_lab.training.gan_loop import TrainResult, run_training
@@ -111,11 +118,34 @@ def train_gan(
     flag_overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
     all_overrides = flag_overrides + list(overrides or [])
 
+    fresh = build_config(GanConfig, config, all_overrides)
+    # Under torchrun: join the group first; rank 0 alone decides folders and prints.
+    ctx, _ = init_distributed(resolve_device(fresh.train.device))
+    try:
+        return _train_gan(
+            fresh, config, all_overrides, resume, dataset, ctx,
+            console if ctx.is_main else None, progress and ctx.is_main, tensorboard,
+        )  # fmt: skip
+    finally:
+        shutdown(ctx)
+
+
+def _train_gan(
+    fresh: GanConfig,
+    config: str | Path | None,
+    all_overrides: list[str],
+    resume: str | None,
+    dataset: FaceDataset | None,
+    ctx: DistContext,
+    console: Console | None,
+    progress: bool,
+    tensorboard: bool,
+) -> TrainResult:
     state = None
     run_dir: Path | None = None
     if resume:
-        fresh = build_config(GanConfig, config, all_overrides)
         source = latest_run(fresh.run.out, fresh.run.name) if resume == "auto" else resume
+        source = broadcast(source, ctx)
         ckpt = None
         if source is not None:
             # The newest checkpoint that loads: a truncated or damaged newer one (a crash
@@ -139,12 +169,14 @@ def train_gan(
                 f"{fresh.run.out}: starting a new one"
             )
     if state is None:
-        cfg = build_config(GanConfig, config, all_overrides)
+        cfg = fresh
 
     check_models(cfg)
     # Built before the run folder, so missing metric weights or references fail first.
     tracker = (
-        MetricTracker(cfg, resolve_device(cfg.train.device)) if cfg.metrics.every_kimg else None
+        MetricTracker(cfg, resolve_device(cfg.train.device))
+        if cfg.metrics.every_kimg and ctx.is_main
+        else None
     )
     if dataset is None:
         if not cfg.data.path:
@@ -152,9 +184,10 @@ def train_gan(
         dataset = FaceDataset.from_folder(cfg.data.path, cfg.model.size, cfg.data.max_images)
     if state is not None:
         check_resume_data(state, dataset)
+    barrier(ctx)  # every rank has read its checkpoint before rank 0 moves any aside
     if run_dir is None:
-        run_dir = create_run_dir(cfg.run.out, cfg.run.name)
-    elif state is not None:
+        run_dir = broadcast(create_run_dir(cfg.run.out, cfg.run.name) if ctx.is_main else None, ctx)
+    elif state is not None and ctx.is_main:
         newer = [p for p in list_checkpoints(run_dir / "checkpoints") if p.name > ckpt.name]
         if newer:
             moved = set_aside_later_work(run_dir, int(state["nimg"]))
@@ -172,4 +205,5 @@ def train_gan(
         progress=progress,
         tensorboard=tensorboard,
         tracker=tracker,
+        ctx=ctx,
     )

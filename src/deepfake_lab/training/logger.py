@@ -74,6 +74,22 @@ class RunLogger:
             self._tb = None
 
 
+class NullLogger:
+    """RunLogger's interface, writing nothing: ranks > 0 of a data-parallel run."""
+
+    def info(self, message: str) -> None:
+        pass
+
+    def scalars(self, nimg: int, values: dict[str, float], **extra: Any) -> dict[str, Any]:
+        return {}
+
+    def image(self, tag: str, image_hwc_uint8: Any, nimg: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def make_progress(console: Console | None = None, disable: bool = False) -> Progress:
     """A progress bar for training: kimg done/total, rate, losses, elapsed and ETA."""
     return Progress(

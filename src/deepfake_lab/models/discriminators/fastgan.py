@@ -7,9 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deepfake_lab import sharded_random
 from deepfake_lab.models.base import Discriminator, check_positive, check_size
 from deepfake_lab.models.layers import SkipLayerExcitation, UpBlock, init_dcgan_, sn_conv2d
 from deepfake_lab.models.registry import DISCRIMINATORS
+from deepfake_lab.sharded_random import RandomSource
 
 SIZES = (16, 32, 64, 128, 256)
 #: Default width at the input resolution (see the generator's ``DEFAULT_CHANNELS`` for timing).
@@ -142,7 +144,7 @@ class FastGANDiscriminator(Discriminator):
         feat8, _ = self._features(x)
         return self.head(feat8).mean(dim=(1, 2, 3))
 
-    def forward_real(self, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    def forward_real(self, x: Tensor, generator: RandomSource) -> tuple[Tensor, Tensor]:
         """Logits plus the L1 reconstruction loss of the whole image and of one random quadrant
         per sample, from one pass through D's trunk.
 
@@ -156,8 +158,7 @@ class FastGANDiscriminator(Discriminator):
         """
         feat8, feat16 = self._features(x)
         logits = self.head(feat8).mean(dim=(1, 2, 3))
-        quadrant = torch.randint(4, (x.shape[0],), generator=generator, device=generator.device)
-        quadrant = quadrant.to(x.device)
+        quadrant = sharded_random.randint(generator, 0, 4, x.shape[0]).to(x.device)
         target = x.detach()  # the images are targets, not something to optimise
         rec_whole = self.decoder_whole(feat8)
         rec_part = self.decoder_part(take_quadrant(feat16, quadrant))

@@ -9,10 +9,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from deepfake_lab import sharded_random
 from deepfake_lab.models.base import Generator, check_positive, check_size
 from deepfake_lab.models.generators.dcgan import SIZES, DCGANGenerator
 from deepfake_lab.models.layers import init_dcgan_
 from deepfake_lab.models.registry import GENERATORS
+from deepfake_lab.sharded_random import RandomSource
 
 #: log-variances are clamped to this range: a posterior that collapses or explodes would make
 #: the KL term non-finite long before the weights are useless.
@@ -67,11 +69,11 @@ class VAEGenerator(Generator):
         mu, logvar = self.to_posterior(self.encoder(x)).chunk(2, dim=1)
         return mu, logvar.clamp(*LOGVAR_RANGE)
 
-    def autoencode(self, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    def autoencode(self, x: Tensor, generator: RandomSource) -> tuple[Tensor, Tensor]:
         """Reconstructions of ``x`` from one posterior sample each (the reparameterisation
         trick, noise from ``generator``), and ``KL(q(z|x) || N(0, I))`` per image ``(B,)``."""
         mu, logvar = self.encode(x)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        eps = sharded_random.randn(generator, *mu.shape, device=mu.device).to(mu)
         z = mu + torch.exp(0.5 * logvar) * eps
         kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(dim=1)
         return self.decoder(z), kl
