@@ -11,7 +11,7 @@ from deepfake_lab.models.detectors import DETECTORS, build_detector
 from deepfake_lab.models.detectors import inference as inference_mod
 from deepfake_lab.models.detectors.inference import inference_copy
 from deepfake_lab.models.detectors.loading import load_detector
-from deepfake_lab.training.detector import predict_logits
+from deepfake_lab.training.detector_validation import predict_logits
 from detector_toys import make_toy_sets, train_toy
 from models.test_detectors import TINY, _images
 

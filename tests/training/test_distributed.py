@@ -138,3 +138,63 @@ def test_resuming_with_another_process_count_says_what_changes(tmp_path, tiny_fa
     log = (run / "log.txt").read_text()
     assert "written by 2 process(es) and this run has 1" in log
     assert _newest(out)["nimg"] == 64 and _newest(out)["world_size"] == 1
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    from detector_toys import make_toy_sets
+
+    return make_toy_sets(tmp_path_factory.mktemp("toy"), n=24)
+
+
+def _detector(nproc: int, toy: Path, out: Path, *extra: str, real_only: bool = False):
+    args = ["train", "detector", "--real", str(toy / "real"), "--size", "16", "--epochs", "2"]
+    args += ["--pseudo-fake", "sbi"] if real_only else ["--fake", str(toy / "fake")]
+    args += ["--arch", "resnet", "--out", str(out), "--name", "d", "--no-progress"]
+    opts = ["train.batch=8", "train.threads=1", "model.kwargs={width: 8, depth: 18}"]
+    opts += ["augment.enabled=true", "resample.enabled=true", "train.patience=10", *extra]
+    for o in opts:
+        args += ["--set", o]
+    return _run(_command(nproc, *args))
+
+
+@pytest.mark.parametrize("real_only", [False, True], ids=["fakes", "sbi-pseudo-fakes"])
+def test_two_processes_train_the_detector_a_single_process_trains(tmp_path, toy, real_only):
+    """ResNet (BatchNorm) with the robustness augmentation and the resampling chain, on
+    real vs fake folders and on self-blended pseudo-fakes made on the fly."""
+    _detector(1, toy, tmp_path / "one", real_only=real_only)
+    res = _detector(2, toy, tmp_path / "two", real_only=real_only)
+    one, two = _newest(tmp_path / "one"), _newest(tmp_path / "two")
+    assert one["step"] == two["step"] > 0 and two["world_size"] == 2
+    _assert_close(one["model"], two["model"])
+    assert res.stdout.count("run folder:") == 1
+    run = sorted(p for p in (tmp_path / "two").iterdir() if p.is_dir())[-1]
+    assert (run / "calibration.json").exists() and (run / "index.html").exists()
+
+
+@pytest.mark.slow
+def test_detector_killed_under_torchrun_resumes_exactly(tmp_path, toy):
+    extra = ("train.epochs=4",)
+    _detector(2, toy, tmp_path / "straight", *extra)
+    out = tmp_path / "killed"
+    args = ["train", "detector", "--real", str(toy / "real"), "--fake", str(toy / "fake")]
+    args += ["--size", "16", "--arch", "resnet", "--out", str(out), "--name", "d"]
+    opts = ["train.batch=8", "train.threads=1", "model.kwargs={width: 8, depth: 18}"]
+    opts += ["augment.enabled=true", "resample.enabled=true", "train.patience=10", *extra]
+    for o in opts:
+        args += ["--set", o]
+    proc = subprocess.Popen(_command(2, *args, "--no-progress"), env=ENV, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list(out.glob("*-d/checkpoints/ckpt-*.pt")):
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run = sorted(p for p in out.iterdir() if p.is_dir())[-1]
+    assert 0 < _newest(out)["step"] < _newest(tmp_path / "straight")["step"]
+    _run(_command(2, "train", "detector", "--resume", str(run), "--no-progress"))
+    a, b = _newest(tmp_path / "straight"), _newest(out)
+    assert a["step"] == b["step"]
+    _assert_close(a["model"], b["model"], atol=0)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property, partial
 from typing import Any
@@ -106,6 +106,34 @@ def gaussian_noise(img: np.ndarray, sigma: float, rng: np.random.Generator) -> n
     """Add N(0, sigma^2) noise, ``sigma`` in 8-bit levels, then round and clip."""
     noise = rng.standard_normal(img.shape, dtype=np.float32) * float(sigma)
     return _to_uint8(img.astype(np.float32) + noise)
+
+
+#: One generator for a whole batch, or one per image (their k-th for image k).
+ImageRngs = np.random.Generator | Sequence[np.random.Generator]
+
+
+def augment_images(
+    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray],
+    images: torch.Tensor,
+    rng: ImageRngs | None,
+) -> torch.Tensor:
+    """``augment(image, generator)`` on every image of a uint8 (N, 3, H, W) batch.
+
+    Args:
+        rng: one generator drawn from in turn, or one per image. Per-image generators make
+            an image's augmentation independent of the rest of the batch: what data-parallel
+            training needs to match a one-process run.
+
+    Raises:
+        ValueError: no generator, or not one per image.
+    """
+    if rng is None:
+        raise ValueError("augmentation needs rng, the generator it draws from")
+    gens = [rng] * len(images) if isinstance(rng, np.random.Generator) else list(rng)
+    if len(gens) != len(images):
+        raise ValueError(f"{len(gens)} generators for {len(images)} images")
+    it = iter(gens)  # map_images calls fn once per image, in order
+    return map_images(lambda img: augment(img, next(it)), images)
 
 
 def map_images(fn: ImageFn, images: torch.Tensor) -> torch.Tensor:

@@ -133,13 +133,14 @@ def train_detector_cmd(
         console=console,
         progress=not no_progress,
     )
-    console.print(
-        escape(
-            f"run folder: {result.run_dir}\nbest checkpoint: {result.best} ({result.status})\n"
-            f"report: {result.run_dir / 'index.html'}"
-        ),
-        highlight=False,
-    )
+    if result.main:  # under torchrun, rank 0 alone reports
+        console.print(
+            escape(
+                f"run folder: {result.run_dir}\nbest checkpoint: {result.best} "
+                f"({result.status})\nreport: {result.run_dir / 'index.html'}"
+            ),
+            highlight=False,
+        )
     if result.signal is not None:
         raise typer.Exit(128 + result.signal)
 

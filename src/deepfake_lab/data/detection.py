@@ -22,7 +22,12 @@ import numpy as np
 import torch
 
 from deepfake_lab.augment.resample import to_native_floor
-from deepfake_lab.augment.robustness import map_images, parse_reencode
+from deepfake_lab.augment.robustness import (
+    ImageRngs,
+    augment_images,
+    map_images,
+    parse_reencode,
+)
 from deepfake_lab.data.dataset import list_images, load_rgb
 from deepfake_lab.data.decode import IMAGE_SUFFIXES, DecodeError
 from deepfake_lab.data.detection_manifest import FAKE, REAL, DetectionSample, read_manifest
@@ -243,7 +248,7 @@ class DetectionDataset:
         indices: torch.Tensor,
         device: torch.device | str = "cpu",
         augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
-        rng: np.random.Generator | None = None,
+        rng: ImageRngs | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images and labels at ``indices``.
 
@@ -252,17 +257,15 @@ class DetectionDataset:
             device: where the batch goes.
             augment: optional per-image ``(uint8 (H, W, 3), rng) -> uint8 (H, W, 3)``, e.g. a
                 :class:`deepfake_lab.augment.robustness.RobustAugment`; applied on the CPU.
-            rng: the generator ``augment`` draws from (required with ``augment``).
+            rng: the generator ``augment`` draws from (required with ``augment``), or one
+                per index.
 
         Returns:
             ``(x, y)``: float32 (B, 3, size, size) in [-1, 1] and float32 (B,) in {0, 1}.
         """
         x = self.images[indices]
         if augment is not None:
-            if rng is None:
-                raise ValueError("batch(augment=...) needs rng, the generator it draws from")
-            gen = rng  # narrowed to a Generator for the closure
-            x = map_images(lambda img: augment(img, gen), x)
+            x = augment_images(augment, x, rng)
         x = x.to(device, non_blocking=True).to(torch.float32).div_(127.5).sub_(1.0)
         y = self.labels[indices].to(device, non_blocking=True).to(torch.float32)
         return x, y

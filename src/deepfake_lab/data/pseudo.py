@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from deepfake_lab.augment.robustness import map_images
+from deepfake_lab.augment.robustness import ImageRngs, augment_images
 from deepfake_lab.data.detection import FAKE, REAL, DetectionDataset, DetectionSample
 from deepfake_lab.data.sbi import self_blend
 from deepfake_lab.errors import UserError
@@ -135,36 +135,45 @@ class PseudoFakeSet:
         indices: torch.Tensor,
         device: torch.device | str = "cpu",
         augment: ImageAug | None = None,
-        rng: np.random.Generator | None = None,
+        rng: ImageRngs | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images and labels at ``indices`` (see ``DetectionDataset.batch``); indices past
         ``len(base)`` are pseudo-fakes made now from ``rng``; when ``paired``, the
         pseudo-fakes of the batch's real faces follow the batch, in its order.
+
+        ``rng`` is one generator, or one per index: then index k's image, its pseudo-fake
+        (paired) and their augmentations all draw from the k-th, in that order, so that
+        they do not depend on the rest of the batch.
 
         Raises:
             ValueError: pseudo-fakes asked for without ``rng``.
         """
         idx = [int(i) for i in indices]
         n_base = len(self.base)
+        gens: list[np.random.Generator | None] = (
+            [rng] * len(idx) if rng is None or isinstance(rng, np.random.Generator) else list(rng)
+        )
+        if len(gens) != len(idx):
+            raise ValueError(f"{len(gens)} generators for {len(idx)} indices")
         if self.paired:
-            idx += [n_base + self._position[i] for i in idx if i in self._position]
+            pairs = [(n_base + self._position[i], g) for i, g in zip(idx, gens, strict=True)
+                     if i in self._position]  # fmt: skip
+            idx += [i for i, _ in pairs]
+            gens += [g for _, g in pairs]
         if rng is None and any(i >= n_base for i in idx):
             raise ValueError("pseudo-fakes need rng, the generator they draw from")
         images, labels = [], []
-        for i in idx:
+        for i, g in zip(idx, gens, strict=True):
             if i < n_base:
                 images.append(self.base.images[i].permute(1, 2, 0).numpy())
                 labels.append(int(self.base.labels[i]))
             else:
-                assert rng is not None
-                images.append(self.make(i - n_base, rng)[0])
+                assert g is not None
+                images.append(self.make(i - n_base, g)[0])
                 labels.append(FAKE)
         x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
         if augment is not None:
-            if rng is None:
-                raise ValueError("batch(augment=...) needs rng, the generator it draws from")
-            gen = rng
-            x = map_images(lambda img: augment(img, gen), x)
+            x = augment_images(augment, x, None if rng is None else gens)  # type: ignore[arg-type]
         x = x.to(device, non_blocking=True).to(torch.float32).div_(127.5).sub_(1.0)
         y = torch.tensor(labels, dtype=torch.float32, device=device)
         return x, y

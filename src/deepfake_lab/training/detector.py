@@ -5,11 +5,18 @@ The machinery is the GAN trainer's (``training.common``, ``runs.checkpoint``,
 ``runs.run_dir``, ``training.logger``, ``training.sampler``); only the step and the
 schedule are the detector's own. Progress is counted in steps; an epoch is
 ``ceil(n_train / batch)`` steps over a reshuffled training split.
+
+Data-parallel (torchrun): the model is wrapped in ``DistributedDataParallel`` with BatchNorm
+over the global batch; every rank draws the global batch's indices and one seed per step
+(equal on all ranks), takes its slice, and augments each image with a generator of its own
+keyed by (step seed, position in the global batch). So N processes train the model one
+process trains with the same ``train.batch``. Rank 0 validates and shares the result.
 """
 
 from __future__ import annotations
 
 import math
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,18 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from scipy.special import expit
+from torch.nn.parallel import DistributedDataParallel
 
 from deepfake_lab.augment.resample import Compose, ResampleChain
 from deepfake_lab.augment.robustness import RobustAugment
 from deepfake_lab.data.detection import DetectionDataset
 from deepfake_lab.data.pseudo import PseudoFakeSet
 from deepfake_lab.errors import UserError
-from deepfake_lab.io import atomic_write_json
-from deepfake_lab.metrics.calibration import calibrate, threshold_at_eer, threshold_at_fpr
-from deepfake_lab.metrics.detection import detection_metrics
 from deepfake_lab.models.detectors import DETECTORS, build_detector
-from deepfake_lab.models.detectors.inference import inference_copy
 from deepfake_lab.runs.checkpoint import (
     capture_rng,
     checkpoint_name,
@@ -41,6 +44,18 @@ from deepfake_lab.runs.checkpoint import (
 from deepfake_lab.training.adversarial import eps_on_model_scale, pgd
 from deepfake_lab.training.common import grad_norm, stop_on_signals
 from deepfake_lab.training.detector_config import DetectorConfig
+from deepfake_lab.training.detector_validation import calibrate_best, validate
+from deepfake_lab.training.distributed import (
+    SINGLE,
+    DistContext,
+    all_mean,
+    any_rank,
+    broadcast,
+    check_batch,
+    convert_batchnorm,
+    gather_objects,
+    world_change_note,
+)
 from deepfake_lab.training.logger import RunLogger, make_progress
 from deepfake_lab.training.sampler import InfiniteSampler
 
@@ -57,6 +72,7 @@ class DetectorResult:
     step: int
     val: dict[str, Any]
     signal: int | None = None
+    main: bool = True  # False on the ranks > 0 of a data-parallel run, which write nothing
 
 
 def build_model(cfg: DetectorConfig) -> torch.nn.Module:
@@ -119,12 +135,24 @@ class DetectorTrainer:
         val: DetectionDataset,
         device: torch.device,
         native_floor: int | None = None,
+        ctx: DistContext = SINGLE,
     ) -> None:
         self.cfg, self.train_set, self.val_set, self.device = cfg, train, val, device
+        self.ctx = ctx
+        self.local_batch = check_batch(cfg.train.batch, ctx)
         # The detector only ever saw images floored to this side: scoring floors them too.
         self.native_floor = native_floor
-        self.model = build_model(cfg).to(device)
+        self.model = convert_batchnorm(build_model(cfg), ctx).to(device)
         self.model.freeze(cfg.model.freeze)
+        # What the training step calls: the model itself, or its DDP wrapper (which
+        # averages the gradients over the ranks during backward).
+        self.net: torch.nn.Module = self.model
+        if ctx.active:
+            self.net = DistributedDataParallel(
+                self.model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                broadcast_buffers=False,  # BatchNorm statistics are global already
+            )
         o, t = cfg.optim, cfg.train
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
@@ -136,7 +164,8 @@ class DetectorTrainer:
         self.aug_rng = np.random.default_rng(t.seed + 2)
         # PGD random starts draw from their own generator, checkpointed, so adversarial
         # training resumes exactly and does not shift the other random streams.
-        self.adv_gen = torch.Generator().manual_seed(t.seed + 3)
+        # Per rank: each crafts its own slice's examples.
+        self.adv_gen = torch.Generator().manual_seed(t.seed + 3 + 7919 * ctx.rank)
         self.step = 0
         self.best_auc = -1.0
         self.bad_epochs = 0
@@ -161,6 +190,16 @@ class DetectorTrainer:
             "aug_rng": self.aug_rng.bit_generator.state,
             "adv_gen": self.adv_gen.get_state(),
             "rng": capture_rng(),
+            # Per-rank streams (global RNG: dropout; PGD starts), so that N ranks resume
+            # exactly with N ranks.
+            "world_size": self.ctx.world,
+            "rank_states": (
+                gather_objects(
+                    {"rng": capture_rng(), "adv_gen": self.adv_gen.get_state()}, self.ctx
+                )
+                if self.ctx.active
+                else None
+            ),
             "step": self.step,
             "nimg": self.step * self.cfg.train.batch,
             "best_auc": self.best_auc,
@@ -176,6 +215,12 @@ class DetectorTrainer:
         if "adv_gen" in state:  # checkpoints from before adversarial training lack it
             self.adv_gen.set_state(state["adv_gen"])
         restore_rng(state["rng"])
+        ranks = state.get("rank_states")
+        if ranks is not None and len(ranks) == self.ctx.world:
+            restore_rng(ranks[self.ctx.rank]["rng"])
+            self.adv_gen.set_state(ranks[self.ctx.rank]["adv_gen"])
+        elif self.ctx.rank:  # another process count: distinct streams, said in the log
+            torch.manual_seed(self.cfg.train.seed + 7919 * self.ctx.rank + int(state["step"]))
         self.step, self.best_auc = int(state["step"]), float(state["best_auc"])
         self.bad_epochs = int(state["bad_epochs"])
 
@@ -183,12 +228,17 @@ class DetectorTrainer:
         """One AdamW step on a batch of augmented training images (with ``adv.enabled``,
         part of the batch replaced by PGD examples: see ``_adversarial_``)."""
         self.model.train()
-        idx = self.sampler.next_batch(self.cfg.train.batch)
-        x, y = self.train_set.batch(idx, self.device, augment=self.aug, rng=self.aug_rng)
+        b, r = self.local_batch, self.ctx.rank
+        # The global batch (equal on every rank) and this rank's slice of it; each image
+        # augments with its own generator, keyed by the step's seed and its global position.
+        idx = self.sampler.next_batch(self.cfg.train.batch)[r * b : (r + 1) * b]
+        seed = int(self.aug_rng.integers(2**63))
+        gens = [np.random.default_rng([seed, p]) for p in range(r * b, (r + 1) * b)]
+        x, y = self.train_set.batch(idx, self.device, augment=self.aug, rng=gens)
         n_adv = self._adversarial_(x, y) if self.cfg.adv.enabled else 0
-        logits = self.model(x)
+        logits = self.net(x)
         loss = self.model.loss(logits, y)
-        if not torch.isfinite(loss).item():
+        if any_rank(not torch.isfinite(loss).item(), self.ctx):
             raise UserError(
                 f"the detector loss became {loss.item()} at step {self.step}; "
                 "lower optim.lr and --resume from a checkpoint"
@@ -200,14 +250,16 @@ class DetectorTrainer:
         self.sched.step()
         self.step += 1
         correct = ((logits.detach() > 0).float() == y).float()
+        # Means over the ranks (each rank's are those of its slice).
+        loss_acc = all_mean(torch.stack([loss.detach(), correct.mean()]).cpu(), self.ctx)
         stats = {
-            "Loss/train": loss.item(),
-            "Acc/train": correct.mean().item(),
+            "Loss/train": loss_acc[0].item(),
+            "Acc/train": loss_acc[1].item(),
             "Grad/norm": gnorm.item(),
             "LR": self.opt.param_groups[0]["lr"],
         }
         if n_adv:
-            stats["Acc/adv"] = correct[:n_adv].mean().item()  # before this step's update
+            stats["Acc/adv"] = correct[:n_adv].mean().item()  # this rank's, before the update
         return stats
 
     def _adversarial_(self, x: torch.Tensor, y: torch.Tensor) -> int:
@@ -235,28 +287,6 @@ class DetectorTrainer:
         return n
 
 
-@torch.no_grad()
-def predict_logits(
-    model: torch.nn.Module, data: DetectionDataset, device: torch.device, batch: int = 128
-) -> np.ndarray:
-    """Logits (N,) float64 of every image in ``data``, without augmentation, through the
-    same fused inference copy that ``detect`` and ``eval detector`` score with."""
-    scorer = inference_copy(model).module
-    out = []
-    for idx in torch.arange(len(data)).split(batch):
-        x, _ = data.batch(idx, device)
-        out.append(scorer(x).float().cpu().numpy())
-    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
-
-
-def validate(trainer: DetectorTrainer) -> dict[str, Any]:
-    """Validation metrics at the (uncalibrated) logit threshold 0."""
-    logits = predict_logits(trainer.model, trainer.val_set, trainer.device)
-    labels = trainer.val_set.labels.numpy()
-    probs = expit(logits)
-    return detection_metrics(labels, probs, 0.5)
-
-
 def run_detector_training(
     cfg: DetectorConfig,
     run_dir: Path,
@@ -268,13 +298,18 @@ def run_detector_training(
     console: Console | None = None,
     progress: bool = True,
     native_floor: int | None = None,
+    ctx: DistContext = SINGLE,
 ) -> DetectorResult:
     """Train until the epochs run out, validation stops improving, a signal or the budget;
-    ``native_floor``: the side the data was floored to, recorded for scoring."""
-    trainer = DetectorTrainer(cfg, train, val, device, native_floor)
+    ``native_floor``: the side the data was floored to, recorded for scoring. Under torchrun
+    every rank calls this (``ctx``); rank 0 alone validates and writes."""
+    trainer = DetectorTrainer(cfg, train, val, device, native_floor, ctx)
     if resume_state is not None:
         trainer.load_state_dict(resume_state)
         logger.info(f"resumed at step {trainer.step}")
+        note = world_change_note(int(resume_state.get("world_size", 1)), ctx)
+        if note:
+            logger.info(note)
     elif cfg.model.init:
         logger.info(
             f"initialised from {cfg.model.init}: {init_weights(trainer.model, cfg.model.init)}"
@@ -299,13 +334,16 @@ def run_detector_training(
                 completed=trainer.step / 1000,
                 stats=f"epoch {trainer.step / spe:.2f} loss {stats['Loss/train']:.3f}",
             )
-            if stop["signal"] is not None:
-                status, signum = "interrupted", stop["signal"]
-            elif budget is not None and time.perf_counter() - t0 >= budget:
+            # Agreed by all ranks, so that they stop at the same step.
+            if any_rank(stop["signal"] is not None, ctx):
+                status, signum = "interrupted", stop["signal"] or signal.SIGTERM
+            elif any_rank(budget is not None and time.perf_counter() - t0 >= budget, ctx):
                 status = "time limit"
             if trainer.step % spe == 0:  # end of an epoch: validate, keep the best
                 n = spe
-                val_metrics = validate(trainer)
+                val_metrics = broadcast(
+                    validate(trainer.model, val, device) if ctx.is_main else None, ctx
+                )
                 auc = val_metrics["roc_auc"] if val_metrics["roc_auc"] is not None else 0.5
                 logger.scalars(
                     trainer.step * cfg.train.batch,
@@ -326,55 +364,32 @@ def run_detector_training(
                 )
                 if auc > trainer.best_auc:
                     trainer.best_auc, trainer.bad_epochs = auc, 0
-                    save_checkpoint(ckpt_dir / "best.pt", trainer.state_dict())
+                    _save(trainer, ckpt_dir / "best.pt")
                 else:
                     trainer.bad_epochs += 1
                     if trainer.bad_epochs >= cfg.train.patience:
                         status = "early stop"
             last = trainer.step >= trainer.total_steps or status != "done"
             if last or trainer.step % spe == 0:
-                save_checkpoint(
-                    ckpt_dir / checkpoint_name(trainer.step * cfg.train.batch), trainer.state_dict()
-                )
-                prune_checkpoints(ckpt_dir, cfg.train.keep_checkpoints)
+                _save(trainer, ckpt_dir / checkpoint_name(trainer.step * cfg.train.batch))
+                if ctx.is_main:
+                    prune_checkpoints(ckpt_dir, cfg.train.keep_checkpoints)
             if last:
                 break
     best = ckpt_dir / "best.pt"
-    if best.exists():
-        _calibrate_best(best, cfg, val, device, logger)
+    if best.exists() and ctx.is_main:
+        calibrate_best(best, build_model(cfg), cfg, val, device, logger)
     logger.info(
         f"{status} at step {trainer.step} (epoch {trainer.step / spe:.2f}); "
         f"best val ROC-AUC {trainer.best_auc:.4f}"
     )
     return DetectorResult(
-        run_dir, best if best.exists() else None, status, trainer.step, val_metrics, signum
-    )
+        run_dir, best if best.exists() else None, status, trainer.step, val_metrics, signum,
+        ctx.is_main,
+    )  # fmt: skip
 
 
-def _calibrate_best(
-    best: Path, cfg: DetectorConfig, val: DetectionDataset, device: torch.device, logger: RunLogger
-) -> None:
-    """Fit temperature and threshold on the validation split, store them in best.pt."""
-    state = load_checkpoint(best)
-    model = build_model(cfg).to(device)
-    model.load_state_dict(state["model"])
-    logits = predict_logits(model, val, device)
-    labels = val.labels.numpy()
-    c = cfg.calibration
-    cal = calibrate(
-        labels, logits, method=c.method, target_fpr=c.target_fpr if c.method == "fpr" else None
-    )
-    # The decision is taken on the logit scale: thresholds depend only on the order of the
-    # scores, and logits do not saturate the way sigmoid(logit / T) does for small T.
-    if c.method == "fpr":
-        logit_threshold = threshold_at_fpr(labels, logits, c.target_fpr)
-    else:
-        logit_threshold = threshold_at_eer(labels, logits)
-    record = {**cal.to_dict(), "logit_threshold": float(logit_threshold)}
-    state["calibration"] = record
-    save_checkpoint(best, state)
-    atomic_write_json(best.parent.parent / "calibration.json", record)
-    logger.info(
-        f"calibrated on {len(labels)} validation images: temperature {cal.temperature:.4g}, "
-        f"logit threshold {logit_threshold:.4g} ({c.method})"
-    )
+def _save(trainer: DetectorTrainer, path: Path) -> None:
+    state = trainer.state_dict()  # on every rank: it gathers the ranks' random states
+    if trainer.ctx.is_main:
+        save_checkpoint(path, state)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from rich.console import Console
 from rich.markup import escape
 
@@ -46,7 +47,8 @@ from deepfake_lab.training.detector_report import (
     save_pseudo_preview,
     write_detector_report,
 )
-from deepfake_lab.training.logger import RunLogger
+from deepfake_lab.training.distributed import DistContext, broadcast, init_distributed, shutdown
+from deepfake_lab.training.logger import NullLogger, RunLogger
 
 # May differ when resuming. Note: a new train.epochs re-stretches the cosine schedule, so
 # only an unchanged config continues bit-exactly.
@@ -232,6 +234,29 @@ def train_detector(
         "data.pseudo_fake": list(pseudo_fake) if pseudo_fake else None,
     }
     all_overrides = _flag_overrides(flags) + list(overrides or [])
+    # Under torchrun: join the group first; rank 0 alone writes and prints.
+    ctx, dev = init_distributed(
+        resolve_device(build_config(DetectorConfig, config, all_overrides).train.device)
+    )
+    try:
+        return _train_detector(
+            config, all_overrides, resume, ctx, dev,
+            console if ctx.is_main else None, progress and ctx.is_main, tensorboard,
+        )  # fmt: skip
+    finally:
+        shutdown(ctx)
+
+
+def _train_detector(
+    config: str | Path | None,
+    all_overrides: list[str],
+    resume: str | Path | None,
+    ctx: DistContext,
+    dev: torch.device,
+    console: Console | None,
+    progress: bool,
+    tensorboard: bool,
+) -> DetectorResult:
     state, run_dir = None, None
     if resume:
         found = load_newest_checkpoint(resume)  # skips damaged newer ones
@@ -252,16 +277,20 @@ def train_detector(
         cfg = build_config(DetectorConfig, config, all_overrides)
     build_model(cfg)  # a bad model name or kwargs fails before anything is written
     build_augment(cfg)
-    dev = resolve_device(cfg.train.device)
     train, val, warnings = load_detector_data(cfg, console)
     for w in warnings:
         if console:  # the warnings name files: their names are not markup
             console.print(f"[bold yellow]warning:[/] {escape(w)}", highlight=False)
     if run_dir is None:
-        run_dir = create_run_dir(cfg.run.out, cfg.run.name)
-    save_config(cfg, run_dir / "config.yaml")
-    _write_skipped(run_dir / SKIPPED, train, val)
-    logger = RunLogger(run_dir, tensorboard=tensorboard, console=console)
+        run_dir = broadcast(create_run_dir(cfg.run.out, cfg.run.name) if ctx.is_main else None, ctx)
+    if ctx.is_main:
+        save_config(cfg, run_dir / "config.yaml")
+        _write_skipped(run_dir / SKIPPED, train, val)
+        logger: RunLogger | NullLogger = RunLogger(
+            run_dir, tensorboard=tensorboard, console=console
+        )
+    else:
+        logger = NullLogger()
     try:
         for w in warnings:
             logger.info(f"warning: {w}")
@@ -270,15 +299,14 @@ def train_detector(
             f"val {val.counts()}"
         )
         if cfg.train.threads:
-            import torch
-
             torch.set_num_threads(cfg.train.threads)
         if isinstance(train, PseudoFakeSet):
             logger.info(
                 f"pseudo-fakes {'+'.join(train.kinds)} from {train.n_pseudo} real faces, "
                 f"landmarks: {', '.join(sorted(set(train.landmark_sources)))}"
             )
-            save_pseudo_preview(train, run_dir / PSEUDO_PREVIEW, seed=cfg.train.seed)
+            if ctx.is_main:
+                save_pseudo_preview(train, run_dir / PSEUDO_PREVIEW, seed=cfg.train.seed)
         seed_everything(cfg.train.seed)
         with determinism(cfg.train.deterministic):
             result = run_detector_training(
@@ -292,8 +320,10 @@ def train_detector(
                 console=console,
                 progress=progress,
                 native_floor=val.native_floor,
+                ctx=ctx,
             )
     finally:
         logger.close()
-    write_detector_report(run_dir)
+    if ctx.is_main:
+        write_detector_report(run_dir)
     return result

@@ -1,0 +1,80 @@
+"""Scoring a detector run's validation split: per-epoch metrics, and the calibration of the
+best checkpoint (temperature and decision threshold) at the end of training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.special import expit
+
+from deepfake_lab.data.detection import DetectionDataset
+from deepfake_lab.io import atomic_write_json
+from deepfake_lab.metrics.calibration import calibrate, threshold_at_eer, threshold_at_fpr
+from deepfake_lab.metrics.detection import detection_metrics
+from deepfake_lab.models.detectors.inference import inference_copy
+from deepfake_lab.runs.checkpoint import load_checkpoint, save_checkpoint
+from deepfake_lab.training.detector_config import DetectorConfig
+from deepfake_lab.training.logger import NullLogger, RunLogger
+
+
+@torch.no_grad()
+def predict_logits(
+    model: torch.nn.Module, data: DetectionDataset, device: torch.device, batch: int = 128
+) -> np.ndarray:
+    """Logits (N,) float64 of every image in ``data``, without augmentation, through the
+    same fused inference copy that ``detect`` and ``eval detector`` score with."""
+    scorer = inference_copy(model).module
+    out = []
+    for idx in torch.arange(len(data)).split(batch):
+        x, _ = data.batch(idx, device)
+        out.append(scorer(x).float().cpu().numpy())
+    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+
+def validate(model: torch.nn.Module, val: DetectionDataset, device: torch.device) -> dict[str, Any]:
+    """Validation metrics at the (uncalibrated) logit threshold 0."""
+    logits = predict_logits(model, val, device)
+    return detection_metrics(val.labels.numpy(), expit(logits), 0.5)
+
+
+def calibrate_best(
+    best: Path,
+    model: torch.nn.Module,
+    cfg: DetectorConfig,
+    val: DetectionDataset,
+    device: torch.device,
+    logger: RunLogger | NullLogger,
+) -> None:
+    """Fit temperature and threshold on the validation split, store them in ``best`` and in
+    the run's ``calibration.json``.
+
+    Args:
+        model: a freshly built detector of the run's architecture (its weights are replaced
+            by the best checkpoint's).
+    """
+    state = load_checkpoint(best)
+    model = model.to(device)
+    model.load_state_dict(state["model"])
+    logits = predict_logits(model, val, device)
+    labels = val.labels.numpy()
+    c = cfg.calibration
+    cal = calibrate(
+        labels, logits, method=c.method, target_fpr=c.target_fpr if c.method == "fpr" else None
+    )
+    # The decision is taken on the logit scale: thresholds depend only on the order of the
+    # scores, and logits do not saturate the way sigmoid(logit / T) does for small T.
+    if c.method == "fpr":
+        logit_threshold = threshold_at_fpr(labels, logits, c.target_fpr)
+    else:
+        logit_threshold = threshold_at_eer(labels, logits)
+    record = {**cal.to_dict(), "logit_threshold": float(logit_threshold)}
+    state["calibration"] = record
+    save_checkpoint(best, state)
+    atomic_write_json(best.parent.parent / "calibration.json", record)
+    logger.info(
+        f"calibrated on {len(labels)} validation images: temperature {cal.temperature:.4g}, "
+        f"logit threshold {logit_threshold:.4g} ({c.method})"
+    )
