@@ -153,7 +153,9 @@ class DetectorTrainConfig(StrictModel):
     """Length, batch, early stopping, device."""
 
     epochs: int = Field(10, ge=1)
-    batch: int = Field(64, ge=1)
+    batch: int = Field(
+        64, ge=1, description="Global batch: under torchrun, split evenly over the processes."
+    )
     patience: int = Field(3, ge=1, description="Stop after N epochs without a better val AUC.")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -255,51 +255,25 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
 
 
 def convert_batchnorm(module: nn.Module, ctx: DistContext) -> nn.Module:
-    """Swap every BatchNorm for one over the global batch (in place; alone: unchanged).
+    """Swap every BatchNorm for :class:`GlobalBatchNorm` (in place; alone: unchanged).
 
-    On CUDA torch's ``SyncBatchNorm`` does it; elsewhere :class:`GlobalBatchNorm`. Weights
-    and running statistics carry over, and the state-dict keys do not change, so checkpoints
-    load either way.
+    Weights and running statistics carry over, and the state-dict keys do not change, so
+    checkpoints load either way. (:class:`GlobalBatchNorm` serves CUDA/NCCL too; torch's
+    fused ``SyncBatchNorm`` would be faster there, but this one is the one tested here.)
     """
     if not ctx.active:
         return module
     for name, child in list(module.named_children()):
         if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(
-            child, GlobalBatchNorm | nn.SyncBatchNorm
+            child, GlobalBatchNorm
         ):
-            cls = nn.SyncBatchNorm if _on_cuda(child) else GlobalBatchNorm
-            new = cls(
+            new = GlobalBatchNorm(
                 child.num_features, child.eps, child.momentum, child.affine,
                 child.track_running_stats,
             )  # fmt: skip
             new.load_state_dict(child.state_dict())
             new.train(child.training)
-            new.to(next(iter(child.buffers()), torch.zeros(())).device)
             setattr(module, name, new)
         else:
             convert_batchnorm(child, ctx)
     return module
-
-
-def _on_cuda(m: nn.Module) -> bool:
-    t = next(iter(m.buffers()), None)
-    return t is not None and t.device.type == "cuda"
-
-
-__all__ = [
-    "SINGLE",
-    "DistContext",
-    "GlobalBatchNorm",
-    "all_mean",
-    "all_sum",
-    "any_rank",
-    "average_gradients",
-    "barrier",
-    "broadcast",
-    "check_batch",
-    "convert_batchnorm",
-    "env_world",
-    "gather_objects",
-    "init_distributed",
-    "shutdown",
-]

@@ -153,7 +153,9 @@ class TrainConfig(StrictModel):
     """Length, batch, device, precision."""
 
     kimg: float = Field(100.0, gt=0, description="Training length in thousands of images shown.")
-    batch: int = Field(32, ge=1)
+    batch: int = Field(
+        32, ge=1, description="Global batch: under torchrun, split evenly over the processes."
+    )
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(True, description="bfloat16 autocast; used on CUDA only.")
