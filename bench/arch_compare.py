@@ -64,6 +64,9 @@ def main() -> None:
     ap.add_argument("--nice", type=int, default=10, help="niceness of the training processes")
     ap.add_argument("--resistance", action="store_true", help="also run eval resistance")
     ap.add_argument("--resistance-epochs", type=int, default=10)
+    ap.add_argument(
+        "--eval-only", action="store_true", help="score the runs already in --out, train nothing"
+    )
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--out", default="runs/arch-compare")
@@ -117,9 +120,12 @@ def main() -> None:
         ]
         for o in args.overrides + [o for e in extras for o in variants[e]]:
             cmd += ["--set", o]
+        if args.eval_only:
+            procs[label] = None
+            continue
         procs[label] = subprocess.Popen(cmd, preexec_fn=lambda: os.nice(args.nice))
     for arch, p in procs.items():
-        if p.wait() != 0:
+        if p is not None and p.wait() != 0:
             sys.exit(f"training {arch} failed with exit code {p.returncode}")
 
     torch.set_num_threads(2)
