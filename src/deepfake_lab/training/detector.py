@@ -142,7 +142,10 @@ class DetectorTrainer:
         self.local_batch = check_batch(cfg.train.batch, ctx)
         # The detector only ever saw images floored to this side: scoring floors them too.
         self.native_floor = native_floor
-        self.model = convert_batchnorm(build_model(cfg), ctx).to(device)
+        model = build_model(cfg)
+        if cfg.train.sync_batchnorm:
+            model = convert_batchnorm(model, ctx)
+        self.model = model.to(device)
         self.model.freeze(cfg.model.freeze)
         # What the training step calls: the model itself, or its DDP wrapper (which
         # averages the gradients over the ranks during backward).
@@ -238,14 +241,15 @@ class DetectorTrainer:
         n_adv = self._adversarial_(x, y) if self.cfg.adv.enabled else 0
         logits = self.net(x)
         loss = self.model.loss(logits, y)
-        if any_rank(not torch.isfinite(loss).item(), self.ctx):
-            raise UserError(
-                f"the detector loss became {loss.item()} at step {self.step}; "
-                "lower optim.lr and --resume from a checkpoint"
-            )
+        # Alone, the loss is checked before backward. Under torchrun a rank may not raise
+        # alone (the others would wait in the next collective): the averaged gradients are
+        # the same on every rank, and a non-finite loss anywhere makes them non-finite.
+        if not self.ctx.active:
+            self._check_finite(loss, "loss")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = grad_norm([p for p in self.model.parameters() if p.requires_grad])
+        self._check_finite(gnorm, "gradient norm")
         self.opt.step()
         self.sched.step()
         self.step += 1
@@ -261,6 +265,13 @@ class DetectorTrainer:
         if n_adv:
             stats["Acc/adv"] = correct[:n_adv].mean().item()  # this rank's, before the update
         return stats
+
+    def _check_finite(self, value: torch.Tensor, what: str) -> None:
+        if not torch.isfinite(value).item():
+            raise UserError(
+                f"the detector {what} became {value.item()} at step {self.step}; "
+                "lower optim.lr and --resume from a checkpoint"
+            )
 
     def _adversarial_(self, x: torch.Tensor, y: torch.Tensor) -> int:
         """Replace the first ``ceil(adv.ratio * B)`` images of ``x`` in place by PGD examples
@@ -335,9 +346,16 @@ def run_detector_training(
                 stats=f"epoch {trainer.step / spe:.2f} loss {stats['Loss/train']:.3f}",
             )
             # Agreed by all ranks, so that they stop at the same step.
-            if any_rank(stop["signal"] is not None, ctx):
+            signalled, timed_out = any_rank(
+                [
+                    stop["signal"] is not None,
+                    budget is not None and time.perf_counter() - t0 >= budget,
+                ],
+                ctx,
+            )
+            if signalled:
                 status, signum = "interrupted", stop["signal"] or signal.SIGTERM
-            elif any_rank(budget is not None and time.perf_counter() - t0 >= budget, ctx):
+            elif timed_out:
                 status = "time limit"
             if trainer.step % spe == 0:  # end of an epoch: validate, keep the best
                 n = spe

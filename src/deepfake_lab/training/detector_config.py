@@ -156,6 +156,12 @@ class DetectorTrainConfig(StrictModel):
     batch: int = Field(
         64, ge=1, description="Global batch: under torchrun, split evenly over the processes."
     )
+    sync_batchnorm: bool = Field(
+        True,
+        description="Under torchrun: BatchNorm over the global batch, exactly as one process "
+        "(one all-reduce per BatchNorm layer and pass); false: over each process's slice "
+        "(faster, DistributedDataParallel's default, no longer equal to one process).",
+    )
     patience: int = Field(3, ge=1, description="Stop after N epochs without a better val AUC.")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"

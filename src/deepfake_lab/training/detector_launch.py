@@ -239,12 +239,15 @@ def train_detector(
         resolve_device(build_config(DetectorConfig, config, all_overrides).train.device)
     )
     try:
-        return _train_detector(
+        result = _train_detector(
             config, all_overrides, resume, ctx, dev,
             console if ctx.is_main else None, progress and ctx.is_main, tensorboard,
         )  # fmt: skip
-    finally:
-        shutdown(ctx)
+    except BaseException:
+        shutdown(ctx, clean=False)
+        raise
+    shutdown(ctx)
+    return result
 
 
 def _train_detector(

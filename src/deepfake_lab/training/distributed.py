@@ -111,9 +111,17 @@ def world_change_note(saved_world: int, ctx: DistContext) -> str | None:
     )
 
 
-def shutdown(ctx: DistContext) -> None:
-    """Leave the process group (a no-op alone)."""
+def shutdown(ctx: DistContext, clean: bool = True) -> None:
+    """Leave the process group (a no-op alone).
+
+    Args:
+        clean: the run ended normally: wait for every rank first (rank 0 may still be
+            calibrating or writing its report; a rank that tears the group down under it
+            aborts). After an error, leave at once: torchrun stops the others.
+    """
     if ctx.active and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -166,15 +174,15 @@ def all_sum(values: Tensor, ctx: DistContext) -> Tensor:
     return out
 
 
-def any_rank(flag: bool, ctx: DistContext) -> bool:
-    """True when the flag is set on any rank: stop decisions (a signal reached one process,
-    one ran out of time) must be taken by all ranks at the same step, or the others would
-    wait forever in the next collective."""
+def any_rank(flags: list[bool], ctx: DistContext) -> list[bool]:
+    """Each flag, True when it is set on any rank (one all-reduce for all of them): stop
+    decisions (a signal reached one process, one ran out of time) must be taken by all
+    ranks at the same step, or the others would wait forever in the next collective."""
     if not ctx.active:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0])
+        return list(flags)
+    t = torch.tensor([1.0 if f else 0.0 for f in flags])
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return [bool(v) for v in t.tolist()]
 
 
 def broadcast(obj: Any, ctx: DistContext) -> Any:

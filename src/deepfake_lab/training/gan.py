@@ -46,7 +46,6 @@ from deepfake_lab.training.distributed import (
     SINGLE,
     DistContext,
     all_sum,
-    any_rank,
     average_gradients,
     check_batch,
     convert_batchnorm,
@@ -134,8 +133,8 @@ class GanTrainer:
         self.local_batch = check_batch(cfg.train.batch, ctx)
         m = cfg.model
         G, D = build_models(cfg)
-        # Before the optimizers: the swap makes new parameters.
-        G, D = convert_batchnorm(G, ctx), convert_batchnorm(D, ctx)
+        if cfg.train.sync_batchnorm:  # before the optimizers: the swap makes new parameters
+            G, D = convert_batchnorm(G, ctx), convert_batchnorm(D, ctx)
         self.G, self.D = G.to(device), D.to(device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         o = cfg.optim
@@ -378,8 +377,12 @@ class GanTrainer:
 
     def _check_finite(self, value: torch.Tensor, what: str) -> None:
         # Checked before the optimizer step, so non-finite values never reach the weights.
-        # Agreed by all ranks: one rank raising alone would leave the others waiting.
-        if any_rank(not torch.isfinite(value).item(), self.ctx):
+        # Under torchrun only the gradient norms are checked: they are computed from the
+        # averaged gradients, equal on every rank (and non-finite when any rank's loss is),
+        # whereas one rank raising alone on its own loss would leave the others waiting.
+        if self.ctx.active and what.endswith("loss"):
+            return
+        if not torch.isfinite(value).item():
             raise TrainingDiverged(
                 f"the {what} became {value.item()} at kimg {self.nimg / 1000:.3f} and the run "
                 "stopped before updating the weights. Lower optim.g_lr/optim.d_lr or raise "

@@ -156,6 +156,12 @@ class TrainConfig(StrictModel):
     batch: int = Field(
         32, ge=1, description="Global batch: under torchrun, split evenly over the processes."
     )
+    sync_batchnorm: bool = Field(
+        True,
+        description="Under torchrun: BatchNorm over the global batch, exactly as one process "
+        "(one all-reduce per BatchNorm layer and pass); false: over each process's slice "
+        "(faster, DistributedDataParallel's default, no longer equal to one process).",
+    )
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(True, description="bfloat16 autocast; used on CUDA only.")

@@ -201,12 +201,20 @@ def _loop(
             )
             # Why this step is the last one, if it is: the schedule, a signal or the budget;
             # agreed by all ranks, so that they stop at the same step.
-            if any_rank(stop["signal"] is not None, ctx):
+            signalled, timed_out, cpu_out = any_rank(
+                [
+                    stop["signal"] is not None,
+                    budget is not None and time.perf_counter() - t0 >= budget,
+                    cpu_budget is not None and time.process_time() - cpu0 >= cpu_budget,
+                ],
+                ctx,
+            )
+            if signalled:
                 status = "interrupted"
                 stop["signal"] = stop["signal"] or signal.SIGTERM
-            elif any_rank(budget is not None and time.perf_counter() - t0 >= budget, ctx):
+            elif timed_out:
                 status = "time limit"
-            elif any_rank(cpu_budget is not None and time.process_time() - cpu0 >= cpu_budget, ctx):
+            elif cpu_out:
                 status = "cpu limit"
             last = cur >= total or status != "done"
             if last or crossed(prev, cur, sched.log_kimg):

@@ -122,12 +122,15 @@ def train_gan(
     # Under torchrun: join the group first; rank 0 alone decides folders and prints.
     ctx, _ = init_distributed(resolve_device(fresh.train.device))
     try:
-        return _train_gan(
+        result = _train_gan(
             fresh, config, all_overrides, resume, dataset, ctx,
             console if ctx.is_main else None, progress and ctx.is_main, tensorboard,
         )  # fmt: skip
-    finally:
-        shutdown(ctx)
+    except BaseException:
+        shutdown(ctx, clean=False)
+        raise
+    shutdown(ctx)
+    return result
 
 
 def _train_gan(
