@@ -1,4 +1,5 @@
-"""Per-sample random draws that do not depend on how a batch is split across processes.
+"""Per-sample random draws, and batch statistics, that do not depend on how a batch is split
+across processes.
 
 Data-parallel training splits a global batch of ``B`` samples into ``world`` slices of
 ``B / world``, one per process. If every process drew its slice's random numbers from its own
@@ -9,6 +10,7 @@ process count changes who computes a sample, never what the sample is.
 
 The helpers :func:`rand`, :func:`randn` and :func:`randint` take either a plain
 ``torch.Generator`` (one process: draw ``n`` rows) or a :class:`ShardedGenerator`.
+:func:`global_batch_mean` is the same idea for a statistic a network keeps of its batches.
 """
 
 from __future__ import annotations
@@ -79,3 +81,15 @@ def randint(source: RandomSource, low: int, high: int, n: int, device=None) -> T
     g, total, rows = _split(source, n)
     r = torch.randint(low, high, (total,), generator=g, device=_device(source, device))
     return r if rows is None else r[rows]
+
+
+def global_batch_mean(x: Tensor) -> Tensor:
+    """``x.mean(0)`` over the global batch: under ``torch.distributed`` (equal slices per
+    rank) the ranks' means are averaged, so a running statistic kept from it (StyleGAN2's
+    mean w) is the one a one-process run keeps. Not differentiable: for statistics only."""
+    m = x.detach().mean(0)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        m = m.clone()
+        torch.distributed.all_reduce(m)
+        m /= torch.distributed.get_world_size()
+    return m

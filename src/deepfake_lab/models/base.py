@@ -52,6 +52,15 @@ class Generator(nn.Module):
         """
         raise NotImplementedError
 
+    def set_noise_source(self, source: RandomSource) -> None:
+        """Where the network's own training-mode randomness (noise inputs, style mixing) is
+        drawn from: torch's global generator (None, the default) or the trainer's stream, which
+        data-parallel training needs so that it draws for the whole global batch (see
+        :mod:`deepfake_lab.sharded_random`). Layers that draw declare ``noise_source``."""
+        for m in self.modules():
+            if hasattr(m, "noise_source"):
+                m.noise_source = source
+
     def sample(self, z: Tensor, truncation: float = 1.0) -> Tensor:
         """Images with the truncation trick (psi = ``truncation`` in [0, 1]; 1: none).
 

@@ -8,6 +8,9 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
+from deepfake_lab import sharded_random
+from deepfake_lab.sharded_random import RandomSource
+
 #: Standard deviation of the N(0, std) weight init of Radford et al. (2015), also used by FastGAN.
 INIT_STD = 0.02
 
@@ -51,14 +54,17 @@ def sn_conv_transpose2d(
 class NoiseInjection(nn.Module):
     """Adds ``weight * noise`` with one noise value per pixel, shared across channels.
 
-    In training mode the noise is fresh N(0, 1) from torch's global RNG (the trainer saves
-    and restores that state, so resumes are exact). In eval mode a fixed noise map stored as
-    a buffer is used instead (StyleGAN2's "const" noise), so that ``G.eval()(z)`` is a
-    deterministic function of ``z`` and survives a ``state_dict`` round trip.
+    In training mode the noise is fresh N(0, 1) from ``noise_source`` (torch's global RNG
+    unless the trainer sets its stream: ``Generator.set_noise_source``). In eval mode a fixed
+    noise map stored as a buffer is used instead (StyleGAN2's "const" noise), so that
+    ``G.eval()(z)`` is a deterministic function of ``z`` and survives a ``state_dict`` round
+    trip.
 
     Args:
         resolution: spatial size of the feature maps this layer sees.
     """
+
+    noise_source: RandomSource = None
 
     def __init__(self, resolution: int) -> None:
         super().__init__()
@@ -70,7 +76,7 @@ class NoiseInjection(nn.Module):
         """``x``: ``(B, C, H, W)`` with H = W = resolution; returns the same shape."""
         if self.training:
             b, _, h, w = x.shape
-            noise = torch.randn(b, 1, h, w, device=x.device, dtype=x.dtype)
+            noise = sharded_random.randn(self.noise_source, b, 1, h, w, device=x.device).to(x)
         else:
             noise = self.const_noise.to(x.dtype)
         return x + self.weight * noise

@@ -14,6 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deepfake_lab import sharded_random
+from deepfake_lab.sharded_random import RandomSource
+
 LRELU_GAIN = math.sqrt(2.0)
 
 
@@ -99,9 +102,12 @@ class ModulatedConv2d(nn.Module):
 class StyledLayer(nn.Module):
     """Modulated 3x3 conv, noise input (a learnt strength per layer), bias, LeakyReLU.
 
-    In training mode the noise is drawn from torch's global RNG (saved in checkpoints); in
-    eval mode a fixed stored noise image is used, so eval outputs are a function of z alone.
+    In training mode the noise is drawn from ``noise_source`` (torch's global RNG unless the
+    trainer sets its stream); in eval mode a fixed stored noise image is used, so eval
+    outputs are a function of z alone.
     """
+
+    noise_source: RandomSource = None
 
     def __init__(self, c_in: int, c_out: int, w_dim: int, resolution: int, up: bool) -> None:
         super().__init__()
@@ -116,7 +122,9 @@ class StyledLayer(nn.Module):
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
         x = self.conv(x, w)
         if self.training:
-            noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
+            noise = sharded_random.randn(
+                self.noise_source, x.shape[0], 1, *x.shape[2:], device=x.device
+            ).to(x)
         else:
             noise = self.noise_const.to(x.dtype)
         return lrelu(x + noise * self.noise_strength + self.bias.view(1, -1, 1, 1))
@@ -136,12 +144,16 @@ class ToRGB(nn.Module):
 
 def minibatch_stddev(x: Tensor, group: int = 4) -> Tensor:
     """Append one channel: the standard deviation over groups of samples, averaged (lets D
-    see the batch's variety; Karras et al. 2018)."""
+    see the batch's variety; Karras et al. 2018).
+
+    Groups are runs of ``group`` consecutive samples (the official code strides them; the
+    batch is in random order either way), so that splitting a batch over data-parallel
+    processes, at multiples of ``group``, leaves every group as it was."""
     b, c, h, w = x.shape
     g = min(group, b)
     while b % g:
         g -= 1
-    y = x.reshape(g, -1, c, h, w)
-    y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (B/g,)
-    y = y.view(-1, 1, 1, 1).repeat(g, 1, h, w)
+    y = x.reshape(-1, g, c, h, w)
+    y = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (B/g,)
+    y = y.repeat_interleave(g).view(-1, 1, 1, 1).expand(-1, 1, h, w)
     return torch.cat([x, y], dim=1)

@@ -105,7 +105,7 @@ def world_change_note(saved_world: int, ctx: DistContext) -> str | None:
         f"the checkpoint was written by {saved_world} process(es) and this run has "
         f"{ctx.world}: the global batch, data order, latents and augmentation continue "
         "exactly (they are drawn for the global batch), but the per-process random streams "
-        "(torch's global generator: dropout, StyleGAN2's style mixing) restart and sums are "
+        "(torch's global generator: dropout) restart and sums are "
         "reduced in another order, so the run is no longer bit-identical to an "
         "uninterrupted one; resume with the same --nproc_per_node for that"
     )

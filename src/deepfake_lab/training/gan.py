@@ -150,6 +150,9 @@ class GanTrainer:
         # The same streams, drawing for the global batch and keeping this rank's rows.
         self.noise = ShardedGenerator(self.gen_noise, ctx.rank, ctx.world)
         self.aug = ShardedGenerator(self.gen_aug, ctx.rank, ctx.world)
+        # G's own training noise (noise inputs, style mixing) from the latents' stream; set
+        # after G_ema was copied, which samples in eval mode and draws nothing.
+        self.G.set_noise_source(self.noise)
         # Fixed latents for sample grids, drawn on the CPU so grids match across devices.
         n = cfg.schedule.grid**2
         grid_gen = torch.Generator().manual_seed(seed + 3)
@@ -184,8 +187,8 @@ class GanTrainer:
             "gen_noise": self.gen_noise.get_state(),
             "gen_aug": self.gen_aug.get_state(),
             "rng": capture_rng(),
-            # Each rank's global RNG (torch's default generator: StyleGAN2's style mixing),
-            # gathered so that N ranks resume exactly with N ranks.
+            # Each rank's global RNG (torch's default generator: no layer here draws from it
+            # in training, but a user's might), so that N ranks resume exactly with N.
             "world_size": self.ctx.world,
             "rng_ranks": gather_objects(capture_rng(), self.ctx) if self.ctx.active else None,
             "ada": {"p": self.ada_p, "stats": self.ada_stats.clone()},

@@ -108,8 +108,8 @@ def _train(cfg, run_dir, dataset, device, resume_state, logger, console, progres
             logger.info(note)
     else:
         if ctx.rank:
-            # Distinct global streams per rank (StyleGAN2's style mixing draws from them),
-            # after the identical initial weights.
+            # Distinct global streams per rank (for anything that draws from them, as
+            # dropout would), after the identical initial weights.
             torch.manual_seed(cfg.train.seed + 7919 * ctx.rank)
         if ctx.active:
             logger.info(

@@ -14,9 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deepfake_lab import sharded_random
 from deepfake_lab.models.base import Generator, check_positive, check_size
 from deepfake_lab.models.registry import GENERATORS
 from deepfake_lab.models.stylegan2_layers import MappingNetwork, StyledLayer, ToRGB
+from deepfake_lab.sharded_random import RandomSource
 
 SIZES = (16, 32, 64, 128, 256)
 #: Decay of the running mean of w (StyleGAN2's w_avg_beta).
@@ -25,8 +27,6 @@ W_AVG_BETA = 0.995
 
 @GENERATORS.register("stylegan2")
 class StyleGAN2Generator(Generator):
-    supports_progressive = True  # the skip RGB outputs make every resolution an output
-
     """Mapping network, modulated synthesis network, skip ToRGB.
 
     With :meth:`set_resolution` (progressive training) synthesis stops at that resolution,
@@ -43,6 +43,9 @@ class StyleGAN2Generator(Generator):
         mapping_layers: depth of the mapping network.
         mixing_prob: share of training batches whose samples mix two latents' styles.
     """
+
+    supports_progressive = True  # the skip RGB outputs make every resolution an output
+    noise_source: RandomSource = None  # style mixing's draws (see Generator.set_noise_source)
 
     def __init__(
         self,
@@ -87,13 +90,17 @@ class StyleGAN2Generator(Generator):
         w = self.mapping(z)
         if self.training:
             with torch.no_grad():  # the running mean of w, for truncation at sampling time
-                self.w_avg.lerp_(w.detach().mean(0), 1 - W_AVG_BETA)
+                # Over the global batch (reduced across data-parallel ranks).
+                self.w_avg.lerp_(sharded_random.global_batch_mean(w), 1 - W_AVG_BETA)
         ws = w[:, None].repeat(1, self.num_ws, 1)
         if self.training and self.mixing_prob > 0:
-            z2 = torch.randn_like(z)
+            b, src = z.shape[0], self.noise_source
+            z2 = sharded_random.randn(src, b, z.shape[1], device=z.device).to(z)
             w2 = self.mapping(z2)[:, None]
-            cut = torch.randint(1, self.num_ws, (z.shape[0], 1, 1), device=z.device)
-            mix = torch.rand(z.shape[0], 1, 1, device=z.device) < self.mixing_prob
+            cut = sharded_random.randint(src, 1, self.num_ws, b, device=z.device)
+            cut = cut.to(z.device).view(b, 1, 1)
+            mix = sharded_random.rand(src, b, device=z.device).to(z.device).view(b, 1, 1)
+            mix = mix < self.mixing_prob
             layer = torch.arange(self.num_ws, device=z.device).view(1, -1, 1)
             ws = torch.where(mix & (layer >= cut), w2, ws)
         return ws
