@@ -9,27 +9,30 @@ T = 1 and a 0.5 threshold, and say so.
 
 Scanning decodes each image, optionally finds, aligns and crops its most confident face with
 the same detector and alignment as ``data prepare`` (``faces=True``), re-encodes it as in
-training, scores it, and optionally writes a Grad-CAM overlay (``explain_dir``).
+training, scores it, and optionally writes a Grad-CAM overlay (``explain_dir``). Threads
+read, hash, decode and crop files ahead of the scoring (``workers``); ``shard`` scans one
+shard of the files, and a ``.jsonl`` output is streamed and resumed
+(``deepfake_lab.scan_shard``, ``deepfake_lab.scan_output``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from deepfake_lab.data.decode import DecodeError, decode_image, list_image_paths, not_a_file
+from deepfake_lab.data.decode import list_image_paths, not_a_file
 from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError, os_error_detail
-from deepfake_lab.faces.align import align_face, center_crop
 from deepfake_lab.faces.detectors import Face, FaceDetector
-from deepfake_lab.io import atomic_write_json, atomic_write_text, write_png
+from deepfake_lab.io import write_png
 from deepfake_lab.models.detectors.loading import (
     DEFAULT_DETECTOR,
     LoadedDetector,
@@ -37,38 +40,18 @@ from deepfake_lab.models.detectors.loading import (
     is_detector_source,
     load_detector,
 )
-from deepfake_lab.provenance.watermark import extract as extract_watermark
-from deepfake_lab.safe_text import for_records
-
-#: Labels of scan records ("skipped": an entry that holds no file, such as a named pipe or a
-#: link that loops; its ``error`` says which).
-LABELS = ("fake", "real", "uncertain", "no_face", "error", "skipped")
-
-
-def scan_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts over scan records (images or videos), for the summary line and reports.
-
-    Returns:
-        ``total``; ``labels``: records per label of :data:`LABELS`; ``watermarked``: records
-        that carry this tool's watermark; for videos, ``no_frame_in_range`` (errors because
-        the asked time range held no frame; the rest of ``labels["error"]`` is unreadable)
-        and ``cut_short`` (scored, but only up to damage in the file).
-    """
-    labels = {k: sum(r.get("label") == k for r in records) for k in LABELS}
-    empty = sum(
-        r.get("label") == "error" and "no frame between" in str(r.get("error") or "")
-        for r in records
-    )
-    return {
-        "total": len(records),
-        "labels": labels,
-        "unreadable": labels["error"] - empty,
-        "no_frame_in_range": empty,
-        "cut_short": sum(
-            r.get("label") not in ("error", "skipped") and bool(r.get("error")) for r in records
-        ),
-        "watermarked": sum(bool(r.get("watermark")) for r in records),
-    }
+from deepfake_lab.scan_output import LABELS as LABELS  # re-exported: the labels of records
+from deepfake_lab.scan_output import (
+    JsonlStream,
+    ScanRecords,
+    is_jsonl,
+    scan_header,
+    scan_model_id,
+    write_scan_outputs,
+)
+from deepfake_lab.scan_output import scan_summary as scan_summary  # re-exported
+from deepfake_lab.scan_prepare import Reuse, prepare_file
+from deepfake_lab.scan_shard import check_workers, ordered_map, parse_shard, per_thread
 
 
 def split_model_argument(args: list[str]) -> tuple[str, list[str], bool]:
@@ -86,39 +69,6 @@ def split_model_argument(args: list[str]) -> tuple[str, list[str], bool]:
     if not args:
         raise UserError("give images, videos or folders to scan (and optionally a model first)")
     return DEFAULT_DETECTOR, list(args), True
-
-
-class _NoFace(Exception):
-    """The face detector found no usable face."""
-
-
-def _model_inputs(
-    pixels: np.ndarray, size: int, finder: FaceDetector | None, all_faces: bool = False
-) -> list[tuple[np.ndarray, Face | None]]:
-    """``(size, size, 3)`` uint8 RGB crops as the detector sees them (before re-encoding),
-    each with its face.
-
-    Without ``finder``: the centre crop of training (``load_rgb``). With it: the most
-    confident face (``all_faces``: every face, most confident first), aligned as ``data
-    prepare`` aligns it; faces whose landmarks are degenerate are left out.
-
-    Raises:
-        _NoFace: no face, or none with usable landmarks.
-    """
-    if finder is None:
-        return [(center_crop(pixels, size)[0], None)]
-    found = finder.detect(pixels)  # most confident first
-    if not found:
-        raise _NoFace("the face detector found no face")
-    crops, why = [], ""
-    for face in found if all_faces else found[:1]:
-        try:
-            crops.append((align_face(pixels, face.landmarks, size)[0], face))
-        except ValueError as exc:  # degenerate landmarks
-            why = str(exc)
-    if not crops:
-        raise _NoFace(why)
-    return crops
 
 
 def base_record(
@@ -154,7 +104,9 @@ def detect_images(
     face_model: str | Path | None = None,
     explain_dir: str | Path | None = None,
     all_faces: bool = False,
-) -> list[dict[str, Any]]:
+    shard: str | None = None,
+    workers: int | None = None,
+) -> ScanRecords:
     """Score images with a detector; one record per file.
 
     Args:
@@ -162,7 +114,9 @@ def detect_images(
         paths: image files and folders (walked recursively).
         json_path, csv_path: where to write the records (optional); when Ctrl-C or an
             error stops the scan, the records so far are written before it goes on (the
-            JSON's ``interrupted`` says why).
+            JSON's ``interrupted`` says why). A ``json_path`` ending in ``.jsonl`` gets one
+            line per file as soon as it is scored, and a rerun skips the files it already
+            holds (same bytes, same ``model_id``; see ``deepfake_lab.scan_output``).
         batch: images per forward pass.
         device: ``auto``, ``cpu`` or ``cuda``.
         faces: score the most confident face, detected and aligned as ``data prepare`` does,
@@ -173,18 +127,25 @@ def detect_images(
             under it are not scanned).
         all_faces: with ``faces``, score every face found: the record answers with its most
             suspicious face and lists each in ``faces`` (see :func:`iter_image_records`).
+        shard: ``"I/N"``: scan only the files of shard I of N (``scan_shard.shard_of``);
+            the N shards' outputs merge (``deepfake_lab.merge``) into this scan unsharded.
+        workers: threads that read and decode files ahead of the scoring (0: inline; None:
+            ``scan_shard.default_workers``); the records are the same either way.
 
     Returns:
-        Records sorted by path, with ``path``, ``probability`` (calibrated P(fake), None
-        unless scored), ``label`` (:data:`LABELS`: "fake" | "real" | "uncertain" | "no_face" |
-        "error" | "skipped";
+        Records sorted by path (a :class:`~deepfake_lab.scan_output.ScanRecords`: also
+        ``listed``, ``shard``, ``resumed``, ``torn_bytes``), with ``path``, ``probability``
+        (calibrated P(fake), None unless scored), ``label`` (:data:`LABELS`: "fake" |
+        "real" | "uncertain" | "no_face" | "error" | "skipped";
         "uncertain" only from a fusion, with ``reason`` and per-member ``members``
         scores and its ``ood`` score), ``threshold``,
-        ``model`` (a short id), ``error`` for files that could not be read (reported, never
-        fatal; label "error") and for entries that hold no file (label "skipped": named
-        pipes, links that loop or lead nowhere), ``watermark`` (this tool's invisible mark
-        read from the file: the strongest evidence that it was generated here; None for
-        unreadable files),
+        ``model`` (a short id), ``model_id`` (``scan_output.scan_model_id``: the model and
+        the settings that make its answers), ``sha256`` (of the file's bytes; None when
+        they could not be read), ``error`` for files that could not be read (reported,
+        never fatal; label "error") and for entries that hold no file (label "skipped":
+        named pipes, links that loop or lead nowhere), ``watermark`` (this tool's
+        invisible mark read from the file: the strongest evidence that it was generated
+        here; None for unreadable files),
         ``watermark_fingerprint`` (the generator fingerprint it carries); with ``faces``
         also ``face_box`` ``[x, y, w, h]`` in source pixels and ``face_score``; with
         ``explain_dir`` also ``explain`` (the overlay path, or None), and ``not_written``
@@ -193,8 +154,9 @@ def detect_images(
         ``safe_text.for_record`` writes them (undecodable bytes as ``\\xNN``).
 
     Raises:
-        UserError: missing paths, no images, a bad detector or face model, or ``explain_dir``
-            with a detector that has no spatial layer (before anything is scanned).
+        UserError: missing paths, no images, a bad detector, face model, ``shard`` or
+            ``workers``, ``explain_dir`` with a detector that has no spatial layer, or a
+            ``.jsonl`` that another scan is writing (before anything is scanned).
     """
     from deepfake_lab.explain import gradcam_layer_of
     from deepfake_lab.explain import overlay_names as make_names
@@ -204,44 +166,78 @@ def detect_images(
         raise UserError(f"--batch must be 1 or more, got {batch}")
     if all_faces and not faces:
         raise UserError("--all-faces needs --faces (faces are found, then each is scored)")
-    files = list_image_paths(paths)
+    part, workers = parse_shard(shard), check_workers(workers)
+    listed = list_image_paths(paths)
+    files = listed if part is None else [f for f in listed if part.holds(f)]
     skipped = {f: why for f in files if (why := not_a_file(f)) is not None}
     files = [f for f in files if f not in skipped]
     explain = Path(explain_dir) if explain_dir is not None else None
+    names: dict[Path, str] = {}
     if explain is not None:
         root = explain.resolve()
         files = [f for f in files if root not in f.resolve().parents]
-        if not files and not skipped:
+        if not files and not skipped and part is None:
             raise UserError(f"no images found outside the --explain folder {explain}")
         if explain.exists() and not explain.is_dir():
             raise UserError(f"--explain {explain} is a file; give a folder")
+        # Named among every shard's files, so that the shards' overlays never collide.
+        every = files if part is None else [f for f in listed if not_a_file(f) is None]
+        every = [f for f in every if root not in f.resolve().parents]
+        names = dict(zip(every, make_names(every), strict=True))
+    out = ScanRecords()
+    out.listed, out.shard = len(listed), None if part is None else str(part)
     dev = resolve_device(device)
     det = load_detector(model, dev)
     if explain is not None:
         gradcam_layer_of(det.model)  # no spatial layer: say so before scanning anything
     finder = build_face_detector(face_detector, face_model) if faces else None
-    names = dict(zip(files, make_names(files), strict=True)) if explain is not None else {}
+    model_id = scan_model_id(det, faces, face_detector, finder, all_faces)
+    header = scan_header(det, model_id, faces, face_detector, finder, explain)
 
     def record(f: Path | str, label: str, **extra: Any) -> dict[str, Any]:
-        return base_record(det, f, label, faces, explain is not None) | extra
+        base = base_record(det, f, label, faces, explain is not None)
+        return base | {"model_id": model_id, "sha256": None} | extra
 
-    records = [record(f, "skipped", error=why) for f, why in skipped.items()]
-    outputs = (det, json_path, csv_path, faces, explain, face_detector, finder)
-    try:
-        for r in iter_image_records(det, files, finder, batch, explain, names, all_faces):
-            records.append(record(r["path"], r["label"]) | r)
-    except BaseException as exc:
-        # Ctrl-C or a failure of the whole batch: what was scanned is written before the
-        # error goes on, marked as stopped. A failure to write it must not hide the error.
-        records.sort(key=lambda r: r["path"])
-        how = "by the user" if isinstance(exc, KeyboardInterrupt) else f"by {type(exc).__name__}"
-        stopped = f"stopped {how} after {len(records)} of {len(files) + len(skipped)} images"
-        with contextlib.suppress(Exception):
-            _write_outputs(records, *outputs, stopped=stopped)
-        raise
-    records.sort(key=lambda r: r["path"])
-    _write_outputs(records, *outputs)
-    return records
+    stream = JsonlStream(json_path, model_id, header) if is_jsonl(json_path) else None
+    outputs = (header, None if stream else json_path, csv_path)
+    new_finder = partial(build_face_detector, face_detector, face_model) if faces else None
+    with stream or contextlib.nullcontext():
+        out += [record(f, "skipped", error=why) for f, why in skipped.items()]
+        scan = iter_image_records(
+            det,
+            files,
+            finder,
+            batch,
+            explain,
+            names,
+            all_faces,
+            workers=workers,
+            reuse=stream.reuse if stream else None,
+            new_finder=new_finder,
+        )
+        try:
+            for r in out:  # the entries without a file
+                if stream:
+                    stream.write(r)
+            for r in scan:
+                out.append(record(r["path"], r["label"]) | r)
+                if stream:
+                    stream.write(out[-1])
+        except BaseException as exc:
+            # Ctrl-C or a failure of the whole batch: what was scanned is written before the
+            # error goes on, marked as stopped. A failure to write it must not hide the error.
+            out.sort(key=lambda r: r["path"])
+            how = "the user" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__
+            stopped = f"stopped by {how} after {len(out)} of {len(files) + len(skipped)} images"
+            with contextlib.suppress(Exception):
+                write_scan_outputs(out, *outputs, stopped=stopped)
+            raise
+    if stream is not None:
+        out.resumed, out.torn_bytes = stream.resumed, stream.torn_bytes
+        out.bad_lines = stream.bad_lines
+    out.sort(key=lambda r: r["path"])
+    write_scan_outputs(out, *outputs)
+    return out
 
 
 def iter_image_records(
@@ -252,6 +248,10 @@ def iter_image_records(
     explain_dir: Path | None = None,
     overlay_names: dict[Path, str] | None = None,
     all_faces: bool = False,
+    *,
+    workers: int = 0,
+    reuse: Reuse | None = None,
+    new_finder: Callable[[], FaceDetector] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Score image files with a loaded detector, yielding each file's record as soon as its
     batch is scored (the scanning core of :func:`detect_images` and of ``serve``).
@@ -260,50 +260,44 @@ def iter_image_records(
         det: the detector.
         files: image files (entries that hold no file are the caller's to report).
         finder: a face detector: score aligned faces; None: the centre crop.
-        batch: crops per forward pass.
+        batch: files per forward pass.
         explain_dir: write a Grad-CAM overlay of each scored crop here, named by
             ``overlay_names`` (default ``explain.overlay_names``); other faces than the
             first add ``-face<k>`` to the name.
         all_faces: score every face ``finder`` finds; the record's score, label and
             ``face_box`` are those of its most suspicious face (highest logit), and
             ``faces`` lists each face's ``box``, ``score``, ``probability``, ``label``.
+        workers: threads that read, hash, decode and crop files ahead of the scoring
+            (``scan_shard.ordered_map``; 0: inline). Records and their order are the same.
+        reuse: asked, in those threads, with each file and the sha256 of its bytes; a
+            record it returns is yielded as it is, and the file is not decoded.
+        new_finder: builds a face detector for each thread (face detectors keep state per
+            call); without it the threads share ``finder``, one call at a time.
 
     Yields:
-        Records with ``path``, ``label`` and, as scanned, ``probability``, ``watermark``,
-        ``watermark_fingerprint``, ``face_box``, ``face_score``, ``faces``, ``explain``,
-        ``error``, ``not_written`` and a fusion's ``reason``, ``members``, ``ood``. A file
-        that fails costs that file only (label "error").
+        Records with ``path``, ``label``, ``sha256`` and, as scanned, ``probability``,
+        ``watermark``, ``watermark_fingerprint``, ``face_box``, ``face_score``, ``faces``,
+        ``explain``, ``error``, ``not_written`` and a fusion's ``reason``, ``members``,
+        ``ood``. A file that fails costs that file only (label "error").
     """
     from deepfake_lab.explain import overlay_names as make_names
 
     if explain_dir is not None and overlay_names is None:
         overlay_names = dict(zip(files, make_names(files), strict=True))
-    for start in range(0, len(files), batch):
-        crops: list[tuple[Path, int, np.ndarray, Face | None]] = []
-        marks: dict[Path, dict[str, Any]] = {}
-        done: list[dict[str, Any]] = []
-        for f in files[start : start + batch]:
-            try:
-                pixels = decode_image(f).pixels
-                # The direct read only (~1 ms): untouched, re-encoded, resized or re-toned
-                # files. `verify` also searches crops.
-                mark = extract_watermark(pixels, search=False)
-                marks[f] = {
-                    "watermark": mark.found,
-                    "watermark_fingerprint": mark.payload.fingerprint if mark.payload else None,
-                }
-                for k, (img, face) in enumerate(_model_inputs(pixels, det.size, finder, all_faces)):
-                    crops.append((f, k, det.prepare(img), face))
-            except DecodeError as exc:
-                done.append({"path": str(f), "label": "error", "error": str(exc)})
-            except _NoFace:
-                done.append({"path": str(f), "label": "no_face", **marks[f]})
-            except Exception as exc:  # noqa: BLE001 - one file's failure costs that file only
-                why = f"could not be scanned ({type(exc).__name__}: {exc})"
-                done.append({"path": str(f), "label": "error", "error": why})
-        yield from done
-        if crops:
-            yield from _score_crops(det, crops, marks, explain_dir, overlay_names or {}, all_faces)
+    # Face detectors keep state per call: each thread gets its own, or they take turns.
+    find = per_thread(finder, new_finder if workers > 0 and finder is not None else None)
+    shared = workers > 0 and finder is not None and new_finder is None
+    face_lock = threading.Lock() if shared else contextlib.nullcontext()
+    prepare = partial(prepare_file, det, find, all_faces, reuse, face_lock)
+    # Up to two batches ahead: the threads fill the next batch while this one is scored.
+    with contextlib.closing(ordered_map(prepare, files, workers, ahead=2 * batch)) as prepared:
+        while chunk := list(islice(prepared, batch)):
+            crops = [c for p in chunk for c in p.crops]
+            marks = {p.path: p.marks for p in chunk if p.record is None}
+            yield from (p.record for p in chunk if p.record is not None)
+            if crops:
+                names = overlay_names or {}
+                yield from _score_crops(det, crops, marks, explain_dir, names, all_faces)
 
 
 def _score_crops(
@@ -359,50 +353,3 @@ def _score_crops(
                 for _, one in scored
             ]
         yield r
-
-
-def _write_outputs(
-    records: list[dict[str, Any]],
-    det: LoadedDetector,
-    json_path: str | Path | None,
-    csv_path: str | Path | None,
-    faces: bool,
-    explain: Path | None,
-    face_detector: str,
-    finder: FaceDetector | None,
-    stopped: str | None = None,
-) -> None:
-    """The records to ``json_path`` and ``csv_path``; ``stopped`` (why the scan ended early)
-    goes into the JSON as ``interrupted``."""
-    counts = {label: sum(r["label"] == label for r in records) for label in LABELS}
-    if json_path:
-        face_info = None
-        if faces:
-            face_model = getattr(finder, "model_path", None)
-            face_info = {"detector": face_detector, "model": face_model and str(face_model)}
-        doc = {
-            "model": det.identity,
-            "calibrated": det.calibrated,
-            "faces": face_info,
-            "explain_dir": None if explain is None else str(explain),
-            "counts": counts,
-            "results": records,
-        }
-        if stopped is not None:
-            doc["interrupted"] = stopped
-        atomic_write_json(Path(json_path), for_records(doc))
-    if csv_path:
-        fields = ["path", "probability", "label", "threshold", "model", "watermark"]
-        fields += ["watermark_fingerprint", "error"]
-        fields += ["face_box", "face_score"] if faces else []
-        fields += ["explain"] if explain is not None else []
-        fields += ["reason", "ood"] if any("reason" in r for r in records) else []
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fields, extrasaction="ignore")  # "members" is JSON-only
-        w.writeheader()
-        for r in records:
-            row = dict(r)
-            if row.get("face_box") is not None:
-                row["face_box"] = " ".join(f"{v:g}" for v in row["face_box"])
-            w.writerow(for_records(row))
-        atomic_write_text(Path(csv_path), buf.getvalue())

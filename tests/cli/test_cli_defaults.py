@@ -26,6 +26,7 @@ API: dict[str, list[str]] = {
         "deepfake_lab.video.detect_video:check_video_options",
     ],
     "export": ["deepfake_lab.export:export_model"],
+    "merge": ["deepfake_lab.merge:merge_scans"],
     "generate": [
         "deepfake_lab.generate:generate_images",
         "deepfake_lab.provenance.marking:ProvenanceOptions",

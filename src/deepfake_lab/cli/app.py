@@ -54,6 +54,7 @@ def _register() -> None:
         eval,
         export,
         generate,
+        merge,
         reconstruct,
         serve,
         train,
@@ -62,7 +63,7 @@ def _register() -> None:
         video,
     )
 
-    for module in (demo, detect, export, generate, reconstruct, serve, verify, video):
+    for module in (demo, detect, export, generate, merge, reconstruct, serve, verify, video):
         app.add_typer(module.commands)
     app.add_typer(data.data_app, name="data")
     app.add_typer(eval.eval_app, name="eval")

@@ -38,7 +38,10 @@ def detect_cmd(
         "(meso4, meso4:F2F, mesoinception, mesoinception:F2F); left out, meso4:DF answers "
         "(downloaded once). PATH: images, videos or folders to scan.",
     ),
-    json_path: Path = json_option("Write results as JSON here"),
+    json_path: Path = json_option(
+        "Write results as JSON here; a name ending in .jsonl gets one line per file as it is "
+        "scored, and a rerun skips the files it holds (same bytes, same model)"
+    ),
     csv_path: Path = typer.Option(None, "--csv", help="Write results as CSV here."),
     batch: int = typer.Option(64, "--batch", help="Images per forward pass."),
     device: str = device_option(),
@@ -84,6 +87,19 @@ def detect_cmd(
     ),
     start: float = typer.Option(None, "--start", help="Videos: from this time (seconds)."),
     end: float = typer.Option(None, "--end", help="Videos: up to this time (seconds)."),
+    shard: str = typer.Option(
+        None,
+        "--shard",
+        help="I/N: scan only shard I of N (0 <= I < N) of the files, chosen by a hash of "
+        "each path; `merge` joins the shards' outputs. Default under torchrun: RANK/WORLD_SIZE. "
+        "{shard} in --json, --csv or --report becomes I-of-N.",
+    ),
+    workers: int = typer.Option(
+        None,
+        "--workers",
+        help="Images: threads that read and decode files ahead of the scoring (0: inline); "
+        "default: the CPUs, at most 4.",
+    ),
     no_progress: bool = no_progress_option(),
 ) -> None:
     """P(fake) for every image and video, with the detector's calibrated threshold."""
@@ -107,6 +123,18 @@ def detect_cmd(
             highlight=False,
         )
 
+    from deepfake_lab.scan_output import is_jsonl
+    from deepfake_lab.scan_shard import resolve_shard, shard_device, shard_output
+
+    part = resolve_shard(shard)  # before anything is read: a bad --shard is one line
+    json_path, csv_path, report = (shard_output(p, part) for p in (json_path, csv_path, report))
+    if part is not None and part.from_env:
+        device = shard_device(device, part)
+        where = ", ".join(for_console(p) for p in (json_path, csv_path, report) if p) or "none"
+        console.print(
+            f"torchrun: this process scans shard {part} (RANK/WORLD_SIZE); outputs: {where}",
+            highlight=False,
+        )
     if lips not in ("auto", "on", "off"):
         raise UserError(f"--lips must be auto, on or off, got {lips!r}")
     if batch < 1:
@@ -115,13 +143,21 @@ def detect_cmd(
         {"--json": json_path, "--csv": csv_path},
         {"--timeline": timeline, "--report": report, "--explain": explain},
     )
-    images, videos = split_media(paths)
-    if videos:  # checked before the images are scanned and their results written
+    images, found_videos = split_media(paths)
+    if found_videos:  # checked before the images are scanned and their results written
         check_video_options(aggregate, topk, stride, max_frames, frames, start, end)
+        if is_jsonl(json_path):
+            raise UserError(
+                f"--json {json_path}: .jsonl streams and resumes image scans only, and "
+                f"{len(found_videos)} video(s) are among the paths; scan the videos with a "
+                ".json output (--shard works for both)"
+            )
     elif start is not None or end is not None:
         raise UserError("--start/--end are for videos, and none was given")
+    # Videos go to shards by the rule images follow (a hash of the path).
+    videos = [v for v in found_videos if part is None or part.holds(v)]
     irecs, vrecs = [], []
-    if images or not videos:
+    if images or not found_videos:
         irecs = _scan_images(
             model,
             images,
@@ -134,7 +170,11 @@ def detect_cmd(
             face_model,
             explain,
             all_faces,
+            part,
+            workers,
         )
+    if part is not None and found_videos:
+        console.print(f"shard {part}: {len(videos)} of {len(found_videos)} videos", highlight=False)
     if videos:
         from deepfake_lab.video.detect_video import detect_video_files
 
@@ -168,7 +208,7 @@ def detect_cmd(
         _video_table(vrecs, aggregate, sync, frames)
         if timeline is not None:
             console.print(f"timelines in {for_console(timeline)}", highlight=False)
-    if report is not None:
+    if report is not None and (irecs or vrecs):
         from deepfake_lab.report.detect_report import write_detect_report
 
         first = (irecs or vrecs)[0]
@@ -291,6 +331,8 @@ def _scan_images(
     face_model,
     explain,
     all_faces=False,
+    part=None,
+    workers=None,
 ) -> list[dict]:
     from rich.table import Table
 
@@ -308,7 +350,12 @@ def _scan_images(
         face_model=face_model,
         explain_dir=explain,
         all_faces=all_faces,
+        shard=None if part is None else str(part),
+        workers=workers,
     )
+    _say_how_scanned(records, json_path)
+    if not records:
+        return records
     table = Table(title=f"{len(records)} images, model {records[0]['model']}")
     for col in ("path", "P(fake)", "label", "our watermark"):
         table.add_column(col, justify="right" if col == "P(fake)" else "left")
@@ -344,3 +391,27 @@ def _scan_images(
     if explain is not None:
         console.print(f"Grad-CAM overlays in {for_console(explain)}", highlight=False)
     return records
+
+
+def _say_how_scanned(records, json_path: Path | None) -> None:
+    """The shard, and what a resumed ``.jsonl`` scan took from the file instead of scoring."""
+    lines = (
+        []
+        if records.shard is None
+        else [f"shard {records.shard}: {len(records)} of {records.listed} images"]
+    )
+    out = for_console(json_path)
+    if records.torn_bytes:
+        lines.append(
+            f"{out} ended in a line cut short (a scan stopped mid-write): its "
+            f"{records.torn_bytes} bytes were cut off, that file is scored again"
+        )
+    if records.bad_lines:
+        lines.append(f"{out}: {records.bad_lines} damaged line(s) ignored")
+    if records.resumed:
+        lines.append(
+            f"resumed: {records.resumed} of {len(records)} images were already scored in "
+            f"{out} (same bytes, same model) and were not scored again"
+        )
+    for line in lines:
+        console.print(line, highlight=False)
