@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from deepfake_lab.config import StrictModel
+from deepfake_lab.training.parallel_fields import SYNC_BATCHNORM, global_batch_field
 
 
 class DetectorDataConfig(StrictModel):
@@ -153,15 +154,8 @@ class DetectorTrainConfig(StrictModel):
     """Length, batch, early stopping, device."""
 
     epochs: int = Field(10, ge=1)
-    batch: int = Field(
-        64, ge=1, description="Global batch: under torchrun, split evenly over the processes."
-    )
-    sync_batchnorm: bool = Field(
-        True,
-        description="Under torchrun: BatchNorm over the global batch, exactly as one process "
-        "(one all-reduce per BatchNorm layer and pass); false: over each process's slice "
-        "(faster, DistributedDataParallel's default, no longer equal to one process).",
-    )
+    batch: int = global_batch_field(64)
+    sync_batchnorm: bool = SYNC_BATCHNORM
     patience: int = Field(3, ge=1, description="Stop after N epochs without a better val AUC.")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -47,7 +47,7 @@ from deepfake_lab.training.detector_report import (
     save_pseudo_preview,
     write_detector_report,
 )
-from deepfake_lab.training.distributed import DistContext, broadcast, init_distributed, shutdown
+from deepfake_lab.training.distributed import DistContext, broadcast, distributed_run
 from deepfake_lab.training.logger import NullLogger, RunLogger
 
 # May differ when resuming. Note: a new train.epochs re-stretches the cosine schedule, so
@@ -235,19 +235,12 @@ def train_detector(
     }
     all_overrides = _flag_overrides(flags) + list(overrides or [])
     # Under torchrun: join the group first; rank 0 alone writes and prints.
-    ctx, dev = init_distributed(
-        resolve_device(build_config(DetectorConfig, config, all_overrides).train.device)
-    )
-    try:
-        result = _train_detector(
+    device = resolve_device(build_config(DetectorConfig, config, all_overrides).train.device)
+    with distributed_run(device) as (ctx, dev):
+        return _train_detector(
             config, all_overrides, resume, ctx, dev,
             console if ctx.is_main else None, progress and ctx.is_main, tensorboard,
         )  # fmt: skip
-    except BaseException:
-        shutdown(ctx, clean=False)
-        raise
-    shutdown(ctx)
-    return result
 
 
 def _train_detector(

@@ -19,6 +19,8 @@ One process (``WORLD_SIZE`` unset or 1) never touches ``torch.distributed``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -109,6 +111,19 @@ def world_change_note(saved_world: int, ctx: DistContext) -> str | None:
         "reduced in another order, so the run is no longer bit-identical to an "
         "uninterrupted one; resume with the same --nproc_per_node for that"
     )
+
+
+@contextmanager
+def distributed_run(device: torch.device) -> Iterator[tuple[DistContext, torch.device]]:
+    """:func:`init_distributed` for the length of a run, then :func:`shutdown`: clean (all
+    ranks wait for each other) when the run ends normally, at once after an error."""
+    ctx, device = init_distributed(device)
+    try:
+        yield ctx, device
+    except BaseException:
+        shutdown(ctx, clean=False)
+        raise
+    shutdown(ctx)
 
 
 def shutdown(ctx: DistContext, clean: bool = True) -> None:

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 
 from deepfake_lab.config import StrictModel
 from deepfake_lab.errors import UserError
+from deepfake_lab.training.parallel_fields import SYNC_BATCHNORM, global_batch_field
 
 
 class DataConfig(StrictModel):
@@ -153,15 +154,8 @@ class TrainConfig(StrictModel):
     """Length, batch, device, precision."""
 
     kimg: float = Field(100.0, gt=0, description="Training length in thousands of images shown.")
-    batch: int = Field(
-        32, ge=1, description="Global batch: under torchrun, split evenly over the processes."
-    )
-    sync_batchnorm: bool = Field(
-        True,
-        description="Under torchrun: BatchNorm over the global batch, exactly as one process "
-        "(one all-reduce per BatchNorm layer and pass); false: over each process's slice "
-        "(faster, DistributedDataParallel's default, no longer equal to one process).",
-    )
+    batch: int = global_batch_field(32)
+    sync_batchnorm: bool = SYNC_BATCHNORM
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = Field(True, description="bfloat16 autocast; used on CUDA only.")

@@ -27,8 +27,7 @@ from deepfake_lab.training.distributed import (
     DistContext,
     barrier,
     broadcast,
-    init_distributed,
-    shutdown,
+    distributed_run,
 )
 from deepfake_lab.training.gan import check_models
 from deepfake_lab.training.gan_config import GanConfig
@@ -120,17 +119,11 @@ def train_gan(
 
     fresh = build_config(GanConfig, config, all_overrides)
     # Under torchrun: join the group first; rank 0 alone decides folders and prints.
-    ctx, _ = init_distributed(resolve_device(fresh.train.device))
-    try:
-        result = _train_gan(
+    with distributed_run(resolve_device(fresh.train.device)) as (ctx, _):
+        return _train_gan(
             fresh, config, all_overrides, resume, dataset, ctx,
             console if ctx.is_main else None, progress and ctx.is_main, tensorboard,
         )  # fmt: skip
-    except BaseException:
-        shutdown(ctx, clean=False)
-        raise
-    shutdown(ctx)
-    return result
 
 
 def _train_gan(
