@@ -41,6 +41,8 @@ GAN_OPTS = [
 
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+if sys.platform == "linux":  # gloo over loopback: a container's hostname may not resolve
+    ENV.setdefault("GLOO_SOCKET_IFNAME", "lo")
 
 
 def _command(nproc: int, *args: str) -> list[str]:
