@@ -321,7 +321,7 @@ class GanTrainer:
             # Lazy regularisation: scale by the interval so the expected gradient is unchanged.
             d_total = d_total + r1 * (cfg.loss.r1_gamma / 2 * cfg.loss.r1_interval)
             stats["Loss/R1"] = r1.detach()
-        self._check_finite(d_total, "D loss")
+        self._check_finite(d_total, "D loss", per_rank=True)
         self.opt_D.zero_grad(set_to_none=True)
         d_total.backward()
         average_gradients(list(self.D.parameters()), self.ctx)
@@ -334,7 +334,7 @@ class GanTrainer:
         with self._autocast():
             g_loss = self.loss.g_loss(self.D(self._augment(fake)).float())
             g_loss = self._generator_terms(real, fake, g_loss, stats)
-        self._check_finite(g_loss, "G loss")
+        self._check_finite(g_loss, "G loss", per_rank=True)
         self.opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
         average_gradients(list(self.G.parameters()), self.ctx)
@@ -378,12 +378,12 @@ class GanTrainer:
         stats["Loss/G_adv"] = g_adv.detach()
         return total
 
-    def _check_finite(self, value: torch.Tensor, what: str) -> None:
+    def _check_finite(self, value: torch.Tensor, what: str, per_rank: bool = False) -> None:
         # Checked before the optimizer step, so non-finite values never reach the weights.
         # Under torchrun only the gradient norms are checked: they are computed from the
         # averaged gradients, equal on every rank (and non-finite when any rank's loss is),
         # whereas one rank raising alone on its own loss would leave the others waiting.
-        if self.ctx.active and what.endswith("loss"):
+        if self.ctx.active and per_rank:
             return
         if not torch.isfinite(value).item():
             raise TrainingDiverged(
