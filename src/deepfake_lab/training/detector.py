@@ -57,6 +57,7 @@ from deepfake_lab.training.distributed import (
     world_change_note,
 )
 from deepfake_lab.training.logger import RunLogger, make_progress
+from deepfake_lab.training.precise_bn import recompute_batchnorm
 from deepfake_lab.training.sampler import InfiniteSampler
 
 KIND = "detector"
@@ -227,6 +228,29 @@ class DetectorTrainer:
         self.step, self.best_auc = int(state["step"]), float(state["best_auc"])
         self.bad_epochs = int(state["bad_epochs"])
 
+    def refresh_batchnorm(self) -> int:
+        """Recompute BatchNorm's running statistics (precise BN, see ``training.precise_bn``)
+        from ``train.precise_bn_images`` training images: the same images and augmentations
+        at every epoch (a fixed permutation, one generator per position), drawn from no
+        trainer stream, so resume stays exact. Every rank passes its slice of each global
+        batch. Returns the number of layers recomputed."""
+        n_img = self.cfg.train.precise_bn_images
+        if n_img == 0:
+            return 0
+        seed, gb, b, r = self.cfg.train.seed, self.cfg.train.batch, self.local_batch, self.ctx.rank
+        order = np.random.default_rng([seed, 0xB4]).permutation(len(self.train_set))
+        n = max(1, round(min(n_img, len(order)) / gb)) * gb  # whole global batches
+        order = np.resize(order, n)  # cycles through a set smaller than one batch
+
+        def batches():
+            for start in range(0, n, gb):
+                pos = range(start + r * b, start + (r + 1) * b)
+                gens = [np.random.default_rng([seed, 0xB4, p]) for p in pos]
+                idx = torch.from_numpy(order[pos.start : pos.stop].astype(np.int64))
+                yield self.train_set.batch(idx, self.device, augment=self.aug, rng=gens)[0]
+
+        return recompute_batchnorm(self.model, batches())
+
     def train_step(self) -> dict[str, float]:
         """One AdamW step on a batch of augmented training images (with ``adv.enabled``,
         part of the batch replaced by PGD examples: see ``_adversarial_``)."""
@@ -359,6 +383,7 @@ def run_detector_training(
                 status = "time limit"
             if trainer.step % spe == 0:  # end of an epoch: validate, keep the best
                 n = spe
+                trainer.refresh_batchnorm()  # on every rank: it may reduce over them
                 val_metrics = broadcast(
                     validate(trainer.model, val, device) if ctx.is_main else None, ctx
                 )

@@ -163,6 +163,12 @@ class DetectorTrainConfig(StrictModel):
     threads: int | None = Field(None, ge=1)
     max_minutes: float | None = Field(None, gt=0)
     keep_checkpoints: int = Field(2, ge=1)
+    precise_bn_images: int = Field(
+        512,
+        ge=0,
+        description="Training images (augmented) that BatchNorm's running statistics are "
+        "recomputed from before each validation; 0: keep the running average.",
+    )
 
 
 class DetectorCalibrationConfig(StrictModel):

@@ -266,7 +266,10 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         with torch.no_grad():
             assert self.running_mean is not None and self.running_var is not None
             self.num_batches_tracked.add_(1)  # type: ignore[union-attr]
-            m = self.momentum if self.momentum is not None else 0.1
+            # momentum None: a cumulative average, as torch's BatchNorm (precise BN uses it).
+            m = self.momentum
+            if m is None:
+                m = 1.0 / float(self.num_batches_tracked)  # type: ignore[arg-type]
             self.running_mean.lerp_(mean.to(self.running_mean), m)
             unbiased = var * (n / (n - 1).clamp_min(1))
             self.running_var.lerp_(unbiased.to(self.running_var), m)
