@@ -102,7 +102,8 @@ def train(name: str, out: Path, rows, size: int, epochs: int, model: str, extra=
             name=name,
             progress=False,
             tensorboard=False,
-            overrides=["train.patience=100", *extra],
+            # The manifest lists files where they are (the bench's own temporary manifest).
+            overrides=["train.patience=100", "data.manifest_outside=true", *extra],
         )
     return res.run_dir
 
@@ -131,7 +132,9 @@ def evaluate_rows(source: str | Path, rows: list) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         samples = [DetectionSample(p, label, src) for p, label, src in rows]
         manifest = write_manifest(Path(tmp) / "m.jsonl", samples)
-        return evaluate_detector(source, manifest=manifest, robustness=False, n_boot=0)
+        return evaluate_detector(
+            source, manifest=manifest, manifest_outside=True, robustness=False, n_boot=0
+        )
 
 
 def unseen_row(name: str, det, unseen: Path) -> dict:
@@ -217,7 +220,11 @@ def main() -> None:
                 samples = [DetectionSample(p, label, src) for p, label, src in fit_rows]
                 manifest = write_manifest(Path(tmp) / "m.jsonl", samples)
                 run = train_fusion(
-                    members, manifest=manifest, out=args.out, name=f"lofo-fusion-{group}"
+                    members,
+                    manifest=manifest,
+                    manifest_outside=True,
+                    out=args.out,
+                    name=f"lofo-fusion-{group}",
                 )
             for fam in held:
                 test = [(p, REAL, "real") for p in fusion_test_real]

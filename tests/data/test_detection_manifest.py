@@ -141,3 +141,28 @@ def test_eval_detector_refuses_outside_paths_unless_the_flag_is_given(
     args = ["eval", "detector", "run", "--manifest", str(manifest), "--manifest-outside"]
     assert CliRunner().invoke(app, args).exit_code == 0
     assert seen["manifest_outside"] is True
+
+
+def test_train_fusion_refuses_outside_paths_unless_the_flag_is_given(
+    tree: Path, monkeypatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from deepfake_lab.cli.app import app
+    from deepfake_lab.training import fusion
+
+    manifest = _manifest(tree / "data" / "m.jsonl", "a.png", "../secret.png")
+    base = ["train", "fusion", "--member", "a", "--member", "b", "--manifest", str(manifest)]
+    # The members are loaded first; stand-ins let the run reach the manifest.
+    monkeypatch.setattr(fusion, "_member_spec", lambda m, dev: ({"kwargs": {"size": 16}}, {}))
+    res = CliRunner().invoke(app, base)
+    assert res.exit_code == 2 and "--manifest-outside" in res.output
+    seen: dict = {}
+
+    def stop_after_collecting(*args, **kwargs):
+        seen.update(kwargs)
+        raise fusion.UserError("collected")
+
+    monkeypatch.setattr(fusion, "collect_samples", stop_after_collecting)
+    res = CliRunner().invoke(app, [*base, "--manifest-outside"])
+    assert "collected" in res.output and seen["manifest_outside"] is True

@@ -188,6 +188,15 @@ def manifest_option() -> Any:
     return typer.Option(None, "--manifest", help="JSONL of path, label, source.")
 
 
+def manifest_outside_option() -> Any:
+    """``--manifest-outside``: accept manifest paths outside the manifest's folder."""
+    return typer.Option(
+        False,
+        "--manifest-outside",
+        help="Accept manifest paths outside the manifest's folder (refused by default).",
+    )
+
+
 def out_option(
     default: Path | None = Path("runs"), what: str = "Parent folder of run folders"
 ) -> Any:

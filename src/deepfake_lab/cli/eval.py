@@ -16,6 +16,7 @@ from deepfake_lab.cli.common import (
     handle_errors,
     json_option,
     manifest_option,
+    manifest_outside_option,
     no_progress_option,
     old_face_detector_option,
     pick_face_detector,
@@ -146,11 +147,7 @@ def eval_detector_cmd(
     real: list[Path] = real_option(what="Folder of real images (repeatable)"),
     fake: list[Path] = fake_option(),
     manifest: Path = manifest_option(),
-    manifest_outside: bool = typer.Option(
-        False,
-        "--manifest-outside",
-        help="Accept manifest paths outside the manifest's folder (refused by default).",
-    ),
+    manifest_outside: bool = manifest_outside_option(),
     videos: list[Path] = typer.Option(
         [], "--videos", help="FaceForensics++ / VoxCeleb tree: videos labelled by their path."
     ),

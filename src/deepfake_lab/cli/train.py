@@ -16,6 +16,7 @@ from deepfake_lab.cli.common import (
     gan_arch_option,
     handle_errors,
     manifest_option,
+    manifest_outside_option,
     no_progress_option,
     old_arch_option,
     out_option,
@@ -154,6 +155,7 @@ def train_fusion_cmd(
     real: list[Path] = real_option(),
     fake: list[Path] = fake_option(),
     manifest: Path = manifest_option(),
+    manifest_outside: bool = manifest_outside_option(),
     pseudo_fake: list[str] = typer.Option(
         [], "--pseudo-fake", help="Also make pseudo-fakes from the reals: sbi, sbi-mouth."
     ),
@@ -181,6 +183,7 @@ def train_fusion_cmd(
         real,
         fake,
         manifest,
+        manifest_outside=manifest_outside,
         pseudo_fake=pseudo_fake,
         size=size,
         out=out,

@@ -80,6 +80,7 @@ def train_fusion(
     fake: list[str | Path] | None = None,
     manifest: str | Path | None = None,
     *,
+    manifest_outside: bool = False,
     pseudo_fake: list[str] | None = None,
     size: int | None = None,
     out: str | Path = "runs",
@@ -97,6 +98,7 @@ def train_fusion(
     Args:
         members: detectors to combine (at least two), anything ``load_detector`` reads.
         real, fake, manifest: the labelled images (members should not have seen them).
+        manifest_outside: accept manifest paths outside the manifest's folder.
         pseudo_fake: also make pseudo-fakes from the reals (``sbi``, ``sbi-mouth``).
         size: the fusion's input size (default: the largest member size).
         out, name: run folder parent and name.
@@ -126,6 +128,7 @@ def train_fusion(
         [Path(p) for p in fake or []],
         Path(manifest) if manifest else None,
         require_fake=not pseudo_fake,
+        manifest_outside=manifest_outside,
     )
     halves = split_samples(samples, val=0.5, seed=seed)
     sets = {}
