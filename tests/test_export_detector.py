@@ -150,6 +150,7 @@ REGISTRY_CASES = {
     "resnet": {"size": 32, "width": 8},
     "npr": {"size": 32, "width": 8},
     "spectrum": {"size": 32, "bins": 8},
+    "phase": {"size": 32},
     "gan-d": {"arch": "fastgan", "size": 64, "channels": 8, "max_channels": 32},
     "resnet-cifar": {"depth": 20, "size": 32},
     "meso4": {"size": 64},  # the network resizes to 256 inside: the resize is exported too

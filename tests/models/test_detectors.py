@@ -24,6 +24,7 @@ TINY: dict[str, dict[str, object]] = {
     "resnet": {"size": 16, "width": 4},
     "npr": {"size": 16, "width": 4},
     "spectrum": {"size": 16, "bins": 8},
+    "phase": {"size": 16},
     "gan-d": {"arch": "fastgan", "size": 16, "channels": 4, "max_channels": 16},
     "resnet-cifar": {"depth": 8, "size": 16},
     "meso4": {"size": 16},  # runs at 256 px whatever the input: the published architecture
@@ -93,7 +94,7 @@ def test_gradcam_layer_gives_a_spatial_map_with_gradients(name: str) -> None:
     det = _build(name)
     layer = det.gradcam_layer()
     if layer is None:
-        assert name == "spectrum"  # the only detector without a spatial feature map
+        assert name in ("spectrum", "phase")  # the detectors without a spatial feature map
         return
     seen: list[torch.Tensor] = []
 
@@ -243,6 +244,54 @@ def test_spectrum_separates_a_toy_set_in_a_few_steps() -> None:
     with torch.no_grad():
         accuracy = ((det(x_test) > 0).float() == y_test).float().mean()
     assert accuracy == 1.0
+
+
+# -- phase -------------------------------------------------------------------------------------
+def _per_position(n: int, size: int, seed: int, gains: tuple[float, ...]) -> torch.Tensor:
+    """Smooth images plus white noise whose strength depends on the position in each 2x2
+    cell (``gains`` for (0,0), (0,1), (1,0), (1,1)): a pixel shuffle's kind of trace."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(n, 3, size, size, generator=g) * 0.02
+    gain = torch.tensor(gains).view(2, 2).repeat(size // 2, size // 2)
+    return _smooth(n, size, seed) + noise * gain
+
+
+def test_phase_reads_unequal_positions_either_way_wherever_the_crop_starts() -> None:
+    from deepfake_lab.models.detectors.phase import phase_imbalance
+
+    even = phase_imbalance(_per_position(4, 32, 0, (1, 1, 1, 1)))
+    louder = phase_imbalance(_per_position(4, 32, 0, (1, 1, 1, 3)))  # one position noisier
+    quieter = phase_imbalance(_per_position(4, 32, 0, (1, 1, 1, 0.2)))  # one smoother
+    assert even.shape == (4, 6)
+    for other in (louder, quieter):  # two-sided: both are more unequal than even
+        assert (other[:, :3] > even[:, :3] + 0.5).all()  # period 2, the pattern's own
+        assert (other[:, 3:] > even[:, 3:] + 0.1).all()  # period 4 holds it, diluted
+    shifted = phase_imbalance(_per_position(4, 34, 0, (1, 1, 1, 3))[..., 1:33, 1:33])
+    torch.testing.assert_close(shifted[:, :3], louder[:, :3], atol=0.3, rtol=0)
+    flat = phase_imbalance(torch.zeros(1, 3, 16, 16))
+    assert torch.isfinite(flat).all()
+
+
+def test_phase_separates_a_toy_set_in_a_few_steps() -> None:
+    def toy(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        real = _per_position(32, 32, seed, (1, 1, 1, 1))
+        fake = _per_position(32, 32, seed + 1, (1, 2, 1, 1))
+        return torch.cat([real, fake]), torch.cat([torch.zeros(32), torch.ones(32)])
+
+    torch.manual_seed(0)
+    det = build_detector("phase", size=32)
+    x, y = toy(0)
+    opt = torch.optim.Adam(det.parameters(), lr=0.1)
+    det.train()
+    for _ in range(20):
+        opt.zero_grad()
+        det.loss(det(x), y).backward()
+        opt.step()
+    det.eval()
+    x_test, y_test = toy(100)  # held out
+    with torch.no_grad():
+        accuracy = ((det(x_test) > 0).float() == y_test).float().mean()
+    assert accuracy >= 0.95
 
 
 # -- gan-d -------------------------------------------------------------------------------------

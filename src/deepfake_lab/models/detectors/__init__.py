@@ -7,6 +7,8 @@ package registers them all:
 - ``resnet``: ResNet-18/34 from scratch;
 - ``npr``: neighbouring-pixel-relationship residual into a small ResNet (Tan et al. 2024);
 - ``spectrum``: azimuthal log power spectrum + logistic regression (Durall et al. 2020);
+- ``phase``: how unequal high frequencies are across the positions of a 2x2 / 4x4 grid
+  (an up-sampler's period), a two-sided cue for a fusion beside ``npr``;
 - ``gan-d``: a GAN discriminator, logit negated;
 - ``resnet-cifar``: CIFAR-10 ResNet-20/56 backbone with a new head;
 - ``meso4``, ``mesoinception``: MesoNet (Afchar et al. 2018), with the authors' released
@@ -26,6 +28,7 @@ from deepfake_lab.models.detectors import (  # noqa: F401  (registration)
     meso4,
     mesoinception,
     npr,
+    phase,
     resnet,
     resnet_cifar,
     spectrum,
