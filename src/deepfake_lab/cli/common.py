@@ -117,7 +117,16 @@ def pick_face_detector(face_detector: str, old: str | None) -> str:
 #: torch; ``tests/cli/test_cli_common.py`` checks them against the registries.
 GAN_ARCHS = ("dcgan", "fastgan", "stylegan2", "vae")
 #: Detectors ``train detector`` can train (``fusion`` has ``train fusion``).
-DETECTOR_ARCHS = ("gan-d", "meso4", "mesoinception", "npr", "resnet", "resnet-cifar", "spectrum")
+DETECTOR_ARCHS = (
+    "gan-d",
+    "meso4",
+    "mesoinception",
+    "npr",
+    "phase",
+    "resnet",
+    "resnet-cifar",
+    "spectrum",
+)
 
 
 def gan_arch_option() -> Any:
