@@ -47,8 +47,9 @@ def phase_imbalance(x: Tensor) -> Tensor:
 
     Returns:
         float32 ``(B, len(KERNELS) * len(PERIODS))``: ``log(std / mean + 1e-4)`` over the
-        ``p * p`` positions, filters within periods. About -4 to -3 on camera images;
-        higher is more unequal.
+        ``p * p`` positions, filters within periods. About -6 to -3 (mean -4.2 at period
+        2, -3.4 at period 4) on FFHQ faces and CC0 portraits at 128 px; higher is more
+        unequal.
     """
     with torch.autocast(device_type=x.device.type, enabled=False):
         luma = x.new_tensor(LUMA_WEIGHTS, dtype=torch.float32).view(1, 3, 1, 1)
