@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deepfake_lab.color import LUMA_WEIGHTS
 from deepfake_lab.errors import UserError
 from deepfake_lab.models.base import check_positive
 
@@ -24,6 +25,13 @@ from deepfake_lab.models.base import check_positive
 FREEZE_MODES = ("none", "backbone")
 # Prefixes that wrappers add to every key: DataParallel/DDP and torch.compile.
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def luma(x: Tensor) -> Tensor:
+    """ITU-R BT.601 luma of float images ``(B, 3, H, W)`` -> float32 ``(B, 1, H, W)``, on the
+    input's scale. Call it outside autocast: the detectors that use it need float32."""
+    weights = x.new_tensor(LUMA_WEIGHTS, dtype=torch.float32).view(1, 3, 1, 1)
+    return (x.float() * weights).sum(dim=1, keepdim=True)
 
 
 @dataclass

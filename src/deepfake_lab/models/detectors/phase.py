@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deepfake_lab.color import LUMA_WEIGHTS
-from deepfake_lab.models.detectors.base import Detector
+from deepfake_lab.models.detectors.base import Detector, luma
 from deepfake_lab.models.detectors.registry import DETECTORS
 
 #: The periods whose grid positions are compared: 2 (one up-sampling by 2) and 4 (two).
@@ -52,8 +51,7 @@ def phase_imbalance(x: Tensor) -> Tensor:
         unequal.
     """
     with torch.autocast(device_type=x.device.type, enabled=False):
-        luma = x.new_tensor(LUMA_WEIGHTS, dtype=torch.float32).view(1, 3, 1, 1)
-        gray = (x.float() * luma).sum(dim=1, keepdim=True)
+        gray = luma(x)
         kernels = gray.new_tensor(KERNELS).unsqueeze(1)  # (K, 1, 3, 3)
         energy = F.conv2d(gray, kernels).abs()  # (B, K, H - 2, W - 2)
         b, k = energy.shape[:2]

@@ -14,10 +14,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from deepfake_lab.color import LUMA_WEIGHTS
 from deepfake_lab.errors import UserError
 from deepfake_lab.models.base import check_positive
-from deepfake_lab.models.detectors.base import Detector
+from deepfake_lab.models.detectors.base import Detector, luma
 from deepfake_lab.models.detectors.registry import DETECTORS
 
 #: ITU-R BT.601 luma weights (as PIL's ``convert("L")``).
@@ -124,8 +123,7 @@ class SpectrumDetector(Detector):
             float32 ``(B, bins)``: log of the mean power per radial bin, low to high frequency.
         """
         with torch.autocast(device_type=x.device.type, enabled=False):
-            luma = x.new_tensor(LUMA_WEIGHTS, dtype=torch.float32).view(1, 3, 1, 1)
-            gray = (x.float() * luma).sum(dim=1)
+            gray = luma(x)[:, 0]
             spec = torch.fft.fft2(gray, norm="ortho")
             # |F|^2 from real and imaginary parts: abs() has no gradient at 0.
             power = (spec.real.square() + spec.imag.square()).flatten(1)
