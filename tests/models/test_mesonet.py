@@ -279,6 +279,27 @@ def test_init_a_detector_from_released_weights(cached: Path) -> None:
         assert torch.equal(model.state_dict()[k], t), k
 
 
+def test_a_fusion_of_released_detectors_works_at_their_size(cached: Path, tmp_path: Path) -> None:
+    """Released weights leave ``size`` out of their kwargs; the fusion must still run at the
+    members' 256 px, so that each member scores an image exactly as it does alone (at 128
+    px they were bilinearly upscaled, and MesoInception called most real faces fake)."""
+    from deepfake_lab.models.detectors.loading import load_detector
+    from deepfake_lab.training.fusion import train_fusion
+    from detector_toys import make_toy_sets
+
+    held = make_toy_sets(tmp_path / "held", n=8)
+    run = train_fusion(
+        ["meso4:DF", "mesoinception:DF"], [held / "real"], [held / "fake"], out=tmp_path / "runs"
+    )
+    fused = load_detector(run)
+    assert fused.size == 256
+    x = _authors_batch()
+    z = fused.model.analyse(x)["z"]
+    for i, name in enumerate(("meso4:DF", "mesoinception:DF")):
+        alone = load_detector(name)
+        torch.testing.assert_close(z[:, i], alone.logits(x), rtol=1e-5, atol=1e-5)
+
+
 def test_detect_without_a_model_answers_with_the_released_default(
     cached: Path, tmp_path: Path, monkeypatch
 ) -> None:

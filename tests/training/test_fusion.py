@@ -93,3 +93,24 @@ def test_eval_detector_reports_the_uncertain_share(fused):
     u = r["uncertain"]
     assert 0 <= u["share"] <= 1 and set(u) >= {"share_real", "share_fake", "reasons"}
     assert u["accuracy_decided"] is None or 0 <= u["accuracy_decided"] <= 1
+
+
+def test_members_get_upscaled_inputs_close_to_the_file_loader():
+    """A member larger than the fusion gets its input upscaled in the model; the filter must
+    come near the loader's Lanczos (what the member sees alone), nearer than bilinear."""
+    import cv2
+
+    from deepfake_lab.models.detectors.fusion import resize_for
+
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (32, 32, 3)).astype(np.float32), (0, 0), 1.0)
+    img = np.clip(img * 3 - 255, 0, 255).astype(np.uint8)  # sharp edges, saturated areas
+    lanczos = cv2.resize(img, (64, 64), interpolation=cv2.INTER_LANCZOS4)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 127.5 - 1
+    ref = torch.from_numpy(lanczos).permute(2, 0, 1)[None].float() / 127.5 - 1
+    up = resize_for(x, 64)
+    bilinear = torch.nn.functional.interpolate(x, size=(64, 64), mode="bilinear")
+    assert up.shape == (1, 3, 64, 64) and up.min() >= -1 and up.max() <= 1
+    assert (up - ref).abs().mean() < 0.7 * (bilinear - ref).abs().mean()
+    # Down: the area average, as the loader's INTER_AREA.
+    assert torch.allclose(resize_for(ref, 32), torch.nn.functional.avg_pool2d(ref, 2))

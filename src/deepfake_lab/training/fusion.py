@@ -44,9 +44,11 @@ from deepfake_lab.training.common import seed_everything
 
 
 def _member_spec(source: str, device: torch.device) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(spec, state)`` of one member: registry name, kwargs, id and calibration."""
+    """``(spec, state)`` of one member: registry name, kwargs, id, calibration and input
+    size (the built model's: released weights leave ``size`` out of their kwargs)."""
     det = load_detector(source, device)
     spec = {
+        "size": int(det.model.size),
         "name": det.identity["name"],
         "kwargs": det.model.rebuild_kwargs(),
         "id": det.model_id,
@@ -122,7 +124,9 @@ def train_fusion(
     dev = resolve_device(device)
     seed_everything(seed)
     specs, states = zip(*(_member_spec(str(m), dev) for m in members), strict=True)
-    side = int(size or max(int(s["kwargs"].get("size") or 0) for s in specs) or 128)
+    # At the largest member's size, every member sees an image as it would alone (files are
+    # decoded to that size); smaller members get it area-averaged down.
+    side = int(size or max(s["size"] for s in specs))
     samples = collect_samples(
         [Path(p) for p in real or []],
         [Path(p) for p in fake or []],
