@@ -77,6 +77,22 @@ def test_members_that_confidently_disagree_make_it_uncertain(fused):
     assert labels[0] == ("uncertain", "members disagree") and labels[1] == ("fake", None)
 
 
+def test_a_confident_member_overruled_by_the_stacker_makes_it_uncertain(fused):
+    """A "real" verdict while one member is confidently "fake" (say, a member the stacker
+    learnt to ignore) is no evidence: uncertain, naming the member; below the margin it
+    stands."""
+    run, _, _ = fused
+    model = load_detector(run).model
+    model.margin = 2.0
+    second = model.member_info[1]["id"]
+    z = torch.tensor([[0.5, 3.0], [0.5, 1.0], [-0.5, -3.0], [3.0, 2.5]])
+    labels = model.verdict(z, torch.zeros(4), torch.tensor([-1.0, -1.0, 1.0, 1.0]), 0.0)
+    assert labels[0] == ("uncertain", f"{second} confidently says otherwise")
+    assert labels[1] == ("real", None)
+    assert labels[2] == ("uncertain", f"{second} confidently says otherwise")
+    assert labels[3] == ("fake", None)  # confident members that agree with the verdict
+
+
 def test_fusion_needs_two_members(fused, tmp_path):
     run, members, held = fused
     with pytest.raises(UserError, match="at least two"):

@@ -164,7 +164,7 @@ def train_fusion_cmd(
     name: str = typer.Option("fusion", "--name", help="Run name."),
     seed: int = seed_option(0, "Split and pseudo-fake seed"),
     margin: float = typer.Option(
-        2.0, "--margin", help="Calibrated-logit margin past which members disagree."
+        2.0, "--margin", help="Calibrated-logit confidence past which a member overrules."
     ),
     ood_quantile: float = typer.Option(
         0.99, "--ood-quantile", help="Share of calibration images counted in-distribution."

@@ -252,8 +252,9 @@ def _write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
             paragraphs=[
                 f"Fitted on {summary['fit']['n']} images, calibrated on {c['n']} others "
                 f"({c['fake']} fake). {100 * c['uncertain_share']:.1f}% of the calibration "
-                "images are called uncertain: members disagreeing by more than the margin "
-                f"({c['margin']}) or an OOD score above the {c['ood_quantile']} quantile "
+                "images are called uncertain: a member confident past the margin "
+                f"({c['margin']}) against another member or against the verdict, or an OOD "
+                f"score above the {c['ood_quantile']} quantile "
                 f"({c['ood_threshold']:.3g})."
             ],
             tables=[Table(header=["member", "weight", "ROC-AUC (calibration half)"], rows=rows)],

@@ -55,7 +55,8 @@ class FusionDetector(Detector):
         members: one ``{"name", "kwargs", "id", "temperature", "logit_threshold"}`` per
             member: its registry name and constructor arguments, a label for outputs, and
             its calibration (defaults 1 and 0).
-        margin: members disagree when one has ``z >= margin`` and another ``z <= -margin``.
+        margin: members disagree when one has ``z >= margin`` and another ``z <= -margin``;
+            a member with ``|z| >= margin`` against the verdict makes it uncertain too.
         ood_threshold: OOD scores above this are "unlike the fitting data" (set by fitting;
             ``inf`` never flags).
 
@@ -173,15 +174,30 @@ class FusionDetector(Detector):
         return {"logit": self.stacker(z).squeeze(1), "z": z, "ood": self.ood_score(feats)}
 
     def verdict(self, z: Tensor, ood: Tensor, logit: Tensor, logit_threshold: float) -> list:
-        """Per image ``(label, reason)``: ``uncertain`` when the input is out of distribution
-        or the members confidently disagree, else ``fake``/``real`` at ``logit_threshold``.
+        """Per image ``(label, reason)``: ``uncertain`` when the input is out of distribution,
+        when members confidently disagree, or when one member is confident (``|z| >=
+        margin``) against the stacker's verdict; else ``fake``/``real`` at
+        ``logit_threshold``.
+
+        The last rule covers a member that the stacker learnt to ignore because the fitting
+        data never showed what it knows (e.g. a face-swap detector fitted on pseudo-fakes it
+        cannot see): its confident "fake" must not turn into a confident "real".
         """
         out = []
+        names = [m["id"] for m in self.member_info]
         for zi, oi, li in zip(z.tolist(), ood.tolist(), logit.tolist(), strict=True):
+            label = "fake" if li >= logit_threshold else "real"
+            against = [
+                n
+                for n, v in zip(names, zi, strict=True)
+                if (v <= -self.margin if label == "fake" else v >= self.margin)
+            ]
             if oi > self.ood_threshold:
                 out.append(("uncertain", "unlike the images the fusion was fitted on"))
             elif max(zi) >= self.margin and min(zi) <= -self.margin:
                 out.append(("uncertain", "members disagree"))
+            elif against:
+                out.append(("uncertain", f"{', '.join(against)} confidently says otherwise"))
             else:
-                out.append(("fake" if li >= logit_threshold else "real", None))
+                out.append((label, None))
         return out
