@@ -154,7 +154,7 @@ def test_train_fusion_refuses_outside_paths_unless_the_flag_is_given(
     manifest = _manifest(tree / "data" / "m.jsonl", "a.png", "../secret.png")
     base = ["train", "fusion", "--member", "a", "--member", "b", "--manifest", str(manifest)]
     # The members are loaded first; stand-ins let the run reach the manifest.
-    monkeypatch.setattr(fusion, "_member_spec", lambda m, dev: ({"kwargs": {"size": 16}}, {}))
+    monkeypatch.setattr(fusion, "_member_spec", lambda m, dev: ({"size": 16, "kwargs": {}}, {}))
     res = CliRunner().invoke(app, base)
     assert res.exit_code == 2 and "--manifest-outside" in res.output
     seen: dict = {}
