@@ -356,7 +356,7 @@ def _scan_images(
     _say_how_scanned(records, json_path)
     if not records:
         return records
-    table = Table(title=f"{len(records)} images, model {records[0]['model']}")
+    table = Table(title=f"{len(records)} images, model {for_console(records[0]['model'])}")
     for col in ("path", "P(fake)", "label", "our watermark"):
         table.add_column(col, justify="right" if col == "P(fake)" else "left")
     for r in records[:50]:
