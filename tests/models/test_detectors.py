@@ -352,3 +352,25 @@ def test_resnet_cifar_loads_the_released_weights(tmp_path: Path) -> None:
     assert "\n" not in str(err.value)
     with pytest.raises(UserError, match="depth"):
         build_detector("resnet-cifar", depth=32, pretrained=str(weights))
+
+
+def test_resnet_cifar_can_run_at_the_faces_own_size() -> None:
+    weights = shared_path("models", "resnet20-12fca82f.th")
+    at32 = build_detector("resnet-cifar", depth=20, size=64, pretrained=str(weights)).eval()
+    native = build_detector(
+        "resnet-cifar", depth=20, size=64, pretrained=str(weights), input_size=None
+    ).eval()
+    x = _images(64, seed=6)
+    with torch.no_grad():
+        # Same normalisation, no resize: the 64 px detail reaches the pretrained convolutions.
+        assert native.preprocess(x).shape == (x.shape[0], 3, 64, 64)
+        assert at32.preprocess(x).shape == (x.shape[0], 3, 32, 32)
+        assert torch.allclose(native.preprocess(x), ((x + 1) / 2 - native.mean) / native.std)
+        assert not torch.allclose(
+            native.backbone.pooled(native.preprocess(x)), at32.backbone.pooled(at32.preprocess(x))
+        )
+    # The choice survives a rebuild (exports and checkpoints rebuild from these kwargs).
+    assert native.rebuild_kwargs()["input_size"] is None
+    for bad in (4, "64", True):
+        with pytest.raises(UserError, match="input_size"):
+            build_detector("resnet-cifar", depth=20, input_size=bad)

@@ -143,6 +143,34 @@ def load_checked_state_dict(path: Path, spec: WeightsSpec, label: str) -> dict[s
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+def normalise(
+    x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, size: int | None
+) -> torch.Tensor:
+    """Images in [-1, 1] -> the released weights' input: [0, 1], ImageNet mean/std.
+
+    Args:
+        x: ``(B, 3, H, W)`` float images in [-1, 1]; values outside are clamped, as they
+            would be when saved as images.
+        mean: ``(1, 3, 1, 1)`` channel means; its device is where the result goes.
+        std: ``(1, 3, 1, 1)`` channel standard deviations.
+        size: side to resize to with antialiased bilinear interpolation (32: what the
+            weights saw), or None to keep ``H x W``.
+
+    Returns:
+        float32 ``(B, 3, size, size)``, or ``(B, 3, H, W)`` when ``size`` is None.
+    """
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected images (B, 3, H, W), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"expected float images in [-1, 1], got dtype {x.dtype}")
+    x = x.to(mean.device, torch.float32).clamp(-1, 1)
+    if size is not None and x.shape[-2:] != (size, size):
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
+    return ((x + 1) / 2 - mean) / std
+
+
 class ResNetCifarFeatures(FeatureExtractor):
     """Penultimate-layer features of a released CIFAR-10 ResNet (frozen, eval mode).
 
@@ -171,15 +199,7 @@ class ResNetCifarFeatures(FeatureExtractor):
 
         Values outside [-1, 1] are clamped, as they would be when saved as images.
         """
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected images (B, 3, H, W), got shape {tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise ValueError(f"expected float images in [-1, 1], got dtype {x.dtype}")
-        x = x.to(self.mean.device, torch.float32).clamp(-1, 1)
-        if x.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
-            size = (INPUT_SIZE, INPUT_SIZE)
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        return ((x + 1) / 2 - self.mean) / self.std
+        return normalise(x, self.mean, self.std, INPUT_SIZE)
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:

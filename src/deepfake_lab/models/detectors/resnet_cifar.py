@@ -9,13 +9,14 @@ from torch import Tensor, nn
 
 from deepfake_lab.errors import UserError
 from deepfake_lab.metrics.features.resnet_cifar import (
+    INPUT_SIZE,
     MEAN,
     STD,
     ResNet20Cifar,
     ResNet56Cifar,
     ResNetCifar,
-    ResNetCifarFeatures,
     load_checked_state_dict,
+    normalise,
 )
 from deepfake_lab.models.detectors.base import Detector
 from deepfake_lab.models.detectors.registry import DETECTORS
@@ -28,18 +29,26 @@ PRETRAINED = {20: ResNet20Cifar.weights_spec, 56: ResNet56Cifar.weights_spec}
 class ResNetCifarDetector(Detector):
     """A CIFAR-10 ResNet-(6n+2) backbone with a new one-logit linear head.
 
-    Inputs go through the feature extractor's own preprocessing
-    (``ResNetCifarFeatures.preprocess``): clamp, antialiased bilinear resize to 32x32 (faces
-    are bigger; the weights only saw 32 px) and the ImageNet mean/std the weights were
-    trained with. Then the backbone's globally pooled 64-d features feed ``head``. The
-    10-class CIFAR classifier is dropped. Any input size works.
+    Inputs go through the feature extractor's preprocessing (``normalise``): clamp,
+    antialiased bilinear resize to ``input_size`` (32 by default: the weights only saw
+    32 px) and the ImageNet mean/std the weights were trained with. Then the backbone's
+    globally pooled 64-d features feed ``head``. The 10-class CIFAR classifier is dropped.
+    Any input size works.
+
+    The 32 px resize keeps the CIFAR features as they were trained, but it also throws
+    away the fine detail where blending seams and up-sampling artefacts live. With
+    ``input_size=None`` the network runs on the faces at ``size`` px: its convolutions are
+    the pretrained ones, applied at a scale they were not trained at (16x the compute at
+    128 px).
 
     Use ``freeze("backbone")`` to train the head only (a linear probe; the backbone's
     BatchNorm statistics stay fixed) or ``freeze("none")`` to fine-tune all of it.
 
     Args:
         depth: 6n+2 (20 and 56 have released weights; others train from scratch).
-        size: nominal input resolution in pixels (inputs are resized to 32 regardless).
+        size: input resolution in pixels that the data pipeline delivers.
+        input_size: side the backbone sees (inputs are resized to it), or None for ``size``
+            itself, without resizing.
         pretrained: path of the released ``.th`` file for ``depth`` (sha256-checked), or of
             the folder holding it; None for random initialisation. Rebuilding from an export
             does not need it (see ``rebuild_kwargs``).
@@ -48,10 +57,23 @@ class ResNetCifarDetector(Detector):
     any_size = True
     load_only_kwargs = ("pretrained",)
 
-    def __init__(self, depth: int = 56, size: int = 32, pretrained: str | None = None) -> None:
+    def __init__(
+        self,
+        depth: int = 56,
+        size: int = 32,
+        pretrained: str | None = None,
+        input_size: int | None = INPUT_SIZE,
+    ) -> None:
         super().__init__(size)
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
             raise UserError(f"resnet-cifar: depth must be 6n+2 (20, 56, ...); got {depth!r}")
+        if input_size is not None and (
+            isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 8
+        ):
+            raise UserError(
+                f"resnet-cifar: input_size must be a side in px (>= 8) or null; got {input_size!r}"
+            )
+        self.input_size = input_size
         self.backbone = ResNetCifar((depth - 2) // 6)
         if pretrained is not None:
             if depth not in PRETRAINED:
@@ -75,10 +97,12 @@ class ResNetCifarDetector(Detector):
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
 
     def preprocess(self, x: Tensor) -> Tensor:
-        """``(B, 3, H, W)`` in [-1, 1] -> normalised float32 ``(B, 3, 32, 32)``."""
-        # The feature extractor's method, so both always see identical inputs; it reads only
-        # the ``mean`` and ``std`` buffers, which this module has too.
-        return ResNetCifarFeatures.preprocess(self, x)  # type: ignore[arg-type]
+        """``(B, 3, H, W)`` in [-1, 1] -> normalised float32 ``(B, 3, S, S)``.
+
+        ``S`` is ``input_size``, or ``H`` (= ``W``) when it is None.
+        """
+        # The feature extractor's helper, so both see identical inputs at 32 px.
+        return normalise(x, self.mean, self.std, self.input_size)
 
     def forward(self, x: Tensor) -> Tensor:
         """``x``: ``(B, 3, H, W)`` in [-1, 1] -> logits ``(B,)`` (positive = fake)."""
