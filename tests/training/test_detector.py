@@ -95,3 +95,23 @@ def test_undecodable_images_are_counted_reported_and_listed(tmp_path):
     ]
     assert all(line["reason"] and line["split"] in {"train", "val"} for line in lines)
     assert "could not be decoded" in (res.run_dir / "log.txt").read_text()
+
+
+def test_init_from_a_run_folder_or_its_export(toy, tmp_path):
+    """``--init`` takes what ``eval detector`` takes: a run folder (its best.pt), a
+    checkpoint, or an export folder, and copies every tensor."""
+    from deepfake_lab.export import export_detector
+    from deepfake_lab.models.detectors import build_detector
+    from deepfake_lab.training.detector import init_weights
+
+    res = _train(toy, tmp_path, "src", 1)
+    best = load_checkpoint(res.run_dir / "checkpoints" / "best.pt")["model"]
+    export_detector(res.run_dir, tmp_path / "exp")
+    for source in (res.run_dir, res.best, tmp_path / "exp"):
+        fresh = build_detector("npr", size=16, width=8)
+        report = init_weights(fresh, source)
+        assert "0 missing" in report, (source, report)
+        for k, t in fresh.state_dict().items():
+            assert torch.equal(t, best[k]), (source, k)
+    with pytest.raises(UserError, match="no checkpoint found"):
+        init_weights(build_detector("npr", size=16, width=8), tmp_path)

@@ -88,7 +88,8 @@ def train_detector_cmd(
     init: Path = typer.Option(
         None,
         "--init",
-        help="Detector or GAN checkpoint, or released weights (meso4:DF), to start from.",
+        help="Detector or GAN run folder or checkpoint, detector export, or released "
+        "weights (meso4:DF), to start from.",
     ),
     freeze: str = typer.Option(None, "--freeze", help="none | backbone."),
     config: Path = config_option(),

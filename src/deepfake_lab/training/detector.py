@@ -86,10 +86,12 @@ def build_model(cfg: DetectorConfig) -> torch.nn.Module:
 
 
 def init_weights(model: torch.nn.Module, source: str | Path) -> str:
-    """Load matching weights from a detector checkpoint, a GAN checkpoint (its D), an
-    export, or released weights (``meso4:DF``, see ``registry.published_detector_spec``);
-    returns a one-line report."""
+    """Load matching weights from a detector or GAN run folder or checkpoint (a GAN's D), a
+    detector export folder, or released weights (``meso4:DF``, see
+    ``registry.published_detector_spec``); returns a one-line report."""
+    from deepfake_lab.models.detectors.loading import load_detector_export, run_checkpoint
     from deepfake_lab.models.detectors.registry import published_detector_spec
+    from deepfake_lab.models.export_format import is_export_folder
 
     spec = published_detector_spec(source)
     if spec is not None:
@@ -98,6 +100,11 @@ def init_weights(model: torch.nn.Module, source: str | Path) -> str:
             name, weights=weights or DETECTORS.get(name).published_weights[0]
         )
         return str(model.init_from(published.state_dict()))
+    path = Path(source)
+    if path.is_dir() and is_export_folder(path):
+        return str(model.init_from(load_detector_export(path).model.state_dict()))
+    if path.is_dir():
+        source = run_checkpoint(path)
     ckpt = load_checkpoint(source)
     state = ckpt["model"] if ckpt.get("kind") == KIND else ckpt.get("D")
     if state is None:

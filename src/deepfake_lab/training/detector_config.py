@@ -75,7 +75,11 @@ class DetectorModelConfig(StrictModel):
     arch: str = "resnet"
     size: int = Field(64, ge=8, description="Input side in px: images are resized to this.")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Constructor arguments.")
-    init: str | None = Field(None, description="Detector or GAN checkpoint to start from.")
+    init: str | None = Field(
+        None,
+        description="Detector or GAN run folder or checkpoint, detector export, or released "
+        "weights (meso4:DF) to start from.",
+    )
     freeze: Literal["none", "backbone"] = "none"
 
     @field_validator("arch")

@@ -168,7 +168,10 @@ def _check_native_floor(value: Any, size: int, where: str) -> int | None:
     return value
 
 
-def _detector_checkpoint(source: Path) -> Path:
+def run_checkpoint(source: Path) -> Path:
+    """The checkpoint a run folder stands for: ``checkpoints/best.pt`` (a detector run's
+    calibrated one, or a GAN run's best by its metrics), else the newest checkpoint; a file
+    is itself."""
     if source.is_file():
         return source
     for candidate in (source / "checkpoints" / "best.pt", source / "best.pt"):
@@ -178,7 +181,7 @@ def _detector_checkpoint(source: Path) -> Path:
     if ckpts:
         return ckpts[-1]
     raise UserError(
-        f"no detector found in {source} (expected checkpoints/best.pt, a .pt "
+        f"no checkpoint found in {source} (expected checkpoints/best.pt, a .pt "
         "checkpoint or an export folder)"
     )
 
@@ -265,7 +268,7 @@ def load_detector(source: str | Path, device: str | torch.device = "cpu") -> Loa
         )
     if src.is_dir() and is_export_folder(src):
         return load_detector_export(src, device)
-    ckpt_path = _detector_checkpoint(src)
+    ckpt_path = run_checkpoint(src)
     state = load_checkpoint(ckpt_path)
     if state.get("kind") != "detector":
         raise UserError(
