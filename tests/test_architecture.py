@@ -33,7 +33,7 @@ for _rank, _names in enumerate(
         # pipelines that train and score
         ["evaluation"],
         # entry points
-        ["detect", "export", "explain", "onnx_export", "merge"]
+        ["calibrate", "detect", "export", "explain", "onnx_export", "merge"]
         + ["scan_output", "scan_prepare", "scan_shard"],
         ["demo", "serve", "cli", "__main__"],
     ]

@@ -12,6 +12,7 @@ always holds a matching set.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from deepfake_lab import __version__
 from deepfake_lab.errors import UserError
 from deepfake_lab.hashing import weights_sha256
-from deepfake_lab.models.detectors.loading import load_detector
+from deepfake_lab.models.detectors.loading import LoadedDetector, load_detector
 from deepfake_lab.models.export_format import (
     DETECTOR_FORMAT,
     EXPORT_FORMAT,
@@ -116,13 +117,37 @@ def export_detector(source: str | Path, out: str | Path, onnx: bool = False) -> 
         UserError: ``out`` is not empty, the source is not a detector, the ONNX packages are
             missing, the detector cannot be exported to ONNX, or ONNX and PyTorch disagree.
     """
-    from deepfake_lab.onnx_export import export_onnx, require_onnx
+    from deepfake_lab.onnx_export import require_onnx
 
     out = Path(out)
     check_export_out(out)
     if onnx:
         require_onnx()
-    det = load_detector(source, "cpu")
+    return write_detector_export(load_detector(source, "cpu"), out, onnx=onnx)
+
+
+def write_detector_export(
+    det: LoadedDetector,
+    out: Path,
+    *,
+    onnx: bool = False,
+    calibration: dict[str, Any] | None = None,
+    notes: dict[str, Any] | None = None,
+    extra: Callable[[Path], None] | None = None,
+) -> ExportResult:
+    """Write ``det`` as an export folder (see :func:`export_detector`; ``out`` is checked).
+
+    Args:
+        det: a loaded detector.
+        out: new or empty folder.
+        onnx: also write ``model.onnx``.
+        calibration: a calibration record (with ``logit_threshold``) replacing the
+            detector's own, e.g. from ``deepfake-lab calibrate``.
+        notes: more ``config.json`` entries (readers ignore keys they do not know).
+        extra: writes more files into the folder before it is renamed into place.
+    """
+    from deepfake_lab.onnx_export import export_onnx
+
     model = det.model
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     meta: dict[str, Any] = {
@@ -137,22 +162,26 @@ def export_detector(source: str | Path, out: str | Path, onnx: bool = False) -> 
             "width": det.size,
             "output": "logits (B,), positive = fake; P(fake) = sigmoid(logit / temperature)",
         },
-        "calibration": det.calibration,
+        "calibration": calibration if calibration is not None else det.calibration,
         "reencode": det.reencode,
         "native_floor": det.native_floor,
         "weights_sha256": weights_sha256(state),
         "exported_from": det.identity["source"],
         "package_version": __version__,
         "onnx": None,
+        **(notes or {}),
     }
     checks: list[OnnxCheck] = []
 
-    def write_onnx(folder: Path) -> None:
-        check = export_onnx(model, folder / "model.onnx")
-        checks.append(check)
-        meta["onnx"] = check.to_dict()
+    def write_files(folder: Path) -> None:
+        if extra is not None:
+            extra(folder)
+        if onnx:
+            check = export_onnx(model, folder / "model.onnx")
+            checks.append(check)
+            meta["onnx"] = check.to_dict()
 
-    write_export(out, state, meta, write_onnx if onnx else None)
+    write_export(out, state, meta, write_files)
     return ExportResult(out, "detector", meta["name"], checks[0] if checks else None)
 
 

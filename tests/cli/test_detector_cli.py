@@ -115,3 +115,22 @@ def test_detect_scans_files_and_folders(trained, tmp_path):
     assert d["calibrated"] and len(d["results"]) == 41
     res = runner.invoke(app, ["detect", str(run), str(tmp_path / "missing")])
     assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_calibrate_writes_an_export_that_detect_reads(trained, tmp_path):
+    root, run = trained
+    out = tmp_path / "cal"
+    args = ["calibrate", str(run), "--out", str(out), "--real", str(root / "real")]
+    res = runner.invoke(
+        app, [*args, "--fake", str(root / "fake"), "--method", "fpr", "--target-fpr", "0.05"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "real called fake" in res.output and "export:" in res.output
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["calibration"]["method"] == "fpr" and meta["calibration"]["target_fpr"] == 0.05
+    res = runner.invoke(app, ["detect", str(out), str(root / "fake" / "000.png"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    # A user mistake: one line, non-zero exit, no traceback, nothing written.
+    res = runner.invoke(app, [*args[:3], str(tmp_path / "x"), *args[4:]])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "--pseudo-fake" in res.output and not (tmp_path / "x").exists()

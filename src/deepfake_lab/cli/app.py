@@ -48,6 +48,7 @@ def _register() -> None:
     # Each module defines its own commands (a group, or top-level commands merged into the
     # root); none imports this module, so the CLI has no import cycle.
     from deepfake_lab.cli import (
+        calibrate,
         data,
         demo,
         detect,
@@ -63,7 +64,18 @@ def _register() -> None:
         video,
     )
 
-    for module in (demo, detect, export, generate, merge, reconstruct, serve, verify, video):
+    for module in (
+        calibrate,
+        demo,
+        detect,
+        export,
+        generate,
+        merge,
+        reconstruct,
+        serve,
+        verify,
+        video,
+    ):
         app.add_typer(module.commands)
     app.add_typer(data.data_app, name="data")
     app.add_typer(eval.eval_app, name="eval")
