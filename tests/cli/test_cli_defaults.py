@@ -19,6 +19,7 @@ from deepfake_lab.cli.app import app
 
 #: command -> the API functions (or option dataclasses) it passes its options to.
 API: dict[str, list[str]] = {
+    "calibrate": ["deepfake_lab.calibrate:calibrate_detector"],
     "demo": ["deepfake_lab.demo:run_demo"],
     "detect": [
         "deepfake_lab.detect:detect_images",
