@@ -222,6 +222,42 @@ def live_server(
             server.stop()
 
 
+def post_oversized(url: str, data: bytes, name: str, timeout: float = 60) -> tuple[int, dict]:
+    """POST an upload the server will refuse part-way: it may answer 413 and close before
+    the body is sent, so the client's send can fail with a broken pipe (more likely on a
+    loaded machine). The answer is read all the same; ``(0, {})`` when the connection was
+    reset before it could be read."""
+    import http.client
+    import urllib.parse
+
+    boundary = "deepfake-lab-test-boundary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n".encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        try:
+            conn.request(
+                "POST",
+                parts.path,
+                body=body,
+                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            )
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server stopped reading; its answer may already be here
+        try:
+            res = conn.getresponse()
+            return res.status, json.loads(res.read())
+        except (ConnectionResetError, http.client.RemoteDisconnected):
+            return 0, {}
+    finally:
+        conn.close()
+
+
 def post_file(
     url: str, data: bytes, name: str = "upload", timeout: float = 60, **fields: str
 ) -> tuple[int, dict]:
