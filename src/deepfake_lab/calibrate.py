@@ -28,7 +28,7 @@ from deepfake_lab.errors import UserError
 from deepfake_lab.evaluation.detector_eval import score
 from deepfake_lab.export import write_detector_export
 from deepfake_lab.faces.landmarks import Landmarker
-from deepfake_lab.metrics.calibration import calibrate, threshold_at_eer, threshold_at_fpr
+from deepfake_lab.metrics.calibration import calibration_record
 from deepfake_lab.models.detectors.loading import load_detector
 from deepfake_lab.models.export_format import check_export_out
 from deepfake_lab.report.detection_plots import plot_score_hist
@@ -142,16 +142,8 @@ def calibrate_detector(
             "calibration needs real and fake images; give --fake folders or --pseudo-fake"
         )
     logits = score(det, data, dev, batch)
-    cal = calibrate(
-        labels, logits, method=method, target_fpr=target_fpr if method == "fpr" else None
-    )
-    # Decisions are taken on the logit scale, as in training's calibration.
-    thr = (
-        threshold_at_fpr(labels, logits, target_fpr)
-        if method == "fpr"
-        else threshold_at_eer(labels, logits)
-    )
-    record = {**cal.to_dict(), "logit_threshold": float(thr)}
+    record = calibration_record(labels, logits, method, target_fpr)
+    thr = record["logit_threshold"]
     before, after = _rates(labels, logits, det.logit_threshold), _rates(labels, logits, thr)
     counts = data.counts()
     notes = {

@@ -226,3 +226,26 @@ def calibrate(
         n_real=len(y) - n_fake,
         n_fake=n_fake,
     )
+
+
+def calibration_record(
+    labels: ArrayLike, logits: ArrayLike, method: str, target_fpr: float
+) -> dict[str, Any]:
+    """The calibration a detector stores: :func:`calibrate`'s fields plus
+    ``logit_threshold``, the same decision taken on the raw logits (thresholds depend only on
+    the order of the scores, and logits do not saturate as ``sigmoid(logit / T)`` does for
+    small T).
+
+    Args:
+        labels: (N,) 1 = fake, 0 = real; both classes needed.
+        logits: (N,) raw fake logits.
+        method: "eer" or "fpr" (anything else: ValueError from :func:`calibrate`).
+        target_fpr: used by method "fpr" only.
+    """
+    fpr = target_fpr if method == "fpr" else None
+    cal = calibrate(labels, logits, method=method, target_fpr=fpr)  # type: ignore[arg-type]
+    if method == "fpr":
+        thr = threshold_at_fpr(labels, logits, target_fpr)
+    else:
+        thr = threshold_at_eer(labels, logits)
+    return {**cal.to_dict(), "logit_threshold": float(thr)}

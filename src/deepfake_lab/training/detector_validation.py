@@ -12,7 +12,7 @@ from scipy.special import expit
 
 from deepfake_lab.data.detection import DetectionDataset
 from deepfake_lab.io import atomic_write_json
-from deepfake_lab.metrics.calibration import calibrate, threshold_at_eer, threshold_at_fpr
+from deepfake_lab.metrics.calibration import calibration_record
 from deepfake_lab.metrics.detection import detection_metrics
 from deepfake_lab.models.detectors.inference import inference_copy
 from deepfake_lab.runs.checkpoint import load_checkpoint, save_checkpoint
@@ -61,20 +61,11 @@ def calibrate_best(
     logits = predict_logits(model, val, device)
     labels = val.labels.numpy()
     c = cfg.calibration
-    cal = calibrate(
-        labels, logits, method=c.method, target_fpr=c.target_fpr if c.method == "fpr" else None
-    )
-    # The decision is taken on the logit scale: thresholds depend only on the order of the
-    # scores, and logits do not saturate the way sigmoid(logit / T) does for small T.
-    if c.method == "fpr":
-        logit_threshold = threshold_at_fpr(labels, logits, c.target_fpr)
-    else:
-        logit_threshold = threshold_at_eer(labels, logits)
-    record = {**cal.to_dict(), "logit_threshold": float(logit_threshold)}
+    record = calibration_record(labels, logits, c.method, c.target_fpr)
     state["calibration"] = record
     save_checkpoint(best, state)
     atomic_write_json(best.parent.parent / "calibration.json", record)
     logger.info(
-        f"calibrated on {len(labels)} validation images: temperature {cal.temperature:.4g}, "
-        f"logit threshold {logit_threshold:.4g} ({c.method})"
+        f"calibrated on {len(labels)} validation images: temperature {record['temperature']:.4g}, "
+        f"logit threshold {record['logit_threshold']:.4g} ({c.method})"
     )

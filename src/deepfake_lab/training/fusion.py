@@ -34,7 +34,7 @@ from deepfake_lab.devices import resolve_device
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.landmarks import Landmarker
 from deepfake_lab.io import atomic_write_json
-from deepfake_lab.metrics.calibration import calibrate, threshold_at_eer, threshold_at_fpr
+from deepfake_lab.metrics.calibration import calibration_record
 from deepfake_lab.models.detectors.fusion import FusionDetector
 from deepfake_lab.models.detectors.loading import load_detector
 from deepfake_lab.report.html import Section, Table, write_report
@@ -160,18 +160,8 @@ def train_fusion(
     logits_cal = lr.decision_function(cal["z"])
     ood_cal = model.ood_score(torch.as_tensor(cal["f"], dtype=torch.float32)).numpy()
     model.ood_threshold = float(np.quantile(ood_cal, ood_quantile))
-    cal_record = calibrate(
-        y_cal,
-        logits_cal,
-        method=calibration,
-        target_fpr=target_fpr if calibration == "fpr" else None,
-    )
-    thr = (
-        threshold_at_fpr(y_cal, logits_cal, target_fpr)
-        if calibration == "fpr"
-        else threshold_at_eer(y_cal, logits_cal)
-    )
-    record = {**cal_record.to_dict(), "logit_threshold": float(thr)}
+    record = calibration_record(y_cal, logits_cal, calibration, target_fpr)
+    thr = record["logit_threshold"]
     verdicts = model.verdict(
         torch.as_tensor(cal["z"]), torch.as_tensor(ood_cal), torch.as_tensor(logits_cal), thr
     )
