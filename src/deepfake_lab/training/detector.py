@@ -59,6 +59,7 @@ from deepfake_lab.training.distributed import (
 from deepfake_lab.training.logger import RunLogger, make_progress
 from deepfake_lab.training.precise_bn import recompute_batchnorm
 from deepfake_lab.training.sampler import InfiniteSampler
+from deepfake_lab.training.weight_average import WeightAverage
 
 KIND = "detector"
 
@@ -177,9 +178,23 @@ class DetectorTrainer:
         # training resumes exactly and does not shift the other random streams.
         # Per rank: each crafts its own slice's examples.
         self.adv_gen = torch.Generator().manual_seed(t.seed + 3 + 7919 * ctx.rank)
+        a = cfg.average
+        self.average = (
+            None
+            if a.method == "none"
+            else WeightAverage(
+                self.model, a.method, self.steps_per_epoch, a.start_epoch, a.half_life_epochs
+            )
+        )
         self.step = 0
         self.best_auc = -1.0
         self.bad_epochs = 0
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The network validation, the best checkpoint and scoring use: the weight average
+        (``average.method``) once it holds a step, else the model being trained."""
+        return self.model if self.average is None else self.average.eval_model(self.model)
 
     def _lr_factor(self, step: int) -> float:
         warm = self.cfg.optim.warmup_steps
@@ -193,7 +208,11 @@ class DetectorTrainer:
             "kind": KIND,
             "config": self.cfg.model_dump(mode="json"),
             "native_floor": self.native_floor,
-            "model": self.model.state_dict(),
+            # "model" is what every reader scores with; with averaging, the trained weights
+            # and the average's state are kept beside it for resume.
+            "model": self.eval_model.state_dict(),
+            "train_model": None if self.average is None else self.model.state_dict(),
+            "average": None if self.average is None else self.average.state_dict(),
             "arch": {"name": self.model.registry_name, "kwargs": self.model.rebuild_kwargs()},
             "opt": self.opt.state_dict(),
             "sched": self.sched.state_dict(),
@@ -218,7 +237,9 @@ class DetectorTrainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        self.model.load_state_dict(state.get("train_model") or state["model"])
+        if self.average is not None and state.get("average"):
+            self.average.load_state_dict(state["average"])
         self.opt.load_state_dict(state["opt"])
         self.sched.load_state_dict(state["sched"])
         self.sampler.load_state_dict(state["sampler"])
@@ -256,7 +277,7 @@ class DetectorTrainer:
                 idx = torch.from_numpy(order[pos.start : pos.stop].astype(np.int64))
                 yield self.train_set.batch(idx, self.device, augment=self.aug, rng=gens)[0]
 
-        return recompute_batchnorm(self.model, batches())
+        return recompute_batchnorm(self.eval_model, batches())
 
     def train_step(self) -> dict[str, float]:
         """One AdamW step on a batch of augmented training images (with ``adv.enabled``,
@@ -284,6 +305,8 @@ class DetectorTrainer:
         self.opt.step()
         self.sched.step()
         self.step += 1
+        if self.average is not None:
+            self.average.update(self.model, self.step)
         correct = ((logits.detach() > 0).float() == y).float()
         # Means over the ranks (each rank's are those of its slice).
         loss_acc = all_mean(torch.stack([loss.detach(), correct.mean()]).cpu(), self.ctx)
@@ -392,7 +415,7 @@ def run_detector_training(
                 n = spe
                 trainer.refresh_batchnorm()  # on every rank: it may reduce over them
                 val_metrics = broadcast(
-                    validate(trainer.model, val, device) if ctx.is_main else None, ctx
+                    validate(trainer.eval_model, val, device) if ctx.is_main else None, ctx
                 )
                 auc = val_metrics["roc_auc"] if val_metrics["roc_auc"] is not None else 0.5
                 logger.scalars(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from deepfake_lab.config import StrictModel
 from deepfake_lab.training.parallel_fields import SYNC_BATCHNORM, global_batch_field
@@ -175,6 +175,19 @@ class DetectorTrainConfig(StrictModel):
     )
 
 
+class DetectorAverageConfig(StrictModel):
+    """Weight averaging (``training.weight_average``): validation, the best checkpoint and
+    every score use the average of the weights along training instead of the last step's."""
+
+    method: Literal["none", "uniform", "ema"] = Field(
+        "none",
+        description="uniform: equal weight to every step from start_epoch on (SWA/SWAD); "
+        "ema: exponential moving average; none: the last step's weights.",
+    )
+    start_epoch: float = Field(1.0, ge=0, description="uniform: average steps after this epoch.")
+    half_life_epochs: float = Field(1.0, gt=0, description="ema: half-life in epochs.")
+
+
 class DetectorCalibrationConfig(StrictModel):
     """How the decision threshold is set on the validation split."""
 
@@ -201,5 +214,13 @@ class DetectorConfig(StrictModel):
     resample: DetectorResampleConfig = DetectorResampleConfig()
     adv: DetectorAdvConfig = DetectorAdvConfig()
     train: DetectorTrainConfig = DetectorTrainConfig()
+    average: DetectorAverageConfig = DetectorAverageConfig()
     calibration: DetectorCalibrationConfig = DetectorCalibrationConfig()
     run: DetectorRunConfig = DetectorRunConfig()
+
+    @model_validator(mode="after")
+    def _averaging_needs_precise_bn(self) -> DetectorConfig:
+        from deepfake_lab.training.weight_average import check_averaging
+
+        check_averaging(self.average.method, self.train.precise_bn_images)
+        return self
