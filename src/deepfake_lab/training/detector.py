@@ -208,8 +208,8 @@ class DetectorTrainer:
             "kind": KIND,
             "config": self.cfg.model_dump(mode="json"),
             "native_floor": self.native_floor,
-            # "model" is what every reader scores with; with averaging, the trained weights
-            # and the average's state are kept beside it for resume.
+            # "model" is what every reader scores with (with averaging, the average); the
+            # trained weights and the average's count are kept beside it for resume.
             "model": self.eval_model.state_dict(),
             "train_model": None if self.average is None else self.model.state_dict(),
             "average": None if self.average is None else self.average.state_dict(),
@@ -239,7 +239,7 @@ class DetectorTrainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state.get("train_model") or state["model"])
         if self.average is not None and state.get("average"):
-            self.average.load_state_dict(state["average"])
+            self.average.load_state_dict(state["average"], state["model"])
         self.opt.load_state_dict(state["opt"])
         self.sched.load_state_dict(state["sched"])
         self.sampler.load_state_dict(state["sampler"])

@@ -47,7 +47,7 @@ class WeightAverage:
         self.start_step = 0 if method == "ema" else math.floor(start_epoch * steps_per_epoch)
         avg_fn = None
         if method == "ema":
-            decay = 0.5 ** (1.0 / max(1e-9, half_life_epochs * steps_per_epoch))
+            decay = 0.5 ** (1.0 / (half_life_epochs * steps_per_epoch))
             avg_fn = get_ema_multi_avg_fn(decay)
         self.avg = AveragedModel(model, multi_avg_fn=avg_fn, use_buffers=False)
 
@@ -67,11 +67,15 @@ class WeightAverage:
         return self.avg.module if self.count else model
 
     def state_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "count": self.count, "weights": self.avg.module.state_dict()}
+        """Method and count; the averaged weights are ``eval_model``'s, which the trainer's
+        checkpoint stores once, as its ``model``."""
+        return {"method": self.method, "count": self.count}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.avg.module.load_state_dict(state["weights"])
+    def load_state_dict(self, state: dict[str, Any], weights: dict[str, Any]) -> None:
+        """Restore from ``state_dict()`` and the checkpoint's ``model`` (``weights``)."""
         self.avg.n_averaged.fill_(int(state["count"]))
+        if self.count:  # before that, ``model`` held the trained weights, not an average
+            self.avg.module.load_state_dict(weights)
 
 
 def check_averaging(method: str, precise_bn_images: int) -> None:
