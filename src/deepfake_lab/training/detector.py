@@ -27,6 +27,7 @@ import torch
 from rich.console import Console
 from torch.nn.parallel import DistributedDataParallel
 
+from deepfake_lab.augment.geometry import RandomAffine
 from deepfake_lab.augment.resample import Compose, ResampleChain
 from deepfake_lab.augment.robustness import RobustAugment
 from deepfake_lab.data.detection import DetectionDataset
@@ -114,9 +115,14 @@ def init_weights(model: torch.nn.Module, source: str | Path) -> str:
 
 
 def build_augment(cfg: DetectorConfig) -> Compose | None:
-    """The per-image training ops: the resampling chain (hygiene: a random size history and
-    codec for every image of every class), then the robustness degradations."""
+    """The per-image training ops: the affine jitter when on (pose and alignment: where the
+    camera and the face detector put the face), the resampling chain (hygiene: a random size
+    history and codec for every image of every class), then the robustness degradations."""
     ops: list[Any] = []
+    a = cfg.augment.affine
+    # Left out while off, so that runs without it draw exactly the numbers they drew before.
+    if a.p > 0:
+        ops.append(RandomAffine(p=a.p, degrees=a.degrees, scale=a.scale, shift=a.shift))
     r = cfg.resample
     if r.enabled:
         ops.append(

@@ -103,11 +103,23 @@ class DetectorOptimConfig(StrictModel):
     warmup_steps: int = Field(0, ge=0)
 
 
+class DetectorAffineConfig(StrictModel):
+    """Random rotation, zoom and shift of whole training images, every class alike
+    (:class:`deepfake_lab.augment.geometry.RandomAffine`); off while ``p`` is 0."""
+
+    p: float = Field(0.0, ge=0, le=1, description="Chance of a warp per image.")
+    degrees: float = Field(8.0, ge=0, le=45, description="Rotation range, +- degrees.")
+    scale: tuple[float, float] = Field((0.9, 1.1), description="Zoom range (log-uniform).")
+    shift: float = Field(0.04, ge=0, le=0.25, description="Shift range, +- share of the side.")
+
+
 class DetectorAugmentConfig(StrictModel):
-    """Robustness augmentation of training images (blur, JPEG, resize, flip, colour)."""
+    """Robustness augmentation of training images (blur, JPEG, resize, flip, colour), and
+    the optional affine jitter (``augment.affine``)."""
 
     enabled: bool = True
     strength: float = Field(1.0, ge=0, description="Scales every probability and range.")
+    affine: DetectorAffineConfig = DetectorAffineConfig()
 
 
 class DetectorResampleConfig(StrictModel):
