@@ -3,12 +3,11 @@
 A detector trained on frontal, tightly aligned photos learns what *its* alignment looks like.
 Faces in the wild arrive rotated, shifted and scaled a little by another face detector, a
 head pose, or a crop, and every such warp resamples the whole image. The SBI-trained
-ResNet-20 of ``docs/benchmarks.md`` moved the real faces it was trained on by +1.9 logits
-under a 3 degree rotation and by +2.3 under a 5% zoom (``bench/warp_sensitivity.py``): a
+ResNet-20 of ``docs/benchmarks.md`` moved the real faces it was trained on by +1.7 logits
+under a 3 degree rotation and by +2.1 under a 5% zoom (``bench/warp_sensitivity.py``): a
 resampled real face read like a blended one. :class:`RandomAffine` gives every training
-image of every class the
-same chance of such a warp, so that neither alignment nor the softness a warp leaves is a
-label; the seams a blend leaves move with the image and stay.
+image of every class the same chance of such a warp, so that neither alignment nor the
+softness a warp leaves is a label; the seams a blend leaves move with the image and stay.
 """
 
 from __future__ import annotations
