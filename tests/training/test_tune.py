@@ -15,7 +15,7 @@ from deepfake_lab.errors import UserError
 from deepfake_lab.io import read_jsonl
 from deepfake_lab.runs.run_dir import create_run_dir
 from deepfake_lab.training import tune
-from deepfake_lab.training.detector import DetectorResult
+from deepfake_lab.training.detector_loop import DetectorResult
 from deepfake_lab.training.tune import (
     SearchInterrupted,
     fit_space_to_model,

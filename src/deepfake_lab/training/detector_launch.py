@@ -34,14 +34,9 @@ from deepfake_lab.faces.landmarks import Landmarker
 from deepfake_lab.runs.checkpoint import load_newest_checkpoint
 from deepfake_lab.runs.run_dir import create_run_dir, run_dir_of
 from deepfake_lab.training.common import determinism, seed_everything
-from deepfake_lab.training.detector import (
-    KIND,
-    DetectorResult,
-    build_augment,
-    build_model,
-    run_detector_training,
-)
+from deepfake_lab.training.detector import KIND, build_augment, build_model
 from deepfake_lab.training.detector_config import DetectorConfig
+from deepfake_lab.training.detector_loop import DetectorResult, run_detector_training
 from deepfake_lab.training.detector_report import (
     PSEUDO_PREVIEW,
     save_pseudo_preview,
