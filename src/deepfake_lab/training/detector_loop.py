@@ -29,7 +29,7 @@ from deepfake_lab.training.distributed import (
     DistContext,
     any_rank,
     broadcast,
-    world_change_note,
+    resume_trainer,
 )
 from deepfake_lab.training.logger import RunLogger, make_progress
 
@@ -65,11 +65,7 @@ def run_detector_training(
     every rank calls this (``ctx``); rank 0 alone validates and writes."""
     trainer = DetectorTrainer(cfg, train, val, device, native_floor, ctx)
     if resume_state is not None:
-        trainer.load_state_dict(resume_state)
-        logger.info(f"resumed at step {trainer.step}")
-        note = world_change_note(int(resume_state.get("world_size", 1)), ctx)
-        if note:
-            logger.info(note)
+        resume_trainer(trainer, resume_state, logger, ctx, lambda: f"step {trainer.step}")
     elif cfg.model.init:
         logger.info(
             f"initialised from {cfg.model.init}: {init_weights(trainer.model, cfg.model.init)}"

@@ -19,7 +19,7 @@ One process (``WORLD_SIZE`` unset or 1) never touches ``torch.distributed``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -111,6 +111,18 @@ def world_change_note(saved_world: int, ctx: DistContext) -> str | None:
         "reduced in another order, so the run is no longer bit-identical to an "
         "uninterrupted one; resume with the same --nproc_per_node for that"
     )
+
+
+def resume_trainer(
+    trainer: Any, state: dict[str, Any], logger: Any, ctx: DistContext, where: Callable[[], str]
+) -> None:
+    """Load a checkpoint's ``state`` into a GAN or detector trainer and log where it resumed
+    (``where()``, read after loading) and what a changed process count means."""
+    trainer.load_state_dict(state)
+    logger.info(f"resumed at {where()}")
+    note = world_change_note(int(state.get("world_size", 1)), ctx)
+    if note:
+        logger.info(note)
 
 
 @contextmanager

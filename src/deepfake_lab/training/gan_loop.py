@@ -36,7 +36,7 @@ from deepfake_lab.training.distributed import (
     all_mean,
     any_rank,
     rank_device,
-    world_change_note,
+    resume_trainer,
 )
 from deepfake_lab.training.gan import GanTrainer, TrainingDiverged
 from deepfake_lab.training.gan_config import GanConfig
@@ -101,11 +101,13 @@ def _train(cfg, run_dir, dataset, device, resume_state, logger, console, progres
     """Build the trainer, restore or start, then run the loop."""
     trainer = GanTrainer(cfg, dataset, device, ctx)
     if resume_state is not None:
-        trainer.load_state_dict(resume_state)
-        logger.info(f"resumed at kimg {trainer.nimg / 1000:.3f} (step {trainer.step})")
-        note = world_change_note(int(resume_state.get("world_size", 1)), ctx)
-        if note:
-            logger.info(note)
+        resume_trainer(
+            trainer,
+            resume_state,
+            logger,
+            ctx,
+            lambda: f"kimg {trainer.nimg / 1000:.3f} (step {trainer.step})",
+        )
     else:
         if ctx.rank:
             # Distinct global streams per rank (for anything that draws from them, as
