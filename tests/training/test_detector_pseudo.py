@@ -134,3 +134,27 @@ def test_the_resampling_chain_is_on_by_default_and_reaches_every_image(reals, tm
     rng = np.random.default_rng(0)
     changed = [not np.array_equal(ops[0](img, rng), img) for _ in range(20)]
     assert 0 < sum(changed) < 20  # random: some images keep their history, most do not
+
+
+def _fake_sources(data):
+    return {s.source for s, y in zip(data.samples, data.labels.tolist(), strict=True) if y == 1}
+
+
+def test_validation_can_hold_pseudo_fakes_of_a_kind_not_trained_on(reals):
+    from deepfake_lab.training.detector_config import DetectorConfig
+    from deepfake_lab.training.detector_launch import load_detector_data
+
+    base = {"real": [str(reals)], "pseudo_fake": ["sbi"], "landmarks": "template"}
+    cfg = DetectorConfig.model_validate(
+        {"data": {**base, "val_pseudo_fake": "sbi-mouth"}, "model": {"size": 32}}
+    )
+    train, val, _ = load_detector_data(cfg, None)
+    assert train.kinds == ["sbi"]
+    assert _fake_sources(val) == {"sbi-mouth"}
+    # The default: validation holds the training kinds.
+    _, val, _ = load_detector_data(
+        DetectorConfig.model_validate({"data": base, "model": {"size": 32}}), None
+    )
+    assert _fake_sources(val) == {"sbi"}
+    with pytest.raises(Exception, match="val_pseudo_fake needs data.pseudo_fake"):
+        DetectorConfig.model_validate({"data": {"val_pseudo_fake": ["sbi"]}})

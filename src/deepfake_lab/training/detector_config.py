@@ -41,6 +41,12 @@ class DetectorDataConfig(StrictModel):
         description="Pseudo-fakes made from the real faces on the fly: sbi (self-blended "
         "face), sbi-mouth (self-blended lower face).",
     )
+    val_pseudo_fake: list[str] = Field(
+        default_factory=list,
+        description="Pseudo-fake kinds of the validation split, which picks the best "
+        "checkpoint and fits the threshold (empty: those of pseudo_fake). A kind not "
+        "trained on makes validation a test of what carries over.",
+    )
     pseudo_paired: bool = Field(
         True,
         description="Each real face in a batch brings its own pseudo-fake (the paper's "
@@ -51,7 +57,13 @@ class DetectorDataConfig(StrictModel):
     )
     face_model: str | None = Field(None, description="YuNet ONNX file for landmarks=yunet.")
 
-    @field_validator("pseudo_fake", mode="before")
+    @model_validator(mode="after")
+    def _val_kinds_need_pseudo_fakes(self) -> DetectorDataConfig:
+        if self.val_pseudo_fake and not self.pseudo_fake:
+            raise ValueError("data.val_pseudo_fake needs data.pseudo_fake (--pseudo-fake)")
+        return self
+
+    @field_validator("pseudo_fake", "val_pseudo_fake", mode="before")
     @classmethod
     def _kinds(cls, v: Any) -> Any:
         from deepfake_lab.data.pseudo import check_kinds

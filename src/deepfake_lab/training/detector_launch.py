@@ -151,7 +151,7 @@ def load_detector_data(
         return train, val, warnings
     landmarker = Landmarker(d.landmarks, d.face_model)
     pseudo_train = PseudoFakeSet.build(train, d.pseudo_fake, landmarker, d.pseudo_paired)
-    pseudo_val = PseudoFakeSet.build(val, d.pseudo_fake, landmarker)
+    pseudo_val = PseudoFakeSet.build(val, d.val_pseudo_fake or d.pseudo_fake, landmarker)
     if landmarker.fallbacks:
         warnings.append(
             f"no face found by {landmarker.kind} in {landmarker.fallbacks} real image(s): "
