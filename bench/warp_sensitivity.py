@@ -21,25 +21,18 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from deepfake_lab.augment.geometry import affine_matrix
+from deepfake_lab.augment.geometry import warp
 from deepfake_lab.augment.resample import resample_round_trip
 from deepfake_lab.augment.robustness import gaussian_blur, jpeg
 from deepfake_lab.models.detectors.loading import load_detector
 from generalisation import images, logits_of
 
-
-def _warp(img: np.ndarray, degrees: float = 0.0, scale: float = 1.0, ty: float = 0.0):
-    m = affine_matrix(img.shape[0], degrees, scale, 0.0, ty * img.shape[0])
-    size = (img.shape[1], img.shape[0])
-    return cv2.warpAffine(img, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-
-
 EDITS = {
-    "rotate 3 deg": lambda x: _warp(x, degrees=3.0),
-    "rotate 10 deg": lambda x: _warp(x, degrees=10.0),
-    "zoom 1.05": lambda x: _warp(x, scale=1.05),
-    "zoom 0.95": lambda x: _warp(x, scale=0.95),
-    "shift 4% (bilinear)": lambda x: _warp(x, ty=0.04),
+    "rotate 3 deg": lambda x: warp(x, degrees=3.0),
+    "rotate 10 deg": lambda x: warp(x, degrees=10.0),
+    "zoom 1.05": lambda x: warp(x, scale=1.05),
+    "zoom 0.95": lambda x: warp(x, scale=0.95),
+    "shift 4% (bilinear)": lambda x: warp(x, ty=0.04 * x.shape[0]),
     "shift 6 px (whole)": lambda x: np.ascontiguousarray(np.roll(x, 6, axis=0)),
     "round trip 0.8x bilinear": lambda x: resample_round_trip(
         x, 0.8, cv2.INTER_LINEAR, cv2.INTER_LINEAR

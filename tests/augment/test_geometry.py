@@ -71,3 +71,6 @@ def test_the_detector_config_turns_it_on_first_and_leaves_it_out_when_off():
     assert isinstance(first, RandomAffine) and (first.p, first.degrees) == (0.5, 5.0)
     with pytest.raises(ValidationError):
         DetectorConfig.model_validate({"augment": {"affine": {"p": 0.5, "angle": 5}}})
+    # The op's own ranges, checked when the config is read (before any run starts).
+    with pytest.raises(ValidationError, match="augment affine"):
+        DetectorConfig.model_validate({"augment": {"affine": {"scale": [1.2, 1.1]}}})

@@ -30,6 +30,21 @@ def affine_matrix(size: int, degrees: float, scale: float, tx: float, ty: float)
     return m
 
 
+def warp(
+    img: np.ndarray, degrees: float = 0.0, scale: float = 1.0, tx: float = 0.0, ty: float = 0.0
+) -> np.ndarray:
+    """``img`` (S, S, 3) uint8 warped by :func:`affine_matrix`: bilinear, borders reflected
+    (no black corners, which would be a mark of the warp)."""
+    m = affine_matrix(img.shape[0], degrees, scale, tx, ty)
+    return cv2.warpAffine(
+        img,
+        m,
+        (img.shape[1], img.shape[0]),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT_101,
+    )
+
+
 @dataclass(frozen=True)
 class RandomAffine:
     """With probability ``p``, one random rotation, scale and shift of the whole image.
@@ -40,8 +55,7 @@ class RandomAffine:
         scale: ``(low, high)`` zoom range (log-uniform), within [0.5, 2].
         shift: translation uniform in ``[-shift, shift]`` of the side, per axis, 0-0.25.
 
-    Bilinear interpolation, borders reflected (no black corners, which would be a mark of
-    the warp). Call it as ``aug(img, rng)`` with uint8 (S, S, 3) and a
+    Each warp is :func:`warp`. Call it as ``aug(img, rng)`` with uint8 (S, S, 3) and a
     ``numpy.random.Generator``; every call draws exactly 5 numbers, whatever fires.
     """
 
@@ -76,17 +90,10 @@ class RandomAffine:
             return img.copy()
         size = img.shape[0]
         lo, hi = np.log(self.scale[0]), np.log(self.scale[1])
-        m = affine_matrix(
-            size,
+        return warp(
+            img,
             degrees=self.degrees * (2 * u[1] - 1),
             scale=float(np.exp(lo + (hi - lo) * u[2])),
             tx=self.shift * size * (2 * u[3] - 1),
             ty=self.shift * size * (2 * u[4] - 1),
-        )
-        return cv2.warpAffine(
-            img,
-            m,
-            (img.shape[1], img.shape[0]),
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REFLECT_101,
         )

@@ -99,7 +99,7 @@ def build_augment(cfg: DetectorConfig) -> Compose | None:
     a = cfg.augment.affine
     # Left out while off, so that runs without it draw exactly the numbers they drew before.
     if a.p > 0:
-        ops.append(RandomAffine(p=a.p, degrees=a.degrees, scale=a.scale, shift=a.shift))
+        ops.append(RandomAffine(**a.model_dump()))
     r = cfg.resample
     if r.enabled:
         ops.append(

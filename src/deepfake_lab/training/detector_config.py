@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from deepfake_lab.config import StrictModel
+from deepfake_lab.errors import UserError
 from deepfake_lab.training.parallel_fields import SYNC_BATCHNORM, global_batch_field
 
 
@@ -119,10 +120,20 @@ class DetectorAffineConfig(StrictModel):
     """Random rotation, zoom and shift of whole training images, every class alike
     (:class:`deepfake_lab.augment.geometry.RandomAffine`); off while ``p`` is 0."""
 
-    p: float = Field(0.0, ge=0, le=1, description="Chance of a warp per image.")
-    degrees: float = Field(8.0, ge=0, le=45, description="Rotation range, +- degrees.")
+    p: float = Field(0.0, description="Chance of a warp per image.")
+    degrees: float = Field(8.0, description="Rotation range, +- degrees.")
     scale: tuple[float, float] = Field((0.9, 1.1), description="Zoom range (log-uniform).")
-    shift: float = Field(0.04, ge=0, le=0.25, description="Shift range, +- share of the side.")
+    shift: float = Field(0.04, description="Shift range, +- share of the side.")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> DetectorAffineConfig:
+        from deepfake_lab.augment.geometry import RandomAffine
+
+        try:  # the op owns its ranges: one place says what is allowed
+            RandomAffine(**self.model_dump())
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class DetectorAugmentConfig(StrictModel):
