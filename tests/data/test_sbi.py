@@ -75,3 +75,53 @@ def test_unknown_landmark_source_is_a_user_error():
 
     with pytest.raises(UserError, match="landmark source"):
         Landmarker("eyes")
+
+
+def _whole_pixel_copy(out, img, reach=3):
+    """True when the interior of ``out`` is ``img`` moved by whole pixels."""
+    s = img.shape[0]
+    inner = out[8 : s - 8, 8 : s - 8]
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            if np.array_equal(inner, img[8 - dy : s - 8 - dy, 8 - dx : s - 8 - dx]):
+                return True
+    return False
+
+
+def test_mixed_resampling_sometimes_moves_the_source_by_whole_pixels_only():
+    from deepfake_lab.data.sbi import _shift
+
+    img = _face()
+    mixed = [
+        _whole_pixel_copy(_shift(img, np.random.default_rng(s), "mixed"), img) for s in range(200)
+    ]
+    bilinear = [_whole_pixel_copy(_shift(img, np.random.default_rng(s)), img) for s in range(50)]
+    # One time in four the source is an exact copy, moved: no filter leaves its mark.
+    assert 0.15 < np.mean(mixed) < 0.35
+    assert not any(bilinear)
+
+
+def test_mixed_resampling_draws_every_filter_and_bilinear_draws_nothing_extra():
+    import cv2
+
+    from deepfake_lab.data.sbi import _MIXED_FILTERS, _filter
+
+    rng = np.random.default_rng(0)
+    assert {_filter(rng, "mixed") for _ in range(60)} == set(_MIXED_FILTERS)
+    assert cv2.INTER_CUBIC in _MIXED_FILTERS and cv2.INTER_LANCZOS4 in _MIXED_FILTERS
+    before = rng.bit_generator.state
+    assert _filter(rng, "bilinear") == cv2.INTER_LINEAR
+    assert rng.bit_generator.state == before  # the default's pseudo-fakes stay as they were
+
+
+def test_resample_option_changes_the_blend_and_the_default_is_bilinear():
+    img, pts = _face(), template_points(64)
+    default = self_blend(img, pts, np.random.default_rng(3))[0]
+    bilinear = self_blend(img, pts, np.random.default_rng(3), resample="bilinear")[0]
+    outs = [self_blend(img, pts, np.random.default_rng(s), resample="mixed")[0] for s in range(4)]
+    assert np.array_equal(default, bilinear)
+    assert any(not np.array_equal(o, d) for o, d in zip(
+        outs, [self_blend(img, pts, np.random.default_rng(s))[0] for s in range(4)], strict=True
+    ))  # fmt: skip
+    with pytest.raises(ValueError, match="resample"):
+        self_blend(img, pts, np.random.default_rng(0), resample="nearest")

@@ -158,3 +158,28 @@ def test_validation_can_hold_pseudo_fakes_of_a_kind_not_trained_on(reals):
     assert _fake_sources(val) == {"sbi"}
     with pytest.raises(Exception, match="val_pseudo_fake needs data.pseudo_fake"):
         DetectorConfig.model_validate({"data": {"val_pseudo_fake": ["sbi"]}})
+
+
+def test_sbi_resample_reaches_the_training_and_validation_blends(reals):
+    from deepfake_lab.training.detector_config import DetectorConfig
+    from deepfake_lab.training.detector_launch import load_detector_data
+
+    base = {"real": [str(reals)], "pseudo_fake": ["sbi"], "landmarks": "template"}
+    train, _, _ = load_detector_data(
+        DetectorConfig.model_validate({"data": base, "model": {"size": 32}}), None
+    )
+    assert train.resample == "bilinear"
+    cfg = DetectorConfig.model_validate(
+        {"data": {**base, "sbi_resample": "mixed"}, "model": {"size": 32}}
+    )
+    train_m, val_m, _ = load_detector_data(cfg, None)
+    assert train_m.resample == "mixed"
+    _, val_b, _ = load_detector_data(
+        DetectorConfig.model_validate({"data": base, "model": {"size": 32}}), None
+    )
+    # Validation's fixed pseudo-fakes are made with the same filters as training's.
+    fakes_m = val_m.images[val_m.labels == 1]
+    fakes_b = val_b.images[val_b.labels == 1]
+    assert fakes_m.shape == fakes_b.shape and not torch.equal(fakes_m, fakes_b)
+    with pytest.raises(Exception, match="sbi_resample"):
+        DetectorConfig.model_validate({"data": {**base, "sbi_resample": "nearest"}})

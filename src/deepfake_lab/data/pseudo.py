@@ -63,6 +63,8 @@ class PseudoFakeSet:
             pseudo-fake along, so that within a pair the blend is the only difference; the
             set then has ``len(base)`` indices and batches grow by their count of reals.
             False: pseudo-fakes are indices of their own, drawn independently.
+        resample: the blends' resampling filters, ``"bilinear"`` or ``"mixed"`` (see
+            :func:`deepfake_lab.data.sbi.self_blend`).
     """
 
     base: DetectionDataset
@@ -71,6 +73,7 @@ class PseudoFakeSet:
     real_index: np.ndarray
     landmark_sources: list[str] = field(default_factory=list)
     paired: bool = True
+    resample: str = "bilinear"
 
     def __post_init__(self) -> None:
         self._position = {int(i): j for j, i in enumerate(self.real_index)}
@@ -82,6 +85,7 @@ class PseudoFakeSet:
         kinds: Sequence[str],
         landmarker: Landmarker,
         paired: bool = True,
+        resample: str = "bilinear",
     ) -> PseudoFakeSet:
         """Find the landmarks of every real face of ``base`` once.
 
@@ -96,7 +100,9 @@ class PseudoFakeSet:
             raise UserError("pseudo-fakes are made from real faces, and this set has none")
         hwc = base.images[torch.as_tensor(real_index)].permute(0, 2, 3, 1).numpy()
         found = [landmarker(np.ascontiguousarray(img)) for img in hwc]
-        return cls(base, kinds, [p for p, _ in found], real_index, [s for _, s in found], paired)
+        return cls(
+            base, kinds, [p for p, _ in found], real_index, [s for _, s in found], paired, resample
+        )
 
     @property
     def n_pseudo(self) -> int:
@@ -127,7 +133,7 @@ class PseudoFakeSet:
         i = int(self.real_index[j])
         img = np.ascontiguousarray(self.base.images[i].permute(1, 2, 0).numpy())
         kind = self.kinds[int(rng.integers(len(self.kinds)))]
-        fake, mask = self_blend(img, self.landmarks[j], rng, PSEUDO_FAKES[kind])
+        fake, mask = self_blend(img, self.landmarks[j], rng, PSEUDO_FAKES[kind], self.resample)
         return fake, mask, kind
 
     def batch(

@@ -19,6 +19,13 @@ fingerprint:
 4. ``blend = source * m * r + target * (1 - m * r)`` with a blend ratio ``r`` drawn from
    {0.25, 0.5, 0.75, 1, 1, 1} (the paper's choice).
 
+``resample="mixed"`` takes the resampling filter out of the label: with the default
+(``"bilinear"``) the blended source is always warped bilinearly and the downscaled copy
+always upscaled bilinearly, so the inside of every mask is a little softer than a real face,
+and a detector can learn "soft means fake" (a real face rotated by 3 degrees then reads as
+fake). Mixed draws the filter of both at random (bilinear, bicubic, Lanczos) and one time in
+four moves the source by whole pixels only, which resamples nothing.
+
 ``region="mouth"`` builds the mask over the lower face only (below the nose, down to the
 chin): the seam that lip-sync tools leave when they paste a generated mouth into a real frame.
 
@@ -34,6 +41,8 @@ import numpy as np
 from deepfake_lab.augment.robustness import jpeg
 
 REGIONS = ("face", "mouth")
+RESAMPLING = ("bilinear", "mixed")
+_MIXED_FILTERS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_LANCZOS4)
 _BLEND_RATIOS = np.array([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
 # dlib 68-point indices of the lower face: jaw from cheek to cheek, and the nose's base.
 _LOWER_FACE_68 = list(range(2, 15)) + [31, 32, 33, 34, 35]
@@ -99,7 +108,14 @@ def blend_mask(
     return np.clip(cv2.GaussianBlur(mask, (0, 0), s2), 0.0, 1.0)
 
 
-def _jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _filter(rng: np.random.Generator, resample: str) -> int:
+    """The OpenCV interpolation flag of one resampling (draws nothing for bilinear)."""
+    if resample == "bilinear":
+        return cv2.INTER_LINEAR
+    return _MIXED_FILTERS[int(rng.integers(len(_MIXED_FILTERS)))]
+
+
+def _jitter(img: np.ndarray, rng: np.random.Generator, resample: str = "bilinear") -> np.ndarray:
     """Colour and frequency jitter of one copy (uint8 (H, W, 3) -> same)."""
     u = rng.random(5)
     x = img.astype(np.float32)
@@ -126,7 +142,7 @@ def _jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = cv2.resize(
             cv2.resize(out, (small, small), interpolation=cv2.INTER_AREA),
             (size, size),
-            interpolation=cv2.INTER_LINEAR,
+            interpolation=_filter(rng, resample),
         )
     elif kind == 1:  # unsharp mask: crisper
         alpha = rng.uniform(0.2, 0.5)
@@ -140,20 +156,29 @@ def _jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def _shift(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A small random affine: translation within 3% of the side, scale 0.95-1.05."""
+def _shift(img: np.ndarray, rng: np.random.Generator, resample: str = "bilinear") -> np.ndarray:
+    """A small random affine: translation within 3% of the side, scale 0.95-1.05.
+
+    ``resample="mixed"``: a random filter, and one time in four a whole-pixel translation
+    without scaling (an exact copy of the pixels, moved).
+    """
     size = img.shape[0]
     tx, ty = rng.uniform(-0.03, 0.03, 2) * size
     scale = rng.uniform(0.95, 1.05)
+    flags = _filter(rng, resample)
+    if resample == "mixed" and rng.random() < 0.25:
+        tx, ty, scale, flags = round(tx), round(ty), 1.0, cv2.INTER_NEAREST
     c = size / 2
     m = np.array([[scale, 0, (1 - scale) * c + tx], [0, scale, (1 - scale) * c + ty]])
-    return cv2.warpAffine(
-        img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
-    )
+    return cv2.warpAffine(img, m, (size, size), flags=flags, borderMode=cv2.BORDER_REFLECT)
 
 
 def self_blend(
-    img: np.ndarray, points: np.ndarray, rng: np.random.Generator, region: str = "face"
+    img: np.ndarray,
+    points: np.ndarray,
+    rng: np.random.Generator,
+    region: str = "face",
+    resample: str = "bilinear",
 ) -> tuple[np.ndarray, np.ndarray]:
     """One self-blended pseudo-fake of a real aligned face.
 
@@ -162,17 +187,21 @@ def self_blend(
         points: (68, 2) or (5, 2) landmarks in ``img`` pixels.
         rng: the generator every random choice draws from.
         region: ``"face"`` (face swap seam) or ``"mouth"`` (lower face: lip-sync seam).
+        resample: ``"bilinear"`` (every resampling of the source and of the downscaled
+            copy) or ``"mixed"`` (random filters, sometimes none; see the module notes).
 
     Returns:
         ``(fake, mask)``: uint8 (S, S, 3) and the blend weights actually used, float32
         (S, S) in [0, 1] (the mask times the blend ratio).
     """
+    if resample not in RESAMPLING:
+        raise ValueError(f"resample must be one of {RESAMPLING}, got {resample!r}")
     source, target = img, img
     if rng.random() < 0.5:
-        source = _jitter(img, rng)
+        source = _jitter(img, rng, resample)
     else:
-        target = _jitter(img, rng)
-    source = _shift(source, rng)
+        target = _jitter(img, rng, resample)
+    source = _shift(source, rng, resample)
     mask = blend_mask(points, img.shape[0], rng, region) * float(rng.choice(_BLEND_RATIOS))
     m = mask[..., None]
     out = source.astype(np.float32) * m + target.astype(np.float32) * (1 - m)

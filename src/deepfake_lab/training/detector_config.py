@@ -53,6 +53,11 @@ class DetectorDataConfig(StrictModel):
         description="Each real face in a batch brings its own pseudo-fake (the paper's "
         "batches); false: pseudo-fakes are drawn on their own.",
     )
+    sbi_resample: Literal["bilinear", "mixed"] = Field(
+        "bilinear",
+        description="Resampling filters of the self-blends: bilinear (as the paper) or "
+        "mixed (random filters, sometimes none, so softness is not the label).",
+    )
     landmarks: Literal["auto", "dlib68", "yunet", "template"] = Field(
         "auto", description="Landmarks of the pseudo-fake masks (auto: the best installed)."
     )

@@ -150,8 +150,12 @@ def load_detector_data(
     if not d.pseudo_fake:
         return train, val, warnings
     landmarker = Landmarker(d.landmarks, d.face_model)
-    pseudo_train = PseudoFakeSet.build(train, d.pseudo_fake, landmarker, d.pseudo_paired)
-    pseudo_val = PseudoFakeSet.build(val, d.val_pseudo_fake or d.pseudo_fake, landmarker)
+    pseudo_train = PseudoFakeSet.build(
+        train, d.pseudo_fake, landmarker, d.pseudo_paired, d.sbi_resample
+    )
+    pseudo_val = PseudoFakeSet.build(
+        val, d.val_pseudo_fake or d.pseudo_fake, landmarker, resample=d.sbi_resample
+    )
     if landmarker.fallbacks:
         warnings.append(
             f"no face found by {landmarker.kind} in {landmarker.fallbacks} real image(s): "
