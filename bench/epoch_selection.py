@@ -1,0 +1,89 @@
+"""Benchmark: which epoch each validation rule picks, and what the unseen clip says of it.
+
+    deepfake-lab train detector ... --set train.keep_checkpoints=20   # keep every epoch
+    python bench/epoch_selection.py --run RUN --kinds sbi,sbi-mouth --unseen runs/unseen-faces
+
+A detector trained on pseudo-fakes alone has no fakes of the kind it will meet to choose its
+epoch with. This scores every kept epoch checkpoint of a detector run on validation sets
+that differ only in their pseudo-fake kind (the run's own validation split of real faces,
+one fixed pseudo-fake of each kind per face, made with the run's seed and filters, exactly
+as training makes them), and prints which epoch each kind's validation would pick. With
+``--unseen`` (``bench/unseen_faces.py`` output) it also scores each checkpoint on the
+FaceForensics++ pair, for the record only: the clip never chooses anything here, it says
+what each rule's choice would have read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from sklearn.metrics import roc_auc_score
+
+from deepfake_lab.evaluation.detector_eval import score
+from deepfake_lab.models.detectors.loading import load_detector
+from deepfake_lab.runs.checkpoint import list_checkpoints, load_checkpoint
+from deepfake_lab.training.detector_config import DetectorConfig
+from deepfake_lab.training.detector_launch import load_detector_data
+from generalisation import auc, images, logits_of
+
+
+def validation_sets(run: Path, kinds: list[str]) -> dict:
+    """The run's validation split with one fixed pseudo-fake of ``kind`` per real face."""
+    raw = yaml.safe_load((run / "config.yaml").read_text())
+    out = {}
+    for kind in kinds:
+        raw["data"]["val_pseudo_fake"] = [kind]
+        _, val, _ = load_detector_data(DetectorConfig.model_validate(raw))
+        out[kind] = val
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", type=Path, required=True, help="detector run with epoch checkpoints")
+    ap.add_argument("--kinds", default="sbi,sbi-mouth", help="validation pseudo-fake kinds")
+    ap.add_argument("--unseen", type=Path, help="bench/unseen_faces.py output (for the record)")
+    ap.add_argument("--out", type=Path, help="JSON of the per-epoch scores")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    kinds = args.kinds.split(",")
+    vals = validation_sets(args.run, kinds)
+    rows = []
+    for ckpt in list_checkpoints(args.run / "checkpoints"):
+        state = load_checkpoint(ckpt)
+        det = load_detector(ckpt)
+        row = {"checkpoint": ckpt.name, "step": int(state["step"])}
+        for kind, val in vals.items():
+            row[f"val_{kind}"] = float(
+                roc_auc_score(val.labels.numpy(), score(det, val, torch.device("cpu")))
+            )
+        if args.unseen:
+            real = logits_of(det, images(args.unseen / "ffpp-real"))
+            fake = logits_of(det, images(args.unseen / "ffpp-manipulated"))
+            row["ffpp_auc"] = auc(real, fake)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    rows.sort(key=lambda r: r["step"])
+    epochs = yaml.safe_load((args.run / "config.yaml").read_text())["train"]["epochs"]
+    if len(rows) < epochs:  # pruned: the epoch numbers below count the kept ones only
+        print(f"only {len(rows)} of {epochs} epoch checkpoints kept (train.keep_checkpoints)")
+    for kind in kinds:
+        # The first epoch with the highest score, as the training loop keeps the first best.
+        best = max(rows, key=lambda r: (r[f"val_{kind}"], -r["step"]))
+        epoch = rows.index(best) + 1
+        tail = f", FF++ ROC-AUC {best['ffpp_auc']:.3f}" if "ffpp_auc" in best else ""
+        print(f"validating on {kind}: epoch {epoch} ({best[f'val_{kind}']:.4f}){tail}")
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1))
+    if args.unseen:
+        print("FF++ by epoch:", ", ".join(f"{r['ffpp_auc']:.3f}" for r in rows))
+        print("mean over epochs:", f"{np.mean([r['ffpp_auc'] for r in rows]):.3f}")
+
+
+if __name__ == "__main__":
+    main()
