@@ -35,6 +35,8 @@ from generalisation import auc, images, logits_of
 def validation_sets(run: Path, kinds: list[str]) -> dict:
     """The run's validation split with one fixed pseudo-fake of ``kind`` per real face."""
     raw = yaml.safe_load((run / "config.yaml").read_text())
+    if not raw["data"].get("pseudo_fake"):
+        raise SystemExit(f"{run} was trained without --pseudo-fake: nothing to rebuild")
     out = {}
     for kind in kinds:
         raw["data"]["val_pseudo_fake"] = [kind]

@@ -1,5 +1,6 @@
 """Detector training with pseudo-fakes and the resolution checks, end to end."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -183,3 +184,5 @@ def test_sbi_resample_reaches_the_training_and_validation_blends(reals):
     assert fakes_m.shape == fakes_b.shape and not torch.equal(fakes_m, fakes_b)
     with pytest.raises(Exception, match="sbi_resample"):
         DetectorConfig.model_validate({"data": {**base, "sbi_resample": "nearest"}})
+    with pytest.raises(UserError, match="unknown SBI resampling"):
+        dataclasses.replace(train, resample="nearest")  # the API refuses it at build time

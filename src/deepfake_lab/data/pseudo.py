@@ -24,7 +24,7 @@ import torch
 
 from deepfake_lab.augment.robustness import ImageRngs, augment_images
 from deepfake_lab.data.detection import FAKE, REAL, DetectionDataset, DetectionSample
-from deepfake_lab.data.sbi import self_blend
+from deepfake_lab.data.sbi import RESAMPLING, self_blend
 from deepfake_lab.errors import UserError
 from deepfake_lab.faces.landmarks import Landmarker
 
@@ -76,6 +76,8 @@ class PseudoFakeSet:
     resample: str = "bilinear"
 
     def __post_init__(self) -> None:
+        if self.resample not in RESAMPLING:
+            raise UserError(f"unknown SBI resampling {self.resample!r}; choose from {RESAMPLING}")
         self._position = {int(i): j for j, i in enumerate(self.real_index)}
 
     @classmethod
