@@ -25,9 +25,9 @@ always upscaled bilinearly, so the inside of every mask is a little softer than 
 and a detector can learn "soft means fake" (a real face rotated by 3 degrees then reads as
 fake). Mixed draws the filter of both at random (bilinear, bicubic, Lanczos) and one time in
 four moves the source by whole pixels only, which resamples nothing. Measured (docs,
-benchmarks): it halves a ResNet-20's shift under a 3 degree rotation of real faces, and reads
-the FaceForensics++ clip far worse (0.63 against 0.83), whose swapped face is itself softer
-than its frame; so it is off by default.
+benchmarks): it halves a ResNet-20's shift under a bilinear round trip of real faces (a
+third off a 3 degree rotation's), and reads the FaceForensics++ clip far worse (0.63 against
+0.83), whose swapped face is itself softer than its frame; so it is off by default.
 
 ``region="mouth"`` builds the mask over the lower face only (below the nose, down to the
 chin): the seam that lip-sync tools leave when they paste a generated mouth into a real frame.
