@@ -24,6 +24,8 @@ import torch
 import yaml
 from sklearn.metrics import roc_auc_score
 
+from deepfake_lab.data.pseudo import check_kinds
+from deepfake_lab.errors import UserError
 from deepfake_lab.evaluation.detector_eval import score
 from deepfake_lab.models.detectors.loading import load_detector
 from deepfake_lab.runs.checkpoint import list_checkpoints, load_checkpoint
@@ -53,7 +55,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="JSON of the per-epoch scores")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    kinds = args.kinds.split(",")
+    try:
+        kinds = check_kinds(args.kinds.split(","))
+    except UserError as exc:
+        raise SystemExit(str(exc)) from None
     vals = validation_sets(args.run, kinds)
     rows = []
     for ckpt in list_checkpoints(args.run / "checkpoints"):
