@@ -34,15 +34,15 @@ from deepfake_lab.training.detector_launch import load_detector_data
 from generalisation import auc, images, logits_of
 
 
-def validation_sets(run: Path, kinds: list[str]) -> dict:
-    """The run's validation split with one fixed pseudo-fake of ``kind`` per real face."""
-    raw = yaml.safe_load((run / "config.yaml").read_text())
+def validation_sets(run: Path, raw: dict, kinds: list[str]) -> dict:
+    """The run's validation split (``raw``: its stored config) with one fixed pseudo-fake of
+    each kind per real face."""
     if not raw["data"].get("pseudo_fake"):
         raise SystemExit(f"{run} was trained without --pseudo-fake: nothing to rebuild")
     out = {}
     for kind in kinds:
-        raw["data"]["val_pseudo_fake"] = [kind]
-        _, val, _ = load_detector_data(DetectorConfig.model_validate(raw))
+        cfg = {**raw, "data": {**raw["data"], "val_pseudo_fake": [kind]}}
+        _, val, _ = load_detector_data(DetectorConfig.model_validate(cfg))
         out[kind] = val
     return out
 
@@ -59,7 +59,9 @@ def main() -> None:
         kinds = check_kinds(args.kinds.split(","))
     except UserError as exc:
         raise SystemExit(str(exc)) from None
-    vals = validation_sets(args.run, kinds)
+    raw = yaml.safe_load((args.run / "config.yaml").read_text())
+    epochs = raw["train"]["epochs"]
+    vals = validation_sets(args.run, raw, kinds)
     rows = []
     for ckpt in list_checkpoints(args.run / "checkpoints"):
         state = load_checkpoint(ckpt)
@@ -76,7 +78,6 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     rows.sort(key=lambda r: r["step"])
-    epochs = yaml.safe_load((args.run / "config.yaml").read_text())["train"]["epochs"]
     if len(rows) < epochs:  # pruned: the epoch numbers below count the kept ones only
         print(f"only {len(rows)} of {epochs} epoch checkpoints kept (train.keep_checkpoints)")
     for kind in kinds:

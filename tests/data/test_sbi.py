@@ -125,3 +125,13 @@ def test_resample_option_changes_the_blend_and_the_default_is_bilinear():
     ))  # fmt: skip
     with pytest.raises(ValueError, match="resample"):
         self_blend(img, pts, np.random.default_rng(0), resample="nearest")
+
+
+def test_the_config_offers_exactly_the_resamplings_the_blend_knows():
+    from typing import get_args
+
+    from deepfake_lab.data.sbi import RESAMPLING
+    from deepfake_lab.training.detector_config import DetectorDataConfig
+
+    annotation = DetectorDataConfig.model_fields["sbi_resample"].annotation
+    assert get_args(annotation) == RESAMPLING
