@@ -26,7 +26,9 @@ Three tables, every number measured here, nothing trained on the sets it is test
    threshold could meet "half caught at <= 5% real", and is never used as one), and the
    share of SadTalker frames called fake;
    for each ``--detector`` (trained runs, exports, released weights) and for the zoo
-   detector trained on every family.
+   detector trained on every family. ``--blur-meter`` adds two rows that learn nothing
+   (how soft the inside of each face is, and how much softer than the frame's border):
+   the ranking a clip gives away to sharpness alone.
 3. **Fusion** (with ``--fusion``, in the leave-one-out table): for each left-out group, a
    fusion of the ``--models`` detectors trained without it (plus each ``--fusion-member``,
    e.g. ``meso4:DF``), fitted on zoo faces of the other groups that its members never saw
@@ -53,6 +55,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -67,6 +70,9 @@ from deepfake_lab.training.detector_launch import train_detector
 from deepfake_lab.training.fusion import train_fusion
 
 GROUPS = ("tconv", "nearest", "bilinear", "pixelshuffle")
+
+
+UNSEEN_SETS = ("ffpp-real", "ffpp-manipulated")
 
 
 def images(folder: Path) -> list[Path]:
@@ -161,6 +167,38 @@ def unseen_row(name: str, det, unseen: Path) -> dict:
     return row
 
 
+def _laplacian_var(path: Path) -> tuple[float, float]:
+    """Variance of the grey image's Laplacian over the face's inside (rows 31-78%, columns
+    28-72% of an aligned face) and over the border strips (top, left and right 12.5%)."""
+    grey = np.asarray(Image.open(path).convert("L"), np.float64)
+    lap = cv2.Laplacian(grey, cv2.CV_64F)
+    h, w = lap.shape
+    inside = lap[round(0.31 * h) : round(0.78 * h), round(0.28 * w) : round(0.72 * w)]
+    b = max(1, h // 8)
+    border = np.r_[lap[:b].ravel(), lap[:, :b].ravel(), lap[:, -b:].ravel()]
+    return float(inside.var()), float(border.var())
+
+
+def blur_meter_rows(unseen: Path) -> list[dict]:
+    """Two scores that learn nothing, as a floor for the clip numbers: how soft the inside
+    of the face is (minus the log variance of its Laplacian), and how much softer it is
+    than the frame's border (the log of border over inside). No threshold: ranks only."""
+    sets = {k: [_laplacian_var(p) for p in images(unseen / k)] for k in UNSEEN_SETS}
+    rows = []
+    for name, fn in (
+        ("blur meter: softness of the face (no training)", lambda i, b: -np.log(i + 1e-9)),
+        ("blur meter: face softer than the border (no training)", lambda i, b: np.log(b / i)),
+    ):
+        s = {k: np.array([fn(i, b) for i, b in v]) for k, v in sets.items()}
+        real, fake = s["ffpp-real"], s["ffpp-manipulated"]
+        rows.append({
+            "detector": name,
+            "ffpp_auc": auc(real, fake),
+            "ffpp_oracle_manipulated_at_5pct_real": float(np.mean(fake > np.quantile(real, 0.95))),
+        })  # fmt: skip
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--real", type=Path, default=Path("../shared/data/ffhq-128"))
@@ -177,6 +215,9 @@ def main() -> None:
     ap.add_argument("--fusion-member", action="append", default=[], help="e.g. meso4:DF")
     ap.add_argument("--gan-zoo", type=Path, help="data zoo --families none --gan RUN --size 64")
     ap.add_argument("--only", default="lofo,unseen,own,hygiene")
+    ap.add_argument(
+        "--blur-meter", action="store_true", help="add the two no-training blur rows (unseen)"
+    )
     args = ap.parse_args()
     only = set(args.only.split(","))
     reals = images(args.real)
@@ -264,6 +305,10 @@ def main() -> None:
         )
         detectors.append(("npr on the whole zoo", str(run)))
         zoo_all = run
+    if args.unseen and "unseen" in only and args.blur_meter:
+        for row in blur_meter_rows(args.unseen):
+            results["unseen"].append(row)
+            print("UNSEEN " + json.dumps(row), flush=True)
     if args.unseen and "unseen" in only:
         for name, src in detectors:
             row = unseen_row(name, load_detector(src), args.unseen)

@@ -72,3 +72,25 @@ def test_compose_runs_in_order_from_one_generator():
 def test_bad_settings_are_user_errors(kwargs):
     with pytest.raises(UserError, match="resample"):
         ResampleChain(**kwargs)
+
+
+def test_move_takes_a_mask_where_the_same_draws_take_its_image():
+    """``Compose.move`` from a copy of the generator state: the flips and warps of the image,
+    nothing of its resampling, blur or colour, and the same count of draws."""
+    from deepfake_lab.augment.geometry import RandomAffine
+    from deepfake_lab.augment.robustness import RobustAugment
+
+    ops = Compose((RandomAffine(p=1.0), ResampleChain(p_resize=1.0), RobustAugment(flip=1.0)))
+    ramp = np.tile(np.linspace(0, 1, 32, dtype=np.float32), (32, 1))  # left 0 -> right 1
+    img = np.repeat((ramp * 255).astype(np.uint8)[..., None], 3, axis=2)
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    moved_img = ops(img, a)
+    moved_mask = ops.move(ramp.copy(), b)
+    assert a.bit_generator.state == b.bit_generator.state  # same draws
+    # Flipped (the ramp now falls left to right) and warped like the image; no blur/JPEG.
+    assert moved_mask[:, 2:8].mean() > moved_mask[:, -8:-2].mean()
+    expect = RandomAffine(p=1.0).move(ramp, np.random.default_rng(3))[:, ::-1]
+    np.testing.assert_allclose(moved_mask, expect, atol=1e-6)
+    assert np.abs(moved_img[..., 0] / 255.0 - moved_mask).mean() < 0.08
+    still = Compose((RobustAugment(flip=0.0),)).move(ramp, np.random.default_rng(0))
+    assert np.array_equal(still, ramp)

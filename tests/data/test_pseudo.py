@@ -70,3 +70,34 @@ def test_kinds_are_checked():
         check_kinds(["faceswap"])
     with pytest.raises(UserError, match="real faces"):
         PseudoFakeSet.build(_base(0, 3), ["sbi"], Landmarker("template"))
+
+
+def test_seam_batches_are_the_same_images_with_their_blend_boundaries():
+    from deepfake_lab.augment.resample import Compose
+    from deepfake_lab.augment.robustness import RobustAugment
+
+    ps = PseudoFakeSet.build(_base(), ["sbi"], Landmarker("template"))
+    idx = torch.tensor([3, 6, 1])
+    aug = Compose((RobustAugment(flip=0.5),))
+    gens = lambda: [np.random.default_rng([9, k]) for k in range(3)]  # noqa: E731
+    x, y = ps.batch(idx, augment=aug, rng=gens())
+    xs, ys, seams, known = ps.seam_batch(idx, augment=aug, rng=gens())
+    assert torch.equal(x, xs) and torch.equal(y, ys)  # the very same draws
+    assert seams.shape == (5, 32, 32) and known.tolist() == [True, False, True, True, True]
+    assert seams[:3].abs().sum() == 0  # reals (and the folder fake: unknown) are empty
+    assert 0 < seams[3:].amax() <= 1
+    # Without augmentation the boundary is 4 m (1 - m) of the blend weights make() returns.
+    _, _, plain, _ = ps.seam_batch(torch.tensor([3]), rng=np.random.default_rng(2))
+    _, mask, _ = ps.make(ps._position[3], np.random.default_rng(2))
+    np.testing.assert_allclose(plain[1].numpy(), 4 * mask * (1 - mask), atol=1e-6)
+
+
+def test_seam_masks_follow_a_flip_of_their_image():
+    from deepfake_lab.augment.resample import Compose
+    from deepfake_lab.augment.robustness import RobustAugment
+
+    ps = PseudoFakeSet.build(_base(), ["sbi"], Landmarker("template"))
+    flip = Compose((RobustAugment(flip=1.0),))
+    _, _, plain, _ = ps.seam_batch(torch.tensor([0]), rng=np.random.default_rng(5))
+    _, _, flipped, _ = ps.seam_batch(torch.tensor([0]), augment=flip, rng=np.random.default_rng(5))
+    assert torch.equal(flipped[1], plain[1].flip(-1))

@@ -33,8 +33,8 @@ def affine_matrix(size: int, degrees: float, scale: float, tx: float, ty: float)
 def warp(
     img: np.ndarray, degrees: float = 0.0, scale: float = 1.0, tx: float = 0.0, ty: float = 0.0
 ) -> np.ndarray:
-    """``img`` (S, S, 3) uint8 warped by :func:`affine_matrix`: bilinear, borders reflected
-    (no black corners, which would be a mark of the warp)."""
+    """``img`` (S, S, 3) uint8 (or an (S, S) float32 mask) warped by :func:`affine_matrix`:
+    bilinear, borders reflected (no black corners, which would be a mark of the warp)."""
     m = affine_matrix(img.shape[0], degrees, scale, tx, ty)
     return cv2.warpAffine(
         img,
@@ -85,6 +85,13 @@ class RandomAffine:
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One (maybe) warped copy of a uint8 (S, S, 3) image."""
+        return self._apply(img, rng)
+
+    def move(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The same draws' warp of a (S, S) float32 mask (see ``Compose.move``)."""
+        return self._apply(mask, rng)
+
+    def _apply(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         u = rng.random(5)  # fixed count: fire, angle, scale, two shifts
         if u[0] >= self.p:
             return img.copy()

@@ -119,10 +119,21 @@ class ResampleChain:
             out = jpeg(out, quality)
         return out.copy() if out is img else out
 
+    def move(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Resizing back to the same size moves no pixel: ``mask`` as it is, after the same
+        7 draws as :meth:`__call__`."""
+        rng.random(7)
+        return mask
+
 
 @dataclass(frozen=True)
 class Compose:
-    """Per-image ops ``(img, rng) -> img`` applied in order, all drawing from one ``rng``."""
+    """Per-image ops ``(img, rng) -> img`` applied in order, all drawing from one ``rng``.
+
+    Every op also has ``move(mask, rng)``: the same draws, applied only to where pixels go
+    (flips, warps), so that a (H, W) float32 blend mask follows its image when it is moved
+    from a copy of the generator state the image was augmented with.
+    """
 
     ops: tuple[Any, ...]
 
@@ -130,3 +141,8 @@ class Compose:
         for op in self.ops:
             img = op(img, rng)
         return img
+
+    def move(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        for op in self.ops:
+            mask = op.move(mask, rng)
+        return mask

@@ -299,6 +299,15 @@ class RobustAugment:
                     out = jpeg(out, int(round(value)))
         return out.copy() if out is img else out
 
+    def move(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Where the same draws move pixels: the flip only, applied to ``mask`` (H, W)
+        float32. Draws exactly what :meth:`__call__` draws, so from a copy of the state the
+        image was augmented with, a blend mask follows its image."""
+        fire = rng.random(6)
+        rng.random(4)
+        rng.integers(0, 2**63 - 1, size=3)
+        return np.ascontiguousarray(mask[:, ::-1]) if fire[0] < self.flip else mask
+
     def batch(self, images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """Augment a uint8 (N, 3, H, W) tensor image by image, in order."""
         return map_images(lambda img: self(img, rng), images)

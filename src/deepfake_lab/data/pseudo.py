@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
+from deepfake_lab.augment.resample import Compose
 from deepfake_lab.augment.robustness import ImageRngs, augment_images
 from deepfake_lab.data.detection import FAKE, REAL, DetectionDataset, DetectionSample
 from deepfake_lab.data.sbi import RESAMPLING, self_blend
@@ -32,6 +34,14 @@ from deepfake_lab.faces.landmarks import Landmarker
 PSEUDO_FAKES: dict[str, str] = {"sbi": "face", "sbi-mouth": "mouth"}
 
 ImageAug = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def _to_model(
+    x: torch.Tensor, labels: list[int], device: torch.device | str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (B, 3, S, S) -> float32 in [-1, 1] on ``device``, and the labels as float32."""
+    x = x.to(device, non_blocking=True).to(torch.float32).div_(127.5).sub_(1.0)
+    return x, torch.tensor(labels, dtype=torch.float32, device=device)
 
 
 def check_kinds(kinds: Sequence[str]) -> list[str]:
@@ -156,6 +166,55 @@ class PseudoFakeSet:
         Raises:
             ValueError: pseudo-fakes asked for without ``rng``.
         """
+        images, labels, _, gens = self._collect(indices, rng)
+        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+        if augment is not None:
+            x = augment_images(augment, x, None if rng is None else gens)  # type: ignore[arg-type]
+        return _to_model(x, labels, device)
+
+    def seam_batch(
+        self,
+        indices: torch.Tensor,
+        device: torch.device | str = "cpu",
+        augment: Compose | None = None,
+        rng: ImageRngs | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`batch` (the same images from the same draws) plus where each image was
+        blended: ``(x, y, seams, known)``.
+
+        ``seams`` is float32 (B, S, S) in [0, 1], ``4 m (1 - m)`` of the blend weights ``m``
+        (Face X-ray's boundary, Li et al. 2020): 1 where source and target mix half and
+        half, 0 on a real face and wherever one image is untouched. The masks are moved by
+        the augmentation's flips and warps (``Compose.move``, from a copy of each image's
+        generator state), so they stay on their images. ``known`` (B,) bool is False for
+        fakes from ``base`` (a folder of fakes: where they were edited is not known).
+        """
+        images, labels, masks, gens = self._collect(indices, rng)
+        if augment is not None:
+            if rng is None:
+                raise ValueError("augmentation needs rng, the generator it draws from")
+            moved_images, moved_masks = [], []
+            for img, mask, g in zip(images, masks, gens, strict=True):
+                assert g is not None
+                snapshot = np.random.Generator(type(g.bit_generator)())
+                snapshot.bit_generator.state = g.bit_generator.state
+                moved_images.append(augment(np.ascontiguousarray(img), g))
+                moved_masks.append(None if mask is None else augment.move(mask, snapshot))
+            images, masks = moved_images, moved_masks
+        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+        size = x.shape[-1]
+        seams = np.stack(
+            [np.zeros((size, size), np.float32) if m is None else 4 * m * (1 - m) for m in masks]
+        )
+        known = torch.tensor([m is not None for m in masks], device=device)
+        x, y = _to_model(x, labels, device)
+        return x, y, torch.from_numpy(seams).clamp_(0, 1).to(device), known
+
+    def _collect(
+        self, indices: torch.Tensor, rng: ImageRngs | None
+    ) -> tuple[list[np.ndarray], list[int], list[np.ndarray | None], list[Any]]:
+        """The batch's uint8 (S, S, 3) images (paired pseudo-fakes appended), labels, blend
+        masks (float32 (S, S): zeros for reals, None for ``base``'s fakes) and generators."""
         idx = [int(i) for i in indices]
         n_base = len(self.base)
         gens: list[np.random.Generator | None] = (
@@ -170,21 +229,23 @@ class PseudoFakeSet:
             gens += [g for _, g in pairs]
         if rng is None and any(i >= n_base for i in idx):
             raise ValueError("pseudo-fakes need rng, the generator they draw from")
-        images, labels = [], []
+        images: list[np.ndarray] = []
+        labels: list[int] = []
+        masks: list[np.ndarray | None] = []
+        size = self.size
         for i, g in zip(idx, gens, strict=True):
             if i < n_base:
                 images.append(self.base.images[i].permute(1, 2, 0).numpy())
-                labels.append(int(self.base.labels[i]))
+                label = int(self.base.labels[i])
+                labels.append(label)
+                masks.append(np.zeros((size, size), np.float32) if label == REAL else None)
             else:
                 assert g is not None
-                images.append(self.make(i - n_base, g)[0])
+                fake, mask, _ = self.make(i - n_base, g)
+                images.append(fake)
                 labels.append(FAKE)
-        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-        if augment is not None:
-            x = augment_images(augment, x, None if rng is None else gens)  # type: ignore[arg-type]
-        x = x.to(device, non_blocking=True).to(torch.float32).div_(127.5).sub_(1.0)
-        y = torch.tensor(labels, dtype=torch.float32, device=device)
-        return x, y
+                masks.append(mask)
+        return images, labels, masks, gens
 
     def materialise(self, seed: int) -> DetectionDataset:
         """The base images plus one fixed pseudo-fake per real face (for validation).

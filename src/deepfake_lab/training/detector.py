@@ -50,6 +50,7 @@ from deepfake_lab.training.distributed import (
 )
 from deepfake_lab.training.precise_bn import recompute_batchnorm
 from deepfake_lab.training.sampler import InfiniteSampler
+from deepfake_lab.training.seam import SeamHead
 from deepfake_lab.training.weight_average import WeightAverage
 
 KIND = "detector"
@@ -150,6 +151,9 @@ class DetectorTrainer:
             )
         o, t = cfg.optim, cfg.train
         params = [p for p in self.model.parameters() if p.requires_grad]
+        self.seam = self._seam_head(cfg, train, ctx)
+        if self.seam is not None:  # after the model's, so their optimiser slots keep their order
+            params += self.seam.parameters()
         self.opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
         self.steps_per_epoch = max(1, math.ceil(len(train) / t.batch))
         self.total_steps = t.epochs * self.steps_per_epoch
@@ -172,6 +176,20 @@ class DetectorTrainer:
         self.step = 0
         self.best_auc = -1.0
         self.bad_epochs = 0
+
+    def _seam_head(
+        self, cfg: DetectorConfig, train: DetectionDataset | PseudoFakeSet, ctx: DistContext
+    ) -> SeamHead | None:
+        """The boundary head when ``seam.weight > 0`` (see ``training.seam``)."""
+        if cfg.seam.weight == 0:
+            return None
+        if not isinstance(train, PseudoFakeSet):
+            raise UserError(
+                "seam.weight > 0 learns where pseudo-fakes were blended: add --pseudo-fake sbi"
+            )
+        if ctx.active:
+            raise UserError("seam.weight > 0 runs in one process only; drop torchrun")
+        return SeamHead(self.model, cfg.model.size, self.device)
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -197,6 +215,7 @@ class DetectorTrainer:
             "train_model": None if self.average is None else self.model.state_dict(),
             "average": None if self.average is None else self.average.state_dict(),
             "arch": {"name": self.model.registry_name, "kwargs": self.model.rebuild_kwargs()},
+            "seam_head": None if self.seam is None else self.seam.state_dict(),
             "opt": self.opt.state_dict(),
             "sched": self.sched.state_dict(),
             "sampler": self.sampler.state_dict(),
@@ -223,6 +242,8 @@ class DetectorTrainer:
         self.model.load_state_dict(state.get("train_model") or state["model"])
         if self.average is not None and state.get("average"):
             self.average.load_state_dict(state["average"], state["model"])
+        if self.seam is not None and state.get("seam_head") is not None:
+            self.seam.load_state_dict(state["seam_head"])
         self.opt.load_state_dict(state["opt"])
         self.sched.load_state_dict(state["sched"])
         self.sampler.load_state_dict(state["sampler"])
@@ -272,10 +293,23 @@ class DetectorTrainer:
         idx = self.sampler.next_batch(self.cfg.train.batch)[r * b : (r + 1) * b]
         seed = int(self.aug_rng.integers(2**63))
         gens = [np.random.default_rng([seed, p]) for p in range(r * b, (r + 1) * b)]
-        x, y = self.train_set.batch(idx, self.device, augment=self.aug, rng=gens)
+        if self.seam is None:
+            x, y = self.train_set.batch(idx, self.device, augment=self.aug, rng=gens)
+        else:
+            assert isinstance(self.train_set, PseudoFakeSet)
+            x, y, seams, known = self.train_set.seam_batch(
+                idx, self.device, augment=self.aug, rng=gens
+            )
         n_adv = self._adversarial_(x, y) if self.cfg.adv.enabled else 0
+        if self.seam is not None:
+            self.seam.capture(True)
         logits = self.net(x)
         loss = self.model.loss(logits, y)
+        seam_loss = None
+        if self.seam is not None:
+            seam_loss = self.seam.loss(seams, known)
+            self.seam.capture(False)
+            loss = loss + self.cfg.seam.weight * seam_loss
         # Alone, the loss is checked before backward. Under torchrun a rank may not raise
         # alone (the others would wait in the next collective): the averaged gradients are
         # the same on every rank, and a non-finite loss anywhere makes them non-finite.
@@ -299,6 +333,8 @@ class DetectorTrainer:
             "Grad/norm": gnorm.item(),
             "LR": self.opt.param_groups[0]["lr"],
         }
+        if seam_loss is not None:
+            stats["Loss/seam"] = seam_loss.item()
         if n_adv:
             stats["Acc/adv"] = correct[:n_adv].mean().item()  # this rank's, before the update
         return stats

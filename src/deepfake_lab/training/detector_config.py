@@ -215,6 +215,16 @@ class DetectorTrainConfig(StrictModel):
     )
 
 
+class DetectorSeamConfig(StrictModel):
+    """Blend-boundary supervision (``training.seam``): with pseudo-fakes, an extra 1x1 head
+    on the detector's last feature map learns where each image was blended (Face X-ray's
+    boundary), so that the seam, not softness alone, explains "fake"."""
+
+    weight: float = Field(
+        0.0, ge=0, description="Weight of the boundary loss beside the BCE; 0: off."
+    )
+
+
 class DetectorAverageConfig(StrictModel):
     """Weight averaging (``training.weight_average``): validation, the best checkpoint and
     every score use the average of the weights along training instead of the last step's."""
@@ -254,6 +264,7 @@ class DetectorConfig(StrictModel):
     resample: DetectorResampleConfig = DetectorResampleConfig()
     adv: DetectorAdvConfig = DetectorAdvConfig()
     train: DetectorTrainConfig = DetectorTrainConfig()
+    seam: DetectorSeamConfig = DetectorSeamConfig()
     average: DetectorAverageConfig = DetectorAverageConfig()
     calibration: DetectorCalibrationConfig = DetectorCalibrationConfig()
     run: DetectorRunConfig = DetectorRunConfig()
