@@ -304,12 +304,12 @@ class DetectorTrainer:
         if self.seam is not None:
             self.seam.capture(True)
         logits = self.net(x)
-        loss = self.model.loss(logits, y)
+        bce = loss = self.model.loss(logits, y)
         seam_loss = None
         if self.seam is not None:
             seam_loss = self.seam.loss(seams, known)
             self.seam.capture(False)
-            loss = loss + self.cfg.seam.weight * seam_loss
+            loss = bce + self.cfg.seam.weight * seam_loss
         # Alone, the loss is checked before backward. Under torchrun a rank may not raise
         # alone (the others would wait in the next collective): the averaged gradients are
         # the same on every rank, and a non-finite loss anywhere makes them non-finite.
@@ -326,7 +326,8 @@ class DetectorTrainer:
             self.average.update(self.model, self.step)
         correct = ((logits.detach() > 0).float() == y).float()
         # Means over the ranks (each rank's are those of its slice).
-        loss_acc = all_mean(torch.stack([loss.detach(), correct.mean()]).cpu(), self.ctx)
+        # Loss/train is the label's loss alone, comparable with runs without a seam head.
+        loss_acc = all_mean(torch.stack([bce.detach(), correct.mean()]).cpu(), self.ctx)
         stats = {
             "Loss/train": loss_acc[0].item(),
             "Acc/train": loss_acc[1].item(),
