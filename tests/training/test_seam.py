@@ -56,6 +56,9 @@ def test_a_seam_run_logs_its_loss_keeps_its_head_and_resumes_exactly(reals, tmp_
     records = [json.loads(x) for x in lines]
     seam = [r["Loss/seam"] for r in records if "Loss/seam" in r]
     assert seam and all(0 < v < 1 for v in seam)
+    assert (straight.run_dir / "seams.png").is_file()  # taught and found boundaries
+    html = (straight.run_dir / "index.html").read_text()
+    assert "Blend boundary" in html and "seams.png" in html
     with signal_at_step(monkeypatch, DetectorTrainer, 3):
         stopped = _train(reals, tmp_path, "b")
     assert stopped.status == "interrupted"

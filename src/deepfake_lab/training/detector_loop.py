@@ -23,6 +23,7 @@ from deepfake_lab.runs.checkpoint import checkpoint_name, prune_checkpoints, sav
 from deepfake_lab.training.common import stop_on_signals
 from deepfake_lab.training.detector import DetectorTrainer, build_model, init_weights
 from deepfake_lab.training.detector_config import DetectorConfig
+from deepfake_lab.training.detector_report import SEAM_PREVIEW, save_seam_preview
 from deepfake_lab.training.detector_validation import calibrate_best, validate
 from deepfake_lab.training.distributed import (
     SINGLE,
@@ -140,6 +141,9 @@ def run_detector_training(
                     prune_checkpoints(ckpt_dir, cfg.train.keep_checkpoints)
             if last:
                 break
+    if trainer.seam is not None and ctx.is_main:
+        assert isinstance(train, PseudoFakeSet)
+        save_seam_preview(train, trainer.seam, trainer.model, run_dir / SEAM_PREVIEW)
     best = ckpt_dir / "best.pt"
     if best.exists() and ctx.is_main:
         calibrate_best(best, build_model(cfg), cfg, val, device, logger)

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 import yaml
 
 from deepfake_lab.config import flatten
@@ -15,9 +17,11 @@ from deepfake_lab.report.grid import save_grid
 from deepfake_lab.report.html import ReportImage, Section, Table, write_report
 from deepfake_lab.report.plots import plot_loss_curves
 from deepfake_lab.training.report import training_records
+from deepfake_lab.training.seam import SeamHead
 
 PSEUDO_PREVIEW = "pseudo_fakes.png"
-CURVE_KEYS = ["Loss/train", "Acc/train", "Val/roc_auc", "Val/eer", "Grad/norm", "LR"]
+SEAM_PREVIEW = "seams.png"
+CURVE_KEYS = ["Loss/train", "Loss/seam", "Acc/train", "Val/roc_auc", "Val/eer", "Grad/norm", "LR"]
 
 
 def save_pseudo_preview(train: PseudoFakeSet, path: Path, n: int = 8, seed: int = 0) -> Path:
@@ -29,6 +33,38 @@ def save_pseudo_preview(train: PseudoFakeSet, path: Path, n: int = 8, seed: int 
     diff = np.clip(np.abs(fakes.astype(np.int16) - reals.astype(np.int16)) * 4, 0, 255)
     rows = np.concatenate([reals, fakes, mask_rgb, diff.astype(np.uint8)])
     return save_grid(rows, path, nrow=len(reals))
+
+
+def save_seam_preview(
+    train: PseudoFakeSet,
+    seam: SeamHead,
+    model: torch.nn.Module,
+    path: Path,
+    n: int = 8,
+    seed: int = 0,
+) -> Path:
+    """A grid of ``n`` columns: pseudo-fakes, the boundary they were blended along (the
+    target), the boundary the head finds in them, then the real faces they were made from and
+    what the head finds there (nothing, if it learnt the seam and not softness)."""
+    reals, fakes, masks = train.preview(n, seed)
+    device = next(model.parameters()).device
+    x = torch.from_numpy(np.concatenate([fakes, reals])).permute(0, 3, 1, 2)
+    x = x.to(device=device, dtype=torch.float32).div(127.5).sub(1.0)
+    was_training = model.training
+    model.eval()
+    try:
+        prob = seam.predict(x, model)
+    finally:
+        model.train(was_training)
+    size = reals.shape[1]
+    prob = F.interpolate(prob[:, None], size=(size, size), mode="nearest")[:, 0].cpu().numpy()
+
+    def grey(maps: np.ndarray) -> np.ndarray:
+        return np.repeat(np.rint(np.clip(maps, 0, 1) * 255).astype(np.uint8)[..., None], 3, -1)
+
+    k = len(reals)
+    rows = [fakes, grey(4 * masks * (1 - masks)), grey(prob[:k]), reals, grey(prob[k:])]
+    return save_grid(np.concatenate(rows), path, nrow=k)
 
 
 def write_detector_report(run_dir: str | Path) -> Path:
@@ -61,6 +97,19 @@ def write_detector_report(run_dir: str | Path) -> Path:
                     "second row fake: it learns the seam, not a generator."
                 ],
                 images=[ReportImage(PSEUDO_PREVIEW, "self-blended pseudo-fakes and masks")],
+            )
+        )
+    if (run_dir / SEAM_PREVIEW).exists():
+        sections.append(
+            Section(
+                heading="Blend boundary",
+                paragraphs=[
+                    "Rows: pseudo-fakes; the boundary they were blended along (what the seam "
+                    "head is taught); the boundary the head finds in them after training; the "
+                    "real faces they were made from; what the head finds in those. A head "
+                    "that learnt the seam, not softness, finds nothing in the reals."
+                ],
+                images=[ReportImage(SEAM_PREVIEW, "blend boundaries, taught and found")],
             )
         )
     records = training_records(run_dir)
