@@ -141,3 +141,16 @@ def assert_figure_shows_no_data(path: Path, draw_without_data: Callable[[Path], 
     figure without data does not (degenerate input, which the figure reports in words)."""
     n = figure_data_pixels(path, draw_without_data, min_extent=0)
     assert n < MIN_DATA_PIXELS // 10, f"{Path(path).name} draws {n} data pixels for no data"
+
+
+@pytest.fixture(scope="module")
+def procedural_reals(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 procedural 32 px faces, aligned to the template like `data prepare` output."""
+    from PIL import Image
+
+    from deepfake_lab.data.procedural import render_faces
+
+    folder = tmp_path_factory.mktemp("reals")
+    for i, im in enumerate(render_faces(24, 32, seed=0)):
+        Image.fromarray(im).save(folder / f"{i:03d}.png")
+    return folder

@@ -16,12 +16,8 @@ from interrupts import signal_at_step
 
 
 @pytest.fixture(scope="module")
-def reals(tmp_path_factory):
-    """24 procedural 32 px faces (aligned to the template like `data prepare` output)."""
-    folder = tmp_path_factory.mktemp("reals")
-    for i, im in enumerate(render_faces(24, 32, seed=0)):
-        Image.fromarray(im).save(folder / f"{i:03d}.png")
-    return folder
+def reals(procedural_reals):
+    return procedural_reals
 
 
 def _train(reals, tmp_path, name, epochs=2, fake=None, extra=(), **kw):

@@ -4,9 +4,7 @@ import json
 
 import pytest
 import torch
-from PIL import Image
 
-from deepfake_lab.data.procedural import render_faces
 from deepfake_lab.errors import UserError
 from deepfake_lab.models.detectors import build_detector
 from deepfake_lab.runs.checkpoint import list_checkpoints, load_checkpoint
@@ -16,11 +14,8 @@ from interrupts import signal_at_step
 
 
 @pytest.fixture(scope="module")
-def reals(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("reals")
-    for i, im in enumerate(render_faces(24, 32, seed=0)):
-        Image.fromarray(im).save(folder / f"{i:03d}.png")
-    return folder
+def reals(procedural_reals):
+    return procedural_reals
 
 
 def _train(reals, tmp_path, name, weight=1.0, pseudo=("sbi",), fake=None, **kw):
