@@ -16,6 +16,7 @@ name of their kind.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,25 +197,29 @@ class PseudoFakeSet:
             moved_images, moved_masks = [], []
             for img, mask, g in zip(images, masks, gens, strict=True):
                 assert g is not None
-                snapshot = np.random.Generator(type(g.bit_generator)())
-                snapshot.bit_generator.state = g.bit_generator.state
+                # Only blends have a mask to move; a real face's boundary is zero wherever
+                # its pixels go, so it costs no warp.
+                snapshot = None if mask is None else copy.deepcopy(g)
                 moved_images.append(augment(np.ascontiguousarray(img), g))
-                moved_masks.append(None if mask is None else augment.move(mask, snapshot))
+                moved_masks.append(None if snapshot is None else augment.move(mask, snapshot))
             images, masks = moved_images, moved_masks
         x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
         size = x.shape[-1]
         seams = np.stack(
             [np.zeros((size, size), np.float32) if m is None else 4 * m * (1 - m) for m in masks]
         )
-        known = torch.tensor([m is not None for m in masks], device=device)
+        # Reals are known (no boundary anywhere); fakes from ``base`` are not.
+        known = torch.tensor(
+            [m is not None or lab == REAL for m, lab in zip(masks, labels, strict=True)]
+        )
         x, y = _to_model(x, labels, device)
-        return x, y, torch.from_numpy(seams).clamp_(0, 1).to(device), known
+        return x, y, torch.from_numpy(seams).clamp_(0, 1).to(device), known.to(device)
 
     def _collect(
         self, indices: torch.Tensor, rng: ImageRngs | None
     ) -> tuple[list[np.ndarray], list[int], list[np.ndarray | None], list[Any]]:
         """The batch's uint8 (S, S, 3) images (paired pseudo-fakes appended), labels, blend
-        masks (float32 (S, S): zeros for reals, None for ``base``'s fakes) and generators."""
+        masks (float32 (S, S) for pseudo-fakes, None for ``base``'s images) and generators."""
         idx = [int(i) for i in indices]
         n_base = len(self.base)
         gens: list[np.random.Generator | None] = (
@@ -232,13 +237,11 @@ class PseudoFakeSet:
         images: list[np.ndarray] = []
         labels: list[int] = []
         masks: list[np.ndarray | None] = []
-        size = self.size
         for i, g in zip(idx, gens, strict=True):
             if i < n_base:
                 images.append(self.base.images[i].permute(1, 2, 0).numpy())
-                label = int(self.base.labels[i])
-                labels.append(label)
-                masks.append(np.zeros((size, size), np.float32) if label == REAL else None)
+                labels.append(int(self.base.labels[i]))
+                masks.append(None)
             else:
                 assert g is not None
                 fake, mask, _ = self.make(i - n_base, g)

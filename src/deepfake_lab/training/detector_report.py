@@ -87,31 +87,30 @@ def write_detector_report(run_dir: str | Path) -> Path:
         ["native size", data.get("native_size", "check")],
     ]
     sections.append(Section(heading="Run", tables=[Table(header=["", ""], rows=rows)]))
-    if (run_dir / PSEUDO_PREVIEW).exists():
-        sections.append(
-            Section(
-                heading="Pseudo-fakes",
-                paragraphs=[
-                    "Rows: real faces; the pseudo-fakes made from them; the blend masks; the "
-                    "difference between the two, times 4. The detector is trained to call the "
-                    "second row fake: it learns the seam, not a generator."
-                ],
-                images=[ReportImage(PSEUDO_PREVIEW, "self-blended pseudo-fakes and masks")],
+    pictures = [
+        (
+            PSEUDO_PREVIEW,
+            "Pseudo-fakes",
+            "Rows: real faces; the pseudo-fakes made from them; the blend masks; the difference "
+            "between the two, times 4. The detector is trained to call the second row fake: "
+            "it learns the seam, not a generator.",
+            "self-blended pseudo-fakes and masks",
+        ),
+        (
+            SEAM_PREVIEW,
+            "Blend boundary",
+            "Rows: pseudo-fakes; the boundary they were blended along (what the seam head is "
+            "taught); the boundary the head finds in them after training; the real faces they "
+            "were made from; what the head finds in those. A head that learnt the seam, not "
+            "softness, finds nothing in the reals.",
+            "blend boundaries, taught and found",
+        ),
+    ]
+    for name, heading, text, alt in pictures:
+        if (run_dir / name).exists():
+            sections.append(
+                Section(heading=heading, paragraphs=[text], images=[ReportImage(name, alt)])
             )
-        )
-    if (run_dir / SEAM_PREVIEW).exists():
-        sections.append(
-            Section(
-                heading="Blend boundary",
-                paragraphs=[
-                    "Rows: pseudo-fakes; the boundary they were blended along (what the seam "
-                    "head is taught); the boundary the head finds in them after training; the "
-                    "real faces they were made from; what the head finds in those. A head "
-                    "that learnt the seam, not softness, finds nothing in the reals."
-                ],
-                images=[ReportImage(SEAM_PREVIEW, "blend boundaries, taught and found")],
-            )
-        )
     records = training_records(run_dir)
     if records:
         keys = [k for k in CURVE_KEYS if any(k in r for r in records)]
