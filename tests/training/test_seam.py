@@ -81,6 +81,12 @@ def test_seam_runs_need_pseudo_fakes(reals, tmp_path):
         _train(reals, tmp_path, "x", pseudo=(), fake=[reals])
 
 
+def test_a_frozen_backbone_is_refused_as_the_head_could_not_shape_it(reals, tmp_path):
+    with pytest.raises(UserError, match="--freeze backbone"):
+        _train(reals, tmp_path, "x", freeze="backbone")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.pt"))
+
+
 def test_the_head_learns_where_the_boundary_is():
     """A few steps on a fixed target: the loss falls, and unknown images count for nothing."""
     torch.manual_seed(0)

@@ -189,6 +189,13 @@ class DetectorTrainer:
             )
         if ctx.active:
             raise UserError("seam.weight > 0 runs in one process only; drop torchrun")
+        if cfg.model.freeze != "none":
+            # The head is dropped at export: its loss only matters through the features it
+            # shapes, and a frozen backbone's features do not move.
+            raise UserError(
+                "seam.weight > 0 shapes the backbone's features, which --freeze backbone "
+                "keeps fixed: drop one of them"
+            )
         return SeamHead(self.model, cfg.model.size, self.device)
 
     @property
