@@ -160,15 +160,23 @@ def _detector(nproc: int, toy: Path, out: Path, *extra: str, real_only: bool = F
     return _run(_command(nproc, *args))
 
 
-@pytest.mark.parametrize("real_only", [False, True], ids=["fakes", "sbi-pseudo-fakes"])
-def test_two_processes_train_the_detector_a_single_process_trains(tmp_path, toy, real_only):
+@pytest.mark.parametrize(
+    "real_only, extra",
+    [(False, ()), (True, ()), (True, ("seam.weight=1",))],
+    ids=["fakes", "sbi-pseudo-fakes", "sbi-with-seam-head"],
+)
+def test_two_processes_train_the_detector_a_single_process_trains(tmp_path, toy, real_only, extra):
     """ResNet (BatchNorm) with the robustness augmentation and the resampling chain, on
-    real vs fake folders and on self-blended pseudo-fakes made on the fly."""
-    _detector(1, toy, tmp_path / "one", real_only=real_only)
-    res = _detector(2, toy, tmp_path / "two", real_only=real_only)
+    real vs fake folders and on self-blended pseudo-fakes made on the fly (also with the
+    blend-boundary head, which is not part of DDP's model)."""
+    _detector(1, toy, tmp_path / "one", *extra, real_only=real_only)
+    res = _detector(2, toy, tmp_path / "two", *extra, real_only=real_only)
     one, two = _newest(tmp_path / "one"), _newest(tmp_path / "two")
     assert one["step"] == two["step"] > 0 and two["world_size"] == 2
     _assert_close(one["model"], two["model"])
+    assert (one["seam_head"] is None) == (not extra)
+    if extra:
+        _assert_close(one["seam_head"], two["seam_head"])
     assert res.stdout.count("run folder:") == 1
     run = sorted(p for p in (tmp_path / "two").iterdir() if p.is_dir())[-1]
     assert (run / "calibration.json").exists() and (run / "index.html").exists()

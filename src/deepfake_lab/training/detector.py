@@ -44,6 +44,8 @@ from deepfake_lab.training.distributed import (
     SINGLE,
     DistContext,
     all_mean,
+    all_sum,
+    average_gradients,
     check_batch,
     convert_batchnorm,
     gather_objects,
@@ -187,8 +189,6 @@ class DetectorTrainer:
             raise UserError(
                 "seam.weight > 0 learns where pseudo-fakes were blended: add --pseudo-fake sbi"
             )
-        if ctx.active:
-            raise UserError("seam.weight > 0 runs in one process only; drop torchrun")
         if cfg.model.freeze != "none":
             # The head is dropped at export: its loss only matters through the features it
             # shapes, and a frozen backbone's features do not move.
@@ -314,7 +314,10 @@ class DetectorTrainer:
         bce = loss = self.model.loss(logits, y)
         seam_loss = None
         if self.seam is not None:
-            seam_loss = self.seam.loss(seams, known)
+            # The mean over the global batch's known images, scaled so that DDP's (and the
+            # head's) mean of the ranks' gradients is that mean's gradient.
+            count = all_sum(known.sum().float().cpu(), self.ctx).clamp_min(1.0) / self.ctx.world
+            seam_loss = self.seam.loss(seams, known, count=count.to(self.device))
             self.seam.capture(False)
             loss = bce + self.cfg.seam.weight * seam_loss
         # Alone, the loss is checked before backward. Under torchrun a rank may not raise
@@ -324,6 +327,8 @@ class DetectorTrainer:
             self._check_finite(loss, "loss")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.seam is not None:  # the head is not in DDP: average its gradients here
+            average_gradients(self.seam.parameters(), self.ctx)
         gnorm = grad_norm([p for p in self.model.parameters() if p.requires_grad])
         self._check_finite(gnorm, "gradient norm")
         self.opt.step()
@@ -342,7 +347,7 @@ class DetectorTrainer:
             "LR": self.opt.param_groups[0]["lr"],
         }
         if seam_loss is not None:
-            stats["Loss/seam"] = seam_loss.item()
+            stats["Loss/seam"] = all_mean(seam_loss.detach().cpu(), self.ctx).item()
         if n_adv:
             stats["Acc/adv"] = correct[:n_adv].mean().item()  # this rank's, before the update
         return stats

@@ -77,12 +77,15 @@ class SeamHead:
         if not on:
             self._feats = None
 
-    def loss(self, seams: Tensor, known: Tensor) -> Tensor:
+    def loss(self, seams: Tensor, known: Tensor, count: Tensor | None = None) -> Tensor:
         """Mean per-pixel BCE of the captured forward pass's boundary logits.
 
         Args:
             seams: float32 (B, S, S) in [0, 1], the boundary target at image resolution.
             known: (B,) bool, False for images whose blend region is not known (left out).
+            count: what the known images' sum is divided by (default: how many there are,
+                at least 1); a data-parallel rank passes the global batch's count over the
+                number of ranks.
 
         Returns:
             A scalar: the mean over the known images (0 when none is known).
@@ -93,7 +96,9 @@ class SeamHead:
         target = F.adaptive_avg_pool2d(seams[:, None], logits.shape[-2:])[:, 0]
         per_image = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         weight = known.to(per_image.dtype)
-        return (per_image.mean(dim=(1, 2)) * weight).sum() / weight.sum().clamp_min(1.0)
+        if count is None:
+            count = weight.sum().clamp_min(1.0)
+        return (per_image.mean(dim=(1, 2)) * weight).sum() / count
 
     def predict(self, x: Tensor, model: nn.Module) -> Tensor:
         """Boundary probabilities (B, h, w) in [0, 1] for images ``x`` (B, 3, S, S) in
