@@ -2,6 +2,7 @@
 
     deepfake-lab train detector ... --set train.keep_checkpoints=20   # keep every epoch
     python bench/epoch_selection.py --run RUN --kinds sbi,sbi-mouth --unseen runs/unseen-faces
+    python bench/epoch_selection.py --run RUN --kinds sbi --unseen runs/unseen-faces --tta flip
 
 A detector trained on pseudo-fakes alone has no fakes of the kind it will meet to choose its
 epoch with. This scores every kept epoch checkpoint of a detector run on validation sets
@@ -11,12 +12,19 @@ as training makes them), and prints which epoch each kind's validation would pic
 ``--unseen`` (``bench/unseen_faces.py`` output) it also scores each checkpoint on the
 FaceForensics++ pair, for the record only: the clip never chooses anything here, it says
 what each rule's choice would have read.
+
+``--tta flip`` scores everything with the mean logit of each image and its mirror image
+(``model.tta=flip``), so that a run trained without it can be read as if it had been: the
+epoch is picked on the flipped validation scores, and the threshold is refitted on the
+picked epoch's validation split with the run's calibration method, exactly as training
+would have fitted it; with ``--unseen`` the clip's rates at that threshold follow.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +35,7 @@ from sklearn.metrics import roc_auc_score
 from deepfake_lab.data.pseudo import check_kinds
 from deepfake_lab.errors import UserError
 from deepfake_lab.evaluation.detector_eval import score
+from deepfake_lab.metrics.calibration import calibration_record
 from deepfake_lab.models.detectors.loading import load_detector
 from deepfake_lab.runs.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.detector_config import DetectorConfig
@@ -53,6 +62,7 @@ def main() -> None:
     ap.add_argument("--kinds", default="sbi,sbi-mouth", help="validation pseudo-fake kinds")
     ap.add_argument("--unseen", type=Path, help="bench/unseen_faces.py output (for the record)")
     ap.add_argument("--out", type=Path, help="JSON of the per-epoch scores")
+    ap.add_argument("--tta", choices=("none", "flip"), help="score with this test-time view")
     args = ap.parse_args()
     torch.set_num_threads(1)
     try:
@@ -66,17 +76,27 @@ def main() -> None:
     for ckpt in list_checkpoints(args.run / "checkpoints"):
         state = load_checkpoint(ckpt)
         det = load_detector(ckpt)
+        if args.tta:
+            det = replace(det, tta=args.tta)
         row = {"checkpoint": ckpt.name, "step": int(state["step"])}
         for kind, val in vals.items():
-            row[f"val_{kind}"] = float(
-                roc_auc_score(val.labels.numpy(), score(det, val, torch.device("cpu")))
-            )
+            logits = score(det, val, torch.device("cpu"))
+            row[f"val_{kind}"] = float(roc_auc_score(val.labels.numpy(), logits))
+            if args.tta:
+                c = raw.get("calibration") or {}
+                record = calibration_record(
+                    val.labels.numpy(), logits, c.get("method", "eer"), c.get("target_fpr", 0.01)
+                )
+                row[f"threshold_{kind}"] = record["logit_threshold"]
         if args.unseen:
             real = logits_of(det, images(args.unseen / "ffpp-real"))
             fake = logits_of(det, images(args.unseen / "ffpp-manipulated"))
             row["ffpp_auc"] = auc(real, fake)
+            if args.tta:
+                talk = logits_of(det, images(args.unseen / "sadtalker"))
+                row["_logits"] = (real, fake, talk)
         rows.append(row)
-        print(json.dumps(row), flush=True)
+        print(json.dumps({k: v for k, v in row.items() if k != "_logits"}), flush=True)
     rows.sort(key=lambda r: r["step"])
     if len(rows) < epochs:  # pruned: the epoch numbers below count the kept ones only
         print(f"only {len(rows)} of {epochs} epoch checkpoints kept (train.keep_checkpoints)")
@@ -86,6 +106,18 @@ def main() -> None:
         epoch = rows.index(best) + 1
         tail = f", FF++ ROC-AUC {best['ffpp_auc']:.3f}" if "ffpp_auc" in best else ""
         print(f"validating on {kind}: epoch {epoch} ({best[f'val_{kind}']:.4f}){tail}")
+        if "_logits" in best:
+            # Rates on the clip at the threshold fitted on this kind's validation split.
+            thr = best[f"threshold_{kind}"]
+            real, fake, talk = best["_logits"]
+            print(
+                f"  at its refitted threshold ({args.tta}): manipulated called fake "
+                f"{(fake >= thr).mean():.1%}, real {(real >= thr).mean():.1%}, "
+                f"SadTalker {(talk >= thr).mean():.1%}; oracle at 5% real "
+                f"{(fake > np.quantile(real, 0.95)).mean():.1%}"
+            )
+    for r in rows:
+        r.pop("_logits", None)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))
     if args.unseen:

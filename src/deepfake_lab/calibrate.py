@@ -15,7 +15,7 @@ inference copy gives the logits. The images must be ones the detector did not tr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from deepfake_lab.export import write_detector_export
 from deepfake_lab.faces.landmarks import Landmarker
 from deepfake_lab.metrics.calibration import calibration_record
 from deepfake_lab.models.detectors.loading import load_detector
+from deepfake_lab.models.detectors.tta import check_tta
 from deepfake_lab.models.export_format import check_export_out
 from deepfake_lab.report.detection_plots import plot_score_hist
 from deepfake_lab.report.html import ReportImage, Section, Table, write_report
@@ -81,6 +82,7 @@ def calibrate_detector(
     landmarks: str = "auto",
     device: str = "auto",
     batch: int = 128,
+    tta: str | None = None,
 ) -> CalibrationResult:
     """Refit a detector's temperature and threshold on new labelled images.
 
@@ -98,6 +100,8 @@ def calibrate_detector(
         landmarks: pseudo-fake landmark source (``auto``, ``dlib68``, ``yunet``, ``template``).
         device: ``auto``, ``cpu`` or ``cuda``.
         batch: images per forward pass.
+        tta: the test-time view to score and fit with (``none``, or ``flip``: the mean
+            logit of each image and its mirror image); None keeps the detector's.
 
     Raises:
         UserError: a bad method or target, ``out`` not empty, a source that is not a
@@ -108,6 +112,8 @@ def calibrate_detector(
         raise UserError(f"method must be eer or fpr, got {method!r}")
     if not 0 < target_fpr < 1:
         raise UserError(f"target_fpr must be in (0, 1), got {target_fpr}")
+    if tta is not None:
+        check_tta(tta, "--tta")
     if not (fake or manifest or pseudo_fake):
         raise UserError(
             "calibration needs fake images too: give --fake DIR, a --manifest, or "
@@ -142,9 +148,15 @@ def calibrate_detector(
             "calibration needs real and fake images; give --fake folders or --pseudo-fake"
         )
     logits = score(det, data, dev, batch)
-    record = calibration_record(labels, logits, method, target_fpr)
+    before = _rates(labels, logits, det.logit_threshold)
+    if tta is not None and tta != det.tta:
+        # The previous threshold is judged on the view it was fitted with, the new one on
+        # the new view.
+        det = replace(det, tta=tta)
+        logits = score(det, data, dev, batch)
+    record = {**calibration_record(labels, logits, method, target_fpr), "tta": det.tta}
     thr = record["logit_threshold"]
-    before, after = _rates(labels, logits, det.logit_threshold), _rates(labels, logits, thr)
+    after = _rates(labels, logits, thr)
     counts = data.counts()
     notes = {
         "calibrated_on": {
@@ -167,7 +179,7 @@ def calibrate_detector(
         )
         section = Section(
             heading=f"Recalibrated ({method}) on {len(labels)} images",
-            paragraphs=[f"from {source}; weights unchanged"],
+            paragraphs=[f"from {source}; weights unchanged; test-time view: {det.tta}"],
             tables=[table],
             images=[ReportImage("scores.png", "logits of the calibration images")],
         )

@@ -146,9 +146,11 @@ def write_detector_export(
         notes: more ``config.json`` entries (readers ignore keys they do not know).
         extra: writes more files into the folder before it is renamed into place.
     """
+    from deepfake_lab.models.detectors.tta import check_tta, with_tta
     from deepfake_lab.onnx_export import export_onnx
 
     model = det.model
+    record = calibration if calibration is not None else det.calibration
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     meta: dict[str, Any] = {
         "format": DETECTOR_FORMAT,
@@ -162,7 +164,7 @@ def write_detector_export(
             "width": det.size,
             "output": "logits (B,), positive = fake; P(fake) = sigmoid(logit / temperature)",
         },
-        "calibration": calibration if calibration is not None else det.calibration,
+        "calibration": record,
         "reencode": det.reencode,
         "native_floor": det.native_floor,
         "weights_sha256": weights_sha256(state),
@@ -177,7 +179,9 @@ def write_detector_export(
         if extra is not None:
             extra(folder)
         if onnx:
-            check = export_onnx(model, folder / "model.onnx")
+            # The graph scores as the threshold was fitted: with the record's test-time view.
+            view = check_tta((record or {}).get("tta"), "calibration")
+            check = export_onnx(with_tta(model, view), folder / "model.onnx")
             checks.append(check)
             meta["onnx"] = check.to_dict()
 

@@ -99,7 +99,7 @@ def scan_model_id(
 ) -> str:
     """``det.model_id@`` 12 hex digits of a sha256 over everything that makes its answers:
     the full weights fingerprint, temperature, threshold, re-encoding, native floor, the
-    fast path, and with ``faces`` the face detector, its model file's sha256 and
+    fast path, the test-time view, and with ``faces`` the face detector, its model file's sha256 and
     ``all_faces``. Two scans agree on it exactly when they score alike, wherever the
     detector was loaded from (run folder, checkpoint or export)."""
     face_file = getattr(finder, "model_path", None)
@@ -110,6 +110,8 @@ def scan_model_id(
         "reencode": det.reencode,
         "native_floor": det.native_floor,
         "fast": det.fast,
+        # Only when set, so that scans from before test-time views keep their ids.
+        **({"tta": det.tta} if det.tta != "none" else {}),
         "faces": None
         if not faces
         else {

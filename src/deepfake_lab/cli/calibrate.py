@@ -41,6 +41,12 @@ def calibrate_cmd(
         0.05, "--target-fpr", help="With --method fpr: share of real images called fake."
     ),
     seed: int = seed_option(0, "Pseudo-fake seed"),
+    tta: str | None = typer.Option(
+        None,
+        "--tta",
+        help="Test-time view to fit with: none, or flip (mean logit of each image and its "
+        "mirror image). Default: the detector's own.",
+    ),
     device: str = device_option(),
 ) -> None:
     """Refit a detector's temperature and threshold on images it did not train on.
@@ -62,12 +68,14 @@ def calibrate_cmd(
         target_fpr=target_fpr,
         seed=seed,
         device=device,
+        tta=tta,
     )
     b, a = res.before, res.after
     console.print(
         for_console(
             f"calibrated on {', '.join(f'{k} {v}' for k, v in res.counts.items())}: "
-            f"threshold {res.record['threshold']:.4g} ({res.record['method']}); "
+            f"threshold {res.record['threshold']:.4g} ({res.record['method']}, "
+            f"test-time view {res.record['tta']}); "
             f"real called fake {b['real_called_fake']:.1%} -> {a['real_called_fake']:.1%}, "
             f"fake called fake {b['fake_called_fake']:.1%} -> {a['fake_called_fake']:.1%}\n"
             f"export: {res.folder}\nreport: {res.folder / 'index.html'}"

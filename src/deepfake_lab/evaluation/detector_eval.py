@@ -236,6 +236,7 @@ def _evaluate_images(
     result["logit_threshold"] = lt
     result["temperature"] = det.temperature
     result["calibrated"] = det.calibrated
+    result["tta"] = det.tta
     if n_boot:
         result["intervals"] = bootstrap_intervals(labels, logits, lt, n_boot=n_boot, probs=probs)
     result["per_source"] = per_source_table(labels, logits, data.sources, lt)

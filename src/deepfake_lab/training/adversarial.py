@@ -250,7 +250,8 @@ def attack_report(
     random-sign noise of the same budgets (the control).
 
     Args:
-        det: the detector; attacked through ``det.model``, judged at ``det.logit_threshold``.
+        det: the detector; attacked through ``det.differentiable`` (its test-time view),
+            judged at ``det.logit_threshold``.
         data: labelled images (both classes for ROC-AUC; fakes for the detection rate).
         device: where the model and the images are.
         eps_list: budgets k of k/255 on the [0, 1] pixel scale (2k/255 on the model's scale).
@@ -280,9 +281,11 @@ def attack_report(
         for idx in batches:
             x, y = data.batch(idx, device)
             if attack == "fgsm":
-                x_adv = fgsm(det.model, x, y, eps, target=target)
+                x_adv = fgsm(det.differentiable, x, y, eps, target=target)
             elif attack == "pgd":
-                x_adv = pgd(det.model, x, y, eps, steps=steps, generator=gen, target=target)
+                x_adv = pgd(
+                    det.differentiable, x, y, eps, steps=steps, generator=gen, target=target
+                )
             elif attack == CONTROL:
                 x_adv = sign_noise(x, y, eps, generator=gen, target=target)
             else:

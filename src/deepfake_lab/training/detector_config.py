@@ -99,6 +99,12 @@ class DetectorModelConfig(StrictModel):
         "weights (meso4:DF) to start from.",
     )
     freeze: Literal["none", "backbone"] = "none"
+    tta: Literal["none", "flip"] = Field(
+        "none",
+        description="Test-time view for validation, calibration and every later scoring: "
+        "none, or flip (the mean logit of each image and its mirror image; twice the "
+        "inference cost).",
+    )
 
     @field_validator("arch")
     @classmethod

@@ -107,7 +107,10 @@ def run_detector_training(
                 n = spe
                 trainer.refresh_batchnorm()  # on every rank: it may reduce over them
                 val_metrics = broadcast(
-                    validate(trainer.eval_model, val, device) if ctx.is_main else None, ctx
+                    validate(trainer.eval_model, val, device, cfg.model.tta)
+                    if ctx.is_main
+                    else None,
+                    ctx,
                 )
                 auc = val_metrics["roc_auc"] if val_metrics["roc_auc"] is not None else 0.5
                 logger.scalars(

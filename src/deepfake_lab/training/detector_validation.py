@@ -22,11 +22,16 @@ from deepfake_lab.training.logger import NullLogger, RunLogger
 
 @torch.no_grad()
 def predict_logits(
-    model: torch.nn.Module, data: DetectionDataset, device: torch.device, batch: int = 128
+    model: torch.nn.Module,
+    data: DetectionDataset,
+    device: torch.device,
+    batch: int = 128,
+    tta: str = "none",
 ) -> np.ndarray:
     """Logits (N,) float64 of every image in ``data``, without augmentation, through the
-    same fused inference copy that ``detect`` and ``eval detector`` score with."""
-    scorer = inference_copy(model).module
+    same fused inference copy, with the same test-time view (``tta``), that ``detect`` and
+    ``eval detector`` score with."""
+    scorer = inference_copy(model, tta=tta).module
     out = []
     for idx in torch.arange(len(data)).split(batch):
         x, _ = data.batch(idx, device)
@@ -34,9 +39,12 @@ def predict_logits(
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
 
-def validate(model: torch.nn.Module, val: DetectionDataset, device: torch.device) -> dict[str, Any]:
-    """Validation metrics at the (uncalibrated) logit threshold 0."""
-    logits = predict_logits(model, val, device)
+def validate(
+    model: torch.nn.Module, val: DetectionDataset, device: torch.device, tta: str = "none"
+) -> dict[str, Any]:
+    """Validation metrics at the (uncalibrated) logit threshold 0, scored with the run's
+    test-time view."""
+    logits = predict_logits(model, val, device, tta=tta)
     return detection_metrics(val.labels.numpy(), expit(logits), 0.5)
 
 
@@ -58,14 +66,16 @@ def calibrate_best(
     state = load_checkpoint(best)
     model = model.to(device)
     model.load_state_dict(state["model"])
-    logits = predict_logits(model, val, device)
+    logits = predict_logits(model, val, device, tta=cfg.model.tta)
     labels = val.labels.numpy()
     c = cfg.calibration
-    record = calibration_record(labels, logits, c.method, c.target_fpr)
+    # The view belongs to the record: the threshold holds for logits scored this way only.
+    record = {**calibration_record(labels, logits, c.method, c.target_fpr), "tta": cfg.model.tta}
     state["calibration"] = record
     save_checkpoint(best, state)
     atomic_write_json(best.parent.parent / "calibration.json", record)
     logger.info(
         f"calibrated on {len(labels)} validation images: temperature {record['temperature']:.4g}, "
-        f"logit threshold {record['logit_threshold']:.4g} ({c.method})"
+        f"logit threshold {record['logit_threshold']:.4g} ({c.method}, test-time view "
+        f"{cfg.model.tta})"
     )

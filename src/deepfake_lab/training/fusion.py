@@ -55,6 +55,7 @@ def _member_spec(source: str, device: torch.device) -> tuple[dict[str, Any], dic
         "source": str(source),
         "temperature": float(det.temperature),
         "logit_threshold": float(det.logit_threshold),
+        "tta": det.tta,
     }
     if spec["name"] == "fusion":
         raise UserError(f"{source} is a fusion; members must be single detectors")

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from deepfake_lab.errors import UserError
 from deepfake_lab.models.detectors.base import Detector
 from deepfake_lab.models.detectors.registry import DETECTORS, build_detector
+from deepfake_lab.models.detectors.tta import check_tta, with_tta
 
 
 def resize_for(x: Tensor, size: int) -> Tensor:
@@ -52,9 +53,10 @@ class FusionDetector(Detector):
 
     Args:
         size: input size in px (members get their own size from it).
-        members: one ``{"name", "kwargs", "id", "temperature", "logit_threshold"}`` per
-            member: its registry name and constructor arguments, a label for outputs, and
-            its calibration (defaults 1 and 0).
+        members: one ``{"name", "kwargs", "id", "temperature", "logit_threshold", "tta"}``
+            per member: its registry name and constructor arguments, a label for outputs,
+            and its calibration (defaults 1, 0 and ``"none"``; ``tta="flip"`` scores the
+            member on each image and its mirror image and averages the two logits).
         margin: members disagree when one has ``z >= margin`` and another ``z <= -margin``;
             a member with ``|z| >= margin`` against the verdict makes it uncertain too.
         ood_threshold: OOD scores above this are "unlike the fitting data" (set by fitting;
@@ -88,6 +90,7 @@ class FusionDetector(Detector):
                     "id": str(m.get("id") or f"{m['name']}#{i}"),
                     "temperature": float(m.get("temperature", 1.0)),
                     "logit_threshold": float(m.get("logit_threshold", 0.0)),
+                    "tta": check_tta(m.get("tta"), f"fusion member {i}"),
                 }
             )
         self.margin = float(margin)
@@ -130,27 +133,36 @@ class FusionDetector(Detector):
         return dim
 
     def member_outputs(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Member ``z`` (B, M) and pooled features (B, D) in one pass."""
-        pooled: list[Tensor] = []
+        """Member ``z`` (B, M) and pooled features (B, D) in one pass (the features of the
+        images as they are, also for members scored with their mirror images too)."""
+        pooled: dict[int, Tensor] = {}
+
+        def keep(k: int, out: Tensor) -> None:  # a hook returning a tensor would replace
+            # the layer's output; a flip member's layer fires on 2B images: keep the first B.
+            pooled.setdefault(k, out[: x.shape[0]].float().mean(dim=(2, 3)))
+
         hooks = []
-        for layer in self._layers():
+        for k, layer in enumerate(self._layers()):
             if layer is not None:
-                hooks.append(
-                    layer.register_forward_hook(
-                        lambda _m, _i, out: pooled.append(out.float().mean(dim=(2, 3)))
-                    )
-                )
+                hooks.append(layer.register_forward_hook(lambda _m, _i, out, k=k: keep(k, out)))
         try:
             z = self.member_z(x)
         finally:
             for h in hooks:
                 h.remove()
-        feats = torch.cat(pooled, dim=1) if pooled else z.detach()
+        feats = torch.cat([pooled[k] for k in sorted(pooled)], dim=1) if pooled else z.detach()
         return z, feats
 
     def member_z(self, x: Tensor) -> Tensor:
-        """Calibrated member logits (B, M): 0 at each member's threshold."""
-        raw = torch.stack([m(resize_for(x, int(m.size))).float() for m in self.members], dim=1)
+        """Calibrated member logits (B, M): 0 at each member's threshold, each member
+        scored with its own test-time view."""
+        raw = torch.stack(
+            [
+                with_tta(m, info["tta"])(resize_for(x, int(m.size))).float()
+                for m, info in zip(self.members, self.member_info, strict=True)
+            ],
+            dim=1,
+        )
         return (raw - self.shift) / self.scale_t
 
     def forward(self, x: Tensor) -> Tensor:

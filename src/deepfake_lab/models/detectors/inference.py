@@ -23,6 +23,8 @@ import torch.fx
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from deepfake_lab.models.detectors.tta import with_tta
+
 #: Relative tolerance of the build-time check (float32 reassociation gives ~1e-6).
 _RTOL = 1e-3
 
@@ -120,7 +122,9 @@ def _fold_batchnorm(model: nn.Module, notes: list[str]) -> int:
     return len(pairs)
 
 
-def inference_copy(model: nn.Module, check_size: int | None = None) -> InferenceCopy:
+def inference_copy(
+    model: nn.Module, check_size: int | None = None, tta: str = "none"
+) -> InferenceCopy:
     """A scoring copy of ``model``: eval mode, batch-norm folded into the convolutions,
     channels-last; the original is left untouched.
 
@@ -128,10 +132,17 @@ def inference_copy(model: nn.Module, check_size: int | None = None) -> Inference
         model: a detector; its current weights are copied.
         check_size: input resolution of the build-time equality check (default
             ``model.size``).
+        tta: the test-time view the copy scores with (:mod:`.tta`: ``none`` or ``flip``).
 
     Returns:
         The copy, or a plain eval-mode copy when nothing would help (no convolutions).
     """
+    copied = _inference_copy(model, check_size)
+    copied.module = with_tta(copied.module, tta)
+    return copied
+
+
+def _inference_copy(model: nn.Module, check_size: int | None) -> InferenceCopy:
     base = copy.deepcopy(model).eval().requires_grad_(False)
     if _count(base, (nn.Conv2d,)) == 0:
         return InferenceCopy(base, note="no convolutions")

@@ -26,6 +26,7 @@ from deepfake_lab.models.detectors.registry import (
     build_detector,
     published_detector_spec,
 )
+from deepfake_lab.models.detectors.tta import check_tta, with_tta
 from deepfake_lab.models.export_format import (
     DETECTOR_FORMAT,
     build_model,
@@ -52,6 +53,8 @@ class LoadedDetector:
         calibration: the full calibration record (with ``logit_threshold``), or None.
         fast: score through the fused, channels-last inference copy (the path calibration
             was fitted on); False scores with ``model`` itself.
+        tta: the test-time view the calibration was fitted with (``none`` or ``flip``:
+            the mean logit of the image and its mirror image; :mod:`.tta`).
     """
 
     model: torch.nn.Module
@@ -63,6 +66,7 @@ class LoadedDetector:
     calibration: dict[str, Any] | None = None
     fast: bool = True
     native_floor: int | None = None
+    tta: str = "none"
     _scorer: InferenceCopy | None = field(default=None, init=False, repr=False)
 
     @property
@@ -70,10 +74,17 @@ class LoadedDetector:
         """The module ``logits`` runs (built on first use from the current weights)."""
         if self._scorer is None:
             if self.fast:
-                self._scorer = inference_copy(self.model)
+                self._scorer = inference_copy(self.model, tta=self.tta)
             else:
-                self._scorer = InferenceCopy(self.model.eval(), note="fast=False")
+                net = with_tta(self.model.eval(), self.tta)
+                self._scorer = InferenceCopy(net, note="fast=False")
         return self._scorer
+
+    @property
+    def differentiable(self) -> torch.nn.Module:
+        """``model`` scored with the detector's test-time view, gradients flowing (what
+        adversarial attacks should attack: the function the decisions are taken on)."""
+        return with_tta(self.model, self.tta)
 
     def prepare(self, img: np.ndarray) -> np.ndarray:
         """What training did to an image before the network saw it, done to a uint8
@@ -154,6 +165,7 @@ def detector_from_parts(
         reencode,
         dict(calibration),
         native_floor=floor,
+        tta=check_tta(calibration.get("tta"), where),
     )
 
 
