@@ -88,6 +88,11 @@ def main() -> None:
                     val.labels.numpy(), logits, c.get("method", "eer"), c.get("target_fpr", 0.01)
                 )
                 row[f"threshold_{kind}"] = record["logit_threshold"]
+                # The operating point the issue asks about: at most 5% of the validation
+                # reals (never the clip's) called fake.
+                row[f"threshold5_{kind}"] = calibration_record(
+                    val.labels.numpy(), logits, "fpr", 0.05
+                )["logit_threshold"]
         if args.unseen:
             real = logits_of(det, images(args.unseen / "ffpp-real"))
             fake = logits_of(det, images(args.unseen / "ffpp-manipulated"))
@@ -108,14 +113,16 @@ def main() -> None:
         print(f"validating on {kind}: epoch {epoch} ({best[f'val_{kind}']:.4f}){tail}")
         if "_logits" in best:
             # Rates on the clip at the threshold fitted on this kind's validation split.
-            thr = best[f"threshold_{kind}"]
             real, fake, talk = best["_logits"]
-            print(
-                f"  at its refitted threshold ({args.tta}): manipulated called fake "
-                f"{(fake >= thr).mean():.1%}, real {(real >= thr).mean():.1%}, "
-                f"SadTalker {(talk >= thr).mean():.1%}; oracle at 5% real "
-                f"{(fake > np.quantile(real, 0.95)).mean():.1%}"
-            )
+            for what, thr in (
+                (f"its refitted threshold ({args.tta})", best[f"threshold_{kind}"]),
+                ("5% of validation reals called fake", best[f"threshold5_{kind}"]),
+            ):
+                print(
+                    f"  at {what}: manipulated called fake {(fake >= thr).mean():.1%}, real "
+                    f"{(real >= thr).mean():.1%}, SadTalker {(talk >= thr).mean():.1%}"
+                )
+            print(f"  oracle at 5% real: {(fake > np.quantile(real, 0.95)).mean():.1%}")
     for r in rows:
         r.pop("_logits", None)
     if args.out:

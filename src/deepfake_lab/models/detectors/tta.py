@@ -2,17 +2,17 @@
 two logits.
 
 Training flips half the images, so a detector should read a face and its mirror alike,
-but a small detector trained on a few hundred faces does not quite: on the unseen
-FaceForensics++ clip, SBI-trained ResNet-20 runs read up to 0.14 ROC-AUC apart on the
-frames as they are and on their mirror images, and the mean of the two logits read at
-least as well as the frames alone in every run measured (docs/benchmarks.md, "Unseen
-manipulations"). Averaging the two views removes that left/right coin toss at the price
-of a second forward pass.
+but a small detector trained on a few hundred faces does not quite, and which of the two
+it reads better is a coin toss. On the unseen FaceForensics++ clip the mean of the two
+logits read better than the frames alone at every epoch of the SBI-trained ResNet-20 runs
+measured (docs/benchmarks.md, "Unseen manipulations"), at the price of a second forward
+pass.
 
 The view is part of a detector's calibration: the threshold is fitted on the averaged
 logits, so the calibration record names the view (``"tta"``) and every scorer that reads
 the record (``detect``, ``eval detector``, video scanning, fusion members, exports, ONNX)
-scores the same way.
+scores the same way; adversarial attacks go through the same mean. Grad-CAM heatmaps
+explain the image as it is (one view), not the mean.
 """
 
 from __future__ import annotations
