@@ -4,9 +4,9 @@ two logits.
 Training flips half the images, so a detector should read a face and its mirror alike,
 but a small detector trained on a few hundred faces does not quite, and which of the two
 it reads better is a coin toss. On the unseen FaceForensics++ clip the mean of the two
-logits read better than the frames alone at every epoch of the SBI-trained ResNet-20 runs
-measured (docs/benchmarks.md, "Unseen manipulations"), at the price of a second forward
-pass.
+logits read better than the frames alone at nearly every epoch of the SBI-trained
+ResNet-20 runs measured (docs/benchmarks.md, "Unseen manipulations"), at the price of a
+second forward pass.
 
 The view is part of a detector's calibration: the threshold is fitted on the averaged
 logits, so the calibration record names the view (``"tta"``) and every scorer that reads
