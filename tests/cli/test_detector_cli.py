@@ -134,3 +134,16 @@ def test_calibrate_writes_an_export_that_detect_reads(trained, tmp_path):
     res = runner.invoke(app, [*args[:3], str(tmp_path / "x"), *args[4:]])
     assert res.exit_code != 0 and "Traceback" not in res.output
     assert "--pseudo-fake" in res.output and not (tmp_path / "x").exists()
+
+
+def test_calibrate_tta_flip_is_stored_and_a_bad_view_refused(trained, tmp_path):
+    root, run = trained
+    args = ["calibrate", str(run), "--real", str(root / "real"), "--fake", str(root / "fake")]
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "cal"), "--tta", "flip"])
+    assert res.exit_code == 0, res.output
+    assert "test-time view flip" in res.output
+    meta = json.loads((tmp_path / "cal" / "config.json").read_text())
+    assert meta["calibration"]["tta"] == "flip"
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "bad"), "--tta", "rotate"])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert "unknown test-time view 'rotate'" in res.output and not (tmp_path / "bad").exists()
