@@ -40,7 +40,9 @@ def check_tta(value: Any, where: str) -> str:
         return "none"
     if not isinstance(value, str) or value not in TTA_MODES:
         raise UserError(
-            f"{where}: unknown test-time view {value!r}; expected one of: {', '.join(TTA_MODES)}"
+            # repr escapes control characters; 40 characters say enough of a long one.
+            f"{where}: unknown test-time view {value!r:.40}; expected one of: "
+            f"{', '.join(TTA_MODES)}"
         )
     return value
 
