@@ -142,6 +142,8 @@ def test_calibrate_tta_flip_is_stored_and_a_bad_view_refused(trained, tmp_path):
     res = runner.invoke(app, [*args, "--out", str(tmp_path / "cal"), "--tta", "flip"])
     assert res.exit_code == 0, res.output
     assert "test-time view flip" in res.output
+    # Three lines, not one line with escaped newlines in it.
+    assert "\\x0a" not in res.output and "\nexport: " in res.output
     meta = json.loads((tmp_path / "cal" / "config.json").read_text())
     assert meta["calibration"]["tta"] == "flip"
     res = runner.invoke(app, [*args, "--out", str(tmp_path / "bad"), "--tta", "rotate"])

@@ -71,16 +71,16 @@ def calibrate_cmd(
         tta=tta,
     )
     b, a = res.before, res.after
-    console.print(
-        for_console(
-            f"calibrated on {', '.join(f'{k} {v}' for k, v in res.counts.items())}: "
-            f"threshold {res.record['threshold']:.4g} ({res.record['method']}, "
-            f"test-time view {res.record['tta']}); "
-            f"real called fake {b['real_called_fake']:.1%} -> {a['real_called_fake']:.1%}, "
-            f"fake called fake {b['fake_called_fake']:.1%} -> {a['fake_called_fake']:.1%}\n"
-            f"export: {res.folder}\nreport: {res.folder / 'index.html'}"
-        ),
-        highlight=False,
-    )
+    lines = [
+        f"calibrated on {', '.join(f'{k} {v}' for k, v in res.counts.items())}: "
+        f"threshold {res.record['threshold']:.4g} ({res.record['method']}, "
+        f"test-time view {res.record['tta']}); "
+        f"real called fake {b['real_called_fake']:.1%} -> {a['real_called_fake']:.1%}, "
+        f"fake called fake {b['fake_called_fake']:.1%} -> {a['fake_called_fake']:.1%}",
+        f"export: {res.folder}",
+        f"report: {res.folder / 'index.html'}",
+    ]
+    for line in lines:  # one by one: for_console shows a newline inside a value as \x0a
+        console.print(for_console(line), highlight=False)
     if res.skipped:
         console.print(for_console(f"skipped {len(res.skipped)} undecodable file(s)"))
