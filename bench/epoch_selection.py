@@ -98,7 +98,8 @@ def main() -> None:
             fake = logits_of(det, images(args.unseen / "ffpp-manipulated"))
             row["ffpp_auc"] = auc(real, fake)
             if args.tta:
-                talk = logits_of(det, images(args.unseen / "sadtalker"))
+                talking = args.unseen / "sadtalker"
+                talk = logits_of(det, images(talking)) if talking.is_dir() else np.zeros(0)
                 row["_logits"] = (real, fake, talk)
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "_logits"}), flush=True)
@@ -120,7 +121,8 @@ def main() -> None:
             ):
                 print(
                     f"  at {what}: manipulated called fake {(fake >= thr).mean():.1%}, real "
-                    f"{(real >= thr).mean():.1%}, SadTalker {(talk >= thr).mean():.1%}"
+                    f"{(real >= thr).mean():.1%}, SadTalker "
+                    + (f"{(talk >= thr).mean():.1%}" if len(talk) else "not there")
                 )
             print(f"  oracle at 5% real: {(fake > np.quantile(real, 0.95)).mean():.1%}")
     for r in rows:
