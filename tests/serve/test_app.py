@@ -43,6 +43,7 @@ def test_healthz_names_the_models_and_limits(models, tmp_path) -> None:
     with _client(models, tmp_path) as client:
         body = client.get("/healthz").json()
     assert body["status"] == "ok" and body["models"][0]["id"] == models.default
+    assert body["models"][0]["tta"] == "none"  # the test-time view the threshold holds for
     assert body["limits"]["max_bytes"] == 2_000_000 and body["api_key_required"] is False
 
 

@@ -34,6 +34,7 @@ class ServedModel:
             "size": det.size,
             "threshold": det.threshold,
             "calibrated": det.calibrated,
+            "tta": det.tta,  # "flip": each image is scored with its mirror image too
             "can_abstain": bool(getattr(det.model, "can_abstain", False)),
         }
 
