@@ -37,6 +37,7 @@ from deepfake_lab.errors import UserError
 from deepfake_lab.evaluation.detector_eval import score
 from deepfake_lab.metrics.calibration import calibration_record
 from deepfake_lab.models.detectors.loading import load_detector
+from deepfake_lab.models.detectors.tta import TTA_MODES
 from deepfake_lab.runs.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.detector_config import DetectorConfig
 from deepfake_lab.training.detector_launch import load_detector_data
@@ -62,7 +63,7 @@ def main() -> None:
     ap.add_argument("--kinds", default="sbi,sbi-mouth", help="validation pseudo-fake kinds")
     ap.add_argument("--unseen", type=Path, help="bench/unseen_faces.py output (for the record)")
     ap.add_argument("--out", type=Path, help="JSON of the per-epoch scores")
-    ap.add_argument("--tta", choices=("none", "flip"), help="score with this test-time view")
+    ap.add_argument("--tta", choices=TTA_MODES, help="score with this test-time view")
     args = ap.parse_args()
     torch.set_num_threads(1)
     try:

@@ -154,7 +154,7 @@ def calibrate_detector(
         # the new view.
         det = replace(det, tta=tta)
         logits = score(det, data, dev, batch)
-    record = {**calibration_record(labels, logits, method, target_fpr), "tta": det.tta}
+    record = calibration_record(labels, logits, method, target_fpr, det.tta)
     thr = record["logit_threshold"]
     after = _rates(labels, logits, thr)
     counts = data.counts()

@@ -21,6 +21,7 @@ from deepfake_lab import __version__
 from deepfake_lab.errors import UserError
 from deepfake_lab.hashing import weights_sha256
 from deepfake_lab.models.detectors.loading import LoadedDetector, load_detector
+from deepfake_lab.models.detectors.tta import check_tta, with_tta
 from deepfake_lab.models.export_format import (
     DETECTOR_FORMAT,
     EXPORT_FORMAT,
@@ -146,7 +147,6 @@ def write_detector_export(
         notes: more ``config.json`` entries (readers ignore keys they do not know).
         extra: writes more files into the folder before it is renamed into place.
     """
-    from deepfake_lab.models.detectors.tta import check_tta, with_tta
     from deepfake_lab.onnx_export import export_onnx
 
     model = det.model

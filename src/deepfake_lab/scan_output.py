@@ -99,8 +99,8 @@ def scan_model_id(
 ) -> str:
     """``det.model_id@`` 12 hex digits of a sha256 over everything that makes its answers:
     the full weights fingerprint, temperature, threshold, re-encoding, native floor, the
-    fast path, the test-time view, and with ``faces`` the face detector, its model file's sha256 and
-    ``all_faces``. Two scans agree on it exactly when they score alike, wherever the
+    fast path, the test-time view, and with ``faces`` the face detector, its model file's
+    sha256 and ``all_faces``. Two scans agree on it exactly when they score alike, wherever the
     detector was loaded from (run folder, checkpoint or export)."""
     face_file = getattr(finder, "model_path", None)
     settings = {

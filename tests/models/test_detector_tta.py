@@ -3,6 +3,7 @@ into the calibration and honoured by every scorer that reads it."""
 
 import importlib.util
 import json
+import typing
 
 import numpy as np
 import pytest
@@ -16,7 +17,14 @@ from deepfake_lab.metrics.calibration import threshold_at_eer
 from deepfake_lab.models.detectors import build_detector
 from deepfake_lab.models.detectors.fusion import FusionDetector
 from deepfake_lab.models.detectors.loading import load_detector
-from deepfake_lab.models.detectors.tta import FlipMean, check_tta, flip_mean, with_tta
+from deepfake_lab.models.detectors.tta import (
+    TTA_MODES,
+    FlipMean,
+    check_tta,
+    flip_mean,
+    with_tta,
+)
+from deepfake_lab.training.detector_config import DetectorModelConfig
 from deepfake_lab.training.fusion import train_fusion
 from detector_toys import make_toy_sets, run_toy_training
 
@@ -56,6 +64,11 @@ def test_flip_mean_is_the_mean_of_both_views():
         assert not torch.allclose(net(x), net(_mirror(x)), atol=1e-4)  # not symmetric anyway
     torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
     assert isinstance(with_tta(net, "flip"), FlipMean) and with_tta(net, "none") is net
+
+
+def test_the_config_offers_exactly_the_views_the_loader_accepts():
+    # The config spells its choices as a Literal (kept light to import); they must not drift.
+    assert typing.get_args(DetectorModelConfig.model_fields["tta"].annotation) == TTA_MODES
 
 
 @pytest.mark.parametrize("bad", ["Flip", "hflip", 1, ["flip"]])

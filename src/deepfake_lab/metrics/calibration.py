@@ -229,7 +229,7 @@ def calibrate(
 
 
 def calibration_record(
-    labels: ArrayLike, logits: ArrayLike, method: str, target_fpr: float
+    labels: ArrayLike, logits: ArrayLike, method: str, target_fpr: float, tta: str = "none"
 ) -> dict[str, Any]:
     """The calibration a detector stores: :func:`calibrate`'s fields plus
     ``logit_threshold``, the same decision taken on the raw logits (thresholds depend only on
@@ -241,6 +241,8 @@ def calibration_record(
         logits: (N,) raw fake logits.
         method: "eer" or "fpr" (anything else: ValueError from :func:`calibrate`).
         target_fpr: used by method "fpr" only.
+        tta: the test-time view the logits were scored with (stored as ``tta``: the
+            threshold holds for logits scored that way only).
     """
     fpr = target_fpr if method == "fpr" else None
     cal = calibrate(labels, logits, method=method, target_fpr=fpr)  # type: ignore[arg-type]
@@ -248,4 +250,4 @@ def calibration_record(
         thr = threshold_at_fpr(labels, logits, target_fpr)
     else:
         thr = threshold_at_eer(labels, logits)
-    return {**cal.to_dict(), "logit_threshold": float(thr)}
+    return {**cal.to_dict(), "logit_threshold": float(thr), "tta": tta}

@@ -69,8 +69,7 @@ def calibrate_best(
     logits = predict_logits(model, val, device, tta=cfg.model.tta)
     labels = val.labels.numpy()
     c = cfg.calibration
-    # The view belongs to the record: the threshold holds for logits scored this way only.
-    record = {**calibration_record(labels, logits, c.method, c.target_fpr), "tta": cfg.model.tta}
+    record = calibration_record(labels, logits, c.method, c.target_fpr, cfg.model.tta)
     state["calibration"] = record
     save_checkpoint(best, state)
     atomic_write_json(best.parent.parent / "calibration.json", record)
