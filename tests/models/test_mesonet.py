@@ -316,6 +316,8 @@ def test_detect_without_a_model_answers_with_the_released_default(
     res = CliRunner().invoke(app, ["detect", str(folder), "--no-faces", "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert "no model named: meso4:DF answers" in res.output
+    # The default's limits are named where its answers are printed: its card.
+    assert "docs/model-cards.md" in res.output and "no evidence" in res.output
     records = json.loads(out.read_text())["results"]
     assert {r["model"].split(":")[1] for r in records} == {"DF"}
     labels = {Path(r["path"]).name: r["label"] for r in records}

@@ -118,7 +118,9 @@ def detect_cmd(
             for_console(
                 f"no model named: {model} answers (MesoNet, the authors' weights trained on "
                 "Deepfake face swaps; uncalibrated, threshold 0.5; faces detected and aligned). "
-                "Name a detector you trained or fused for better-founded answers."
+                'Its "real" is no evidence of authenticity (it called 14% of FFHQ photos '
+                "fake and a FaceForensics++ face swap real: docs/model-cards.md). Name a "
+                "detector you trained or fused for better-founded answers."
             ),
             highlight=False,
         )
