@@ -28,13 +28,21 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from deepfake_lab.detect import detect_images
+from deepfake_lab.errors import UserError
 from deepfake_lab.models.detectors.loading import DEFAULT_DETECTOR
+from deepfake_lab.safe_text import visible
 from deepfake_lab.video.detect_video import detect_video_files, is_video
 
 
 def frame_scores(record: dict) -> np.ndarray:
     """P(fake) of each frame's most suspicious face (frames without a face left out)."""
-    return np.array([max(f["faces"]) for f in record["frame_scores"] if f["faces"]], float)
+    frames = record.get("frame_scores") or []  # None for a video that could not be read
+    return np.array([max(f["faces"]) for f in frames if f["faces"]], float)
+
+
+def cell(text: str) -> str:
+    """A file or folder name as one Markdown table cell: every character visible, no ``|``."""
+    return visible(text).replace("|", "\\|")
 
 
 def pairs(names: list[str]) -> list[tuple[str, str, str]]:
@@ -48,13 +56,22 @@ def pairs(names: list[str]) -> list[tuple[str, str, str]]:
 
 
 def main() -> None:
+    try:
+        card()
+    except UserError as exc:  # a missing folder or detector: one line, no traceback
+        raise SystemExit(f"error: {exc}") from None
+
+
+def card() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--detector", default=DEFAULT_DETECTOR, help="default: detect's default")
     ap.add_argument("--images", action="append", default=[], help="NAME=DIR (repeatable)")
     ap.add_argument("--videos", type=Path, help="a folder of videos")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
-    print(f"detector: {args.detector}\n")
+    if args.videos is not None and not args.videos.is_dir():
+        raise SystemExit(f"error: --videos {visible(args.videos)} is not a folder")
+    print(f"detector: {visible(args.detector)}\n")
     if args.images:
         print("| images | n | called fake | median P(fake) |\n|---|---:|---:|---:|")
     for spec in args.images:
@@ -66,9 +83,8 @@ def main() -> None:
         fake = sum(r["label"] == "fake" for r in records)
         no_face = sum(r["label"] == "no_face" for r in records)
         tail = f" ({no_face} without a face)" if no_face else ""
-        print(
-            f"| {name} | {len(records)}{tail} | {fake / max(len(p), 1):.1%} | {np.median(p):.3f} |"
-        )
+        median = f"{np.median(p):.3f}" if len(p) else "-"
+        print(f"| {cell(name)} | {len(records)}{tail} | {fake / max(len(p), 1):.1%} | {median} |")
     if args.videos is None:
         return
     videos = sorted(p for p in args.videos.iterdir() if is_video(p))
@@ -80,11 +96,14 @@ def main() -> None:
         s = scores[name] = frame_scores(r)
         p = "-" if r["probability"] is None else f"{r['probability']:.3f}"
         share = f"{(s >= r['threshold']).mean():.1%} of {len(s)}" if len(s) else "no face"
-        print(f"| {name} | {r['label']} | {p} | {share} |")
+        print(f"| {cell(name)} | {r['label']} | {p} | {share} |")
     for stem, real, manipulated in pairs(list(scores)):
         r, f = scores[real], scores[manipulated]
+        if not (len(r) and len(f)):
+            print(f"\n{cell(stem)}: a video without faces, no frame ROC-AUC")
+            continue
         y = np.r_[np.zeros(len(r)), np.ones(len(f))]
-        print(f"\n{stem}: frame ROC-AUC {roc_auc_score(y, np.r_[r, f]):.3f}")
+        print(f"\n{cell(stem)}: frame ROC-AUC {roc_auc_score(y, np.r_[r, f]):.3f}")
 
 
 if __name__ == "__main__":
