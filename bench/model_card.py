@@ -32,12 +32,7 @@ from deepfake_lab.errors import UserError
 from deepfake_lab.models.detectors.loading import DEFAULT_DETECTOR
 from deepfake_lab.safe_text import visible
 from deepfake_lab.video.detect_video import detect_video_files, is_video
-
-
-def frame_scores(record: dict) -> np.ndarray:
-    """P(fake) of each frame's most suspicious face (frames without a face left out)."""
-    frames = record.get("frame_scores") or []  # None for a video that could not be read
-    return np.array([max(f["faces"]) for f in frames if f["faces"]], float)
+from deepfake_lab.video.scan import frame_maxima
 
 
 def cell(text: str) -> str:
@@ -93,7 +88,8 @@ def card() -> None:
     scores = {}
     for r in records:
         name = Path(r["path"]).name
-        s = scores[name] = frame_scores(r)
+        frames = r.get("frame_scores") or []  # None for a video that could not be read
+        s = scores[name] = frame_maxima([f["faces"] for f in frames])
         p = "-" if r["probability"] is None else f"{r['probability']:.3f}"
         share = f"{(s >= r['threshold']).mean():.1%} of {len(s)}" if len(s) else "no face"
         print(f"| {cell(name)} | {r['label']} | {p} | {share} |")

@@ -74,6 +74,11 @@ class VideoScan:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def frame_maxima(frame_probs: list[list[float]]) -> np.ndarray:
+    """(F,) P(fake) of each frame's most suspicious face, frames without a face left out."""
+    return np.array([max(p) for p in frame_probs if p], dtype=np.float64)
+
+
 def aggregate(frame_probs: list[list[float]], how: str = "mean", k: int = 5) -> float | None:
     """One score from per-frame lists of per-face P(fake) (see the module docstring)."""
     if how not in AGGREGATIONS:
@@ -83,7 +88,7 @@ def aggregate(frame_probs: list[list[float]], how: str = "mean", k: int = 5) -> 
         return None
     if how == "mean":
         return float(np.mean([x for p in scored for x in p]))
-    per_frame = np.array([max(p) for p in scored])
+    per_frame = frame_maxima(scored)
     if how == "max-face":
         return float(per_frame.mean())
     return float(np.sort(per_frame)[-max(1, k) :].mean())
