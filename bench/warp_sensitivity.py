@@ -23,7 +23,7 @@ from PIL import Image
 
 from deepfake_lab.augment.geometry import warp
 from deepfake_lab.augment.resample import resample_round_trip
-from deepfake_lab.augment.robustness import gaussian_blur, jpeg
+from deepfake_lab.augment.robustness import gaussian_blur, h264, jpeg
 from deepfake_lab.models.detectors.loading import load_detector
 from generalisation import images, logits_of
 
@@ -42,6 +42,7 @@ EDITS = {
     ),
     "blur sigma 0.5": lambda x: gaussian_blur(x, 0.5),
     "jpeg q80": lambda x: jpeg(x, 80),
+    "h264 crf23": lambda x: h264(x, 23),  # one intra frame, as a video platform keeps it
 }
 
 

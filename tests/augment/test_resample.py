@@ -67,7 +67,15 @@ def test_compose_runs_in_order_from_one_generator():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"p_resize": 1.5}, {"scale_low": 2.0, "scale_high": 1.0}, {"jpeg_low": 0}]
+    "kwargs",
+    [
+        {"p_resize": 1.5},
+        {"scale_low": 2.0, "scale_high": 1.0},
+        {"jpeg_low": 0},
+        {"p_h264": -0.1},
+        {"crf_low": 40, "crf_high": 30},
+        {"crf_high": 52},
+    ],
 )
 def test_bad_settings_are_user_errors(kwargs):
     with pytest.raises(UserError, match="resample"):
@@ -94,3 +102,40 @@ def test_move_takes_a_mask_where_the_same_draws_take_its_image():
     assert np.abs(moved_img[..., 0] / 255.0 - moved_mask).mean() < 0.08
     still = Compose((RobustAugment(flip=0.0),)).move(ramp, np.random.default_rng(0))
     assert np.array_equal(still, ramp)
+
+
+def test_the_h264_leg_fires_at_its_rate_over_its_crf_range_without_extra_draws(monkeypatch):
+    from deepfake_lab.augment import resample
+    from deepfake_lab.augment.robustness import h264
+
+    img = _face(32)
+    only = ResampleChain(p_resize=0.0, p_jpeg=0.0, p_h264=1.0, crf_low=30, crf_high=30)
+    assert np.array_equal(only(img, np.random.default_rng(0)), h264(img, 30))
+    crfs = []
+    monkeypatch.setattr(resample, "h264", lambda im, crf: crfs.append(crf) or im)
+    chain = ResampleChain(p_resize=0.0, p_jpeg=0.0, p_h264=0.5, crf_low=18, crf_high=36)
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    for _ in range(400):
+        chain(img, a)
+    b.random(7 * 400)
+    assert a.random() == b.random()  # 7 numbers a call, as before the leg existed
+    assert 160 < len(crfs) < 240  # fires about half the time
+    assert min(crfs) <= 19 and max(crfs) >= 35 and 24 < np.mean(crfs) < 30
+    # Off (the default), the chain is the chain it was: the same outputs, stream for stream.
+    old = ResampleChain(p_resize=1.0, p_jpeg=1.0)
+    new = ResampleChain(p_resize=1.0, p_jpeg=1.0, p_h264=0.0, crf_low=0, crf_high=51)
+    assert np.array_equal(old(img, np.random.default_rng(1)), new(img, np.random.default_rng(1)))
+
+
+def test_the_detector_config_builds_the_chain_and_checks_its_ranges_when_read():
+    from pydantic import ValidationError
+
+    from deepfake_lab.training.detector import build_augment
+    from deepfake_lab.training.detector_config import DetectorConfig
+
+    cfg = DetectorConfig.model_validate({"resample": {"p_h264": 0.3, "h264_crf": [20, 28]}})
+    chain = next(op for op in build_augment(cfg).ops if isinstance(op, ResampleChain))
+    assert (chain.p_h264, chain.crf_low, chain.crf_high) == (0.3, 20, 28)
+    assert DetectorConfig().resample.chain().p_h264 == 0.0
+    with pytest.raises(ValidationError, match="crf_low"):
+        DetectorConfig.model_validate({"resample": {"h264_crf": [40, 30]}})

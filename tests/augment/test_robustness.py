@@ -11,10 +11,12 @@ from deepfake_lab.augment.robustness import (
     PERTURBATIONS,
     OpRange,
     RobustAugment,
+    check_h264,
     color_jitter,
     gaussian_blur,
     gaussian_noise,
     get_perturbation,
+    h264,
     hflip,
     jpeg,
     map_images,
@@ -200,6 +202,7 @@ def test_perturbations_are_deterministic() -> None:
         "blur1",
         "noise5",
         "resize0.5+jpeg75",
+        "h264crf23",
     }
     img, other = picture(32, 0), picture(32, 1)
     for name, fn in PERTURBATIONS.items():
@@ -216,3 +219,31 @@ def test_perturbations_are_deterministic() -> None:
     assert not np.array_equal(reshared, resize(jpeg(img, 75), 0.5))
     with pytest.raises(UserError, match="jpeg95"):
         get_perturbation("jpeg10")
+
+
+def test_h264_round_trip_keeps_shape_and_loses_more_at_a_higher_rate_factor() -> None:
+    img = picture(33, 0)[:, :31]  # odd sides: padded for 4:2:0, cropped back
+    out = h264(img, 23)
+    assert out.shape == img.shape and out.dtype == np.uint8 and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, h264(img.copy(), 23))  # the same bytes every time
+    errors = [np.abs(h264(img, crf).astype(int) - img).mean() for crf in (10, 28, 45)]
+    assert errors[0] < errors[1] < errors[2]
+    # 4:2:0 chroma: a one-pixel red/green checkerboard of equal luma loses its colour.
+    board = np.zeros((32, 32, 3), np.uint8)
+    odd = (np.add.outer(np.arange(32), np.arange(32)) % 2).astype(bool)
+    board[odd] = (150, 100, 100)
+    board[~odd] = (70, 140, 100)
+    flat = h264(board, 0).astype(int)
+    assert np.abs(flat[odd] - flat[~odd]).mean() < 0.25 * np.abs(board[odd] - board[~odd]).mean()
+    assert np.array_equal(PERTURBATIONS["h264crf23"](img), out)
+
+
+def test_h264_without_libx264_is_one_user_error(monkeypatch) -> None:
+    import av
+
+    def missing(name, mode):
+        raise av.codec.codec.UnknownCodecError(name)
+
+    monkeypatch.setattr(av.codec, "Codec", missing)
+    with pytest.raises(UserError, match="libx264"):
+        check_h264()

@@ -11,6 +11,9 @@ Definitions:
 
 * ``gaussian_blur``: OpenCV Gaussian, kernel from sigma (about 6 sigma wide), mirrored edges.
 * ``jpeg``: PIL encode + decode at ``quality`` with PIL's default 4:2:0 chroma subsampling.
+* ``h264``: one intra frame through libx264 (yuv420p) at constant rate factor ``crf`` and
+  back: what a video platform or a broadcast encoder leaves on a face (4:2:0 chroma, block
+  transform, deblocking). FaceForensics++ "c23" is CRF 23.
 * ``resize``: down by ``scale`` with area averaging (an anti-aliased downscale, as a
   re-upload at lower resolution would be), then back up to the original size with
   bilinear interpolation, so detail is lost and the shape kept.
@@ -63,6 +66,52 @@ def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     buf.seek(0)
     with Image.open(buf) as decoded:
         return np.asarray(decoded.convert("RGB"), dtype=np.uint8).copy()
+
+
+_NO_X264 = (
+    "this PyAV has no libx264 encoder, which the H.264 round trip needs; install the PyPI "
+    "wheel of av (it ships libx264) or turn the H.264 op off"
+)
+
+
+def check_h264() -> None:
+    """Raise a one-line :class:`UserError` unless PyAV can encode H.264 (libx264)."""
+    import av
+
+    try:
+        av.codec.Codec("libx264", "w")
+    except av.codec.codec.UnknownCodecError:
+        raise UserError(_NO_X264) from None
+
+
+def h264(img: np.ndarray, crf: int) -> np.ndarray:
+    """Encode as one H.264 intra frame (libx264, yuv420p, CRF ``crf`` in 0-51, one thread so
+    the bytes never depend on the machine) with PyAV and decode again. Odd sides are padded
+    by edge replication to the 4:2:0 grid and cropped back.
+
+    Raises:
+        UserError: PyAV's FFmpeg has no libx264 encoder.
+    """
+    import av  # here, not at the top: only this op needs it
+
+    height, width = img.shape[:2]
+    padded = np.pad(img, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    buf = io.BytesIO()
+    try:
+        with av.open(buf, "w", format="mp4") as out:
+            stream = out.add_stream("libx264", rate=25)
+            stream.width, stream.height = padded.shape[1], padded.shape[0]
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": str(int(crf)), "threads": "1"}
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(padded), format="rgb24")
+            for packet in [*stream.encode(frame), *stream.encode()]:
+                out.mux(packet)
+    except av.codec.codec.UnknownCodecError:
+        raise UserError(_NO_X264) from None
+    buf.seek(0)
+    with av.open(buf) as decoded:
+        frame = next(decoded.decode(video=0))
+        return np.ascontiguousarray(frame.to_ndarray(format="rgb24")[:height, :width])
 
 
 def resize(img: np.ndarray, scale: float) -> np.ndarray:
@@ -351,6 +400,8 @@ PERTURBATIONS: dict[str, ImageFn] = {
     "blur1": partial(gaussian_blur, sigma=1.0),
     "noise5": partial(_seeded_noise, sigma=5.0),
     "resize0.5+jpeg75": _reshared,
+    # A face in a streamed or broadcast video (x264's default rate factor).
+    "h264crf23": partial(h264, crf=23),
 }
 
 

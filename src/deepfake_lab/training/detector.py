@@ -26,7 +26,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from deepfake_lab.augment.geometry import RandomAffine
-from deepfake_lab.augment.resample import Compose, ResampleChain
+from deepfake_lab.augment.resample import Compose
 from deepfake_lab.augment.robustness import RobustAugment
 from deepfake_lab.data.detection import DetectionDataset
 from deepfake_lab.data.pseudo import PseudoFakeSet
@@ -105,16 +105,7 @@ def build_augment(cfg: DetectorConfig) -> Compose | None:
         ops.append(RandomAffine(**a.model_dump()))
     r = cfg.resample
     if r.enabled:
-        ops.append(
-            ResampleChain(
-                p_resize=r.p_resize,
-                scale_low=r.scale[0],
-                scale_high=r.scale[1],
-                p_jpeg=r.p_jpeg,
-                jpeg_low=r.jpeg_quality[0],
-                jpeg_high=r.jpeg_quality[1],
-            )
-        )
+        ops.append(r.chain())
     if cfg.augment.enabled:
         ops.append(RobustAugment(strength=cfg.augment.strength))
     return Compose(tuple(ops)) if ops else None

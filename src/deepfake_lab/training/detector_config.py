@@ -6,13 +6,16 @@ Common choices have flags (``--real``, ``--fake``, ``--arch``, ``--size``, ``--e
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from deepfake_lab.config import StrictModel
 from deepfake_lab.errors import UserError
 from deepfake_lab.training.parallel_fields import SYNC_BATCHNORM, global_batch_field
+
+if TYPE_CHECKING:
+    from deepfake_lab.augment.resample import ResampleChain
 
 
 class DetectorDataConfig(StrictModel):
@@ -167,6 +170,36 @@ class DetectorResampleConfig(StrictModel):
     )
     p_jpeg: float = Field(0.5, ge=0, le=1, description="Chance of a JPEG round trip.")
     jpeg_quality: tuple[int, int] = Field((60, 100), description="JPEG quality range.")
+    p_h264: float = Field(
+        0.0, ge=0, le=1, description="Chance of an H.264 intra-frame round trip (video codec)."
+    )
+    h264_crf: tuple[int, int] = Field(
+        (18, 36), description="H.264 rate factor range, 0-51 (23: x264's default)."
+    )
+
+    def chain(self) -> ResampleChain:
+        """The op these settings describe (it owns the ranges' checks)."""
+        from deepfake_lab.augment.resample import ResampleChain
+
+        return ResampleChain(
+            p_resize=self.p_resize,
+            scale_low=self.scale[0],
+            scale_high=self.scale[1],
+            p_jpeg=self.p_jpeg,
+            jpeg_low=self.jpeg_quality[0],
+            jpeg_high=self.jpeg_quality[1],
+            p_h264=self.p_h264,
+            crf_low=self.h264_crf[0],
+            crf_high=self.h264_crf[1],
+        )
+
+    @model_validator(mode="after")
+    def _ranges(self) -> DetectorResampleConfig:
+        try:
+            self.chain()
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class DetectorAdvConfig(StrictModel):
