@@ -19,6 +19,9 @@ label:
 Why a video codec: a detector that has seen compression only as part of its pseudo-fakes
 reads a compressed real face as fake. Measured on the best SBI run (docs, benchmarks): an
 H.264 round trip at CRF 23 moved its held-out real faces called fake from 14% to 49%.
+With the op on (p 0.5) that shift is gone, but the FaceForensics++ swap, itself H.264, was
+ranked worse (0.88/0.86 against 0.92/0.91, two seeds) and no swapped frame was called fake,
+so it stays off by default.
 
 Every call draws the same count of numbers from the generator passed in (7), whatever
 fires, so equal generator states give equal outputs and resume is exact. The H.264 op uses
