@@ -32,6 +32,7 @@ import io
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from functools import cached_property, partial
 from typing import Any
 
@@ -96,22 +97,19 @@ def h264(img: np.ndarray, crf: int) -> np.ndarray:
 
     height, width = img.shape[:2]
     padded = np.pad(img, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-    buf = io.BytesIO()
+    # Codec contexts alone: one frame needs no container to mux and demux.
     try:
-        with av.open(buf, "w", format="mp4") as out:
-            stream = out.add_stream("libx264", rate=25)
-            stream.width, stream.height = padded.shape[1], padded.shape[0]
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(int(crf)), "threads": "1"}
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(padded), format="rgb24")
-            for packet in [*stream.encode(frame), *stream.encode()]:
-                out.mux(packet)
+        encoder = av.CodecContext.create("libx264", "w")
     except av.codec.codec.UnknownCodecError:
         raise UserError(_NO_X264) from None
-    buf.seek(0)
-    with av.open(buf) as decoded:
-        frame = next(decoded.decode(video=0))
-        return np.ascontiguousarray(frame.to_ndarray(format="rgb24")[:height, :width])
+    encoder.width, encoder.height = padded.shape[1], padded.shape[0]
+    encoder.pix_fmt, encoder.time_base = "yuv420p", Fraction(1, 25)
+    encoder.options = {"crf": str(int(crf)), "threads": "1"}
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(padded), format="rgb24")
+    decoder = av.CodecContext.create("h264", "r")
+    packets = [*encoder.encode(frame), *encoder.encode(None)]
+    decoded = [f for packet in [*packets, None] for f in decoder.decode(packet)]
+    return np.ascontiguousarray(decoded[0].to_ndarray(format="rgb24")[:height, :width])
 
 
 def resize(img: np.ndarray, scale: float) -> np.ndarray:
