@@ -45,6 +45,9 @@ Three tables, every number measured here, nothing trained on the sets it is test
    ``data.native_size=floor`` against neither, tested on the same families made natively at
    128 px (``--zoo``) and on the unseen sets.
 
+``--set KEY=VALUE`` (repeatable) is passed to every detector the script trains, e.g.
+``--set model.tta=flip`` or another architecture's ``model.kwargs``.
+
 Frames of one clip are strongly correlated: treat the clip numbers as one clip's evidence.
 """
 
@@ -99,6 +102,7 @@ def auc(real: np.ndarray, fake: np.ndarray) -> float:
 
 
 def train(name: str, out: Path, rows, size: int, epochs: int, model: str, extra=()) -> Path:
+    """Train ``model`` on ``rows`` (path, label, source); ``extra``: config overrides."""
     with tempfile.TemporaryDirectory() as tmp:
         samples = [DetectionSample(p, label, source) for p, label, source in rows]
         manifest = write_manifest(Path(tmp) / "m.jsonl", samples)
@@ -216,6 +220,13 @@ def main() -> None:
     ap.add_argument("--gan-zoo", type=Path, help="data zoo --families none --gan RUN --size 64")
     ap.add_argument("--only", default="lofo,unseen,own,hygiene")
     ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="config override for every detector this script trains, e.g. model.tta=flip",
+    )
+    ap.add_argument(
         "--blur-meter", action="store_true", help="add the two no-training blur rows (unseen)"
     )
     args = ap.parse_args()
@@ -235,7 +246,15 @@ def main() -> None:
                 rows = train_real + zoo_rows(
                     args.zoo, [f for f in families if f not in held], args.per_family, 0
                 )
-                run = train(f"lofo-{model}-{group}", args.out, rows, args.size, args.epochs, model)
+                run = train(
+                    f"lofo-{model}-{group}",
+                    args.out,
+                    rows,
+                    args.size,
+                    args.epochs,
+                    model,
+                    args.overrides,
+                )
                 lofo_runs[model, group] = run
                 lofo_seen[group] = {r[0] for r in rows}
                 det = load_detector(run)
@@ -302,6 +321,7 @@ def main() -> None:
             args.size,
             args.epochs,
             "npr",
+            args.overrides,
         )
         detectors.append(("npr on the whole zoo", str(run)))
         zoo_all = run
@@ -329,7 +349,13 @@ def main() -> None:
                 native = Image.open(files[0]).size[0]
                 extra = ["data.native_size=floor"] if native < args.size else []
                 own[f"{model} trained on it"] = train(
-                    f"own-{model}-{gan}", args.out, rows, args.size, args.epochs, model, extra
+                    f"own-{model}-{gan}",
+                    args.out,
+                    rows,
+                    args.size,
+                    args.epochs,
+                    model,
+                    [*extra, *args.overrides],
                 )
             if zoo_all is not None:
                 own["npr on the whole zoo (never saw it)"] = zoo_all
@@ -352,7 +378,9 @@ def main() -> None:
             "on": ["data.native_size=floor"],
         }
         for tag, extra in settings.items():
-            run = train(f"hygiene-{tag}", args.out, rows, 128, args.epochs, "npr", extra)
+            run = train(
+                f"hygiene-{tag}", args.out, rows, 128, args.epochs, "npr", [*extra, *args.overrides]
+            )
             det = load_detector(run)
             r = logits_of(det, test_real)
             row: dict = {"hygiene": tag}

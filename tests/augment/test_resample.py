@@ -139,3 +139,15 @@ def test_the_detector_config_builds_the_chain_and_checks_its_ranges_when_read():
     assert DetectorConfig().resample.chain().p_h264 == 0.0
     with pytest.raises(ValidationError, match="crf_low"):
         DetectorConfig.model_validate({"resample": {"h264_crf": [40, 30]}})
+
+
+def test_prepare_input_is_the_floor_then_the_reencoding():
+    from deepfake_lab.augment.resample import prepare_input
+    from deepfake_lab.augment.robustness import jpeg
+
+    img = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert np.array_equal(prepare_input(img, None, None), img)
+    assert np.array_equal(prepare_input(img, None, "png"), img)
+    assert np.array_equal(prepare_input(img, 16, None), to_native_floor(img, 16))
+    assert np.array_equal(prepare_input(img, 16, "jpeg90"), jpeg(to_native_floor(img, 16), 90))
+    assert np.array_equal(prepare_input(img, None, "jpeg90"), jpeg(img, 90))

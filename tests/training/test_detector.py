@@ -115,3 +115,26 @@ def test_init_from_a_run_folder_or_its_export(toy, tmp_path):
             assert torch.equal(t, best[k]), (source, k)
     with pytest.raises(UserError, match="no checkpoint found"):
         init_weights(build_detector("npr", size=16, width=8), tmp_path)
+
+
+def test_a_saturated_validation_keeps_the_lowest_loss_not_the_first_epoch(toy, tmp_path):
+    """Once ROC-AUC is 1.0 every epoch, the best checkpoint is the tied epoch with the lowest
+    validation loss (the old rule kept the first one: the least trained weights)."""
+    res = _train(toy, tmp_path, "npr", 6)
+    records = [json.loads(x) for x in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
+    top = max(r["Val/roc_auc"] for r in records)
+    tied = [r for r in records if r["Val/roc_auc"] == top]
+    assert len(tied) >= 2  # the toy saturates: the rule is exercised
+    want = min(tied, key=lambda r: (r["Val/loss"], r["epoch"]))
+    assert want is not tied[0]  # and it differs from the first-best rule here
+    assert load_checkpoint(res.best)["step"] == want["step"]
+
+
+def test_improves_breaks_roc_auc_ties_by_loss():
+    from deepfake_lab.training.detector_validation import improves
+
+    assert improves(0.9, 5.0, 0.8, 0.1)
+    assert not improves(0.8, 0.01, 0.9, 5.0)
+    assert improves(1.0, 0.1, 1.0, 0.2)
+    assert not improves(1.0, 0.2, 1.0, 0.2)  # a full tie keeps the earlier checkpoint
+    assert improves(0.5, 0.7, -1.0, float("inf"))  # the first validation always counts

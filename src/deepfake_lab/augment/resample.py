@@ -36,7 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from deepfake_lab.augment.robustness import check_h264, h264, jpeg
+from deepfake_lab.augment.robustness import check_h264, h264, jpeg, parse_reencode
 from deepfake_lab.errors import UserError
 
 #: Interpolation filters a resampling leg draws from (name -> OpenCV flag). Area averaging
@@ -71,6 +71,16 @@ def to_native_floor(img: np.ndarray, side: int) -> np.ndarray:
         return img.copy()
     small = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
     return cv2.resize(small, (size, size), interpolation=cv2.INTER_LANCZOS4)
+
+
+def prepare_input(img: np.ndarray, native_floor: int | None, reencode: str | None) -> np.ndarray:
+    """What a detector does to every (S, S, 3) uint8 image before its network sees it: the
+    native-size floor (:func:`to_native_floor`), then the re-encoding (``data.reencode``,
+    e.g. ``"jpeg95"``); the image itself when neither is set."""
+    if native_floor is not None:
+        img = to_native_floor(img, native_floor)
+    post = parse_reencode(reencode)
+    return post(img) if post is not None else img
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepfake_lab.augment.resample import to_native_floor
+from deepfake_lab.augment.resample import prepare_input
 from deepfake_lab.augment.robustness import (
     ImageRngs,
     augment_images,
@@ -167,7 +167,7 @@ class DetectionDataset:
         Raises:
             UserError: nothing could be decoded, or one class lost all its images.
         """
-        post = parse_reencode(reencode)
+        parse_reencode(reencode)  # a bad value fails before anything is decoded
         arrays, kept, skipped = [], [], []
         for s in samples:
             try:
@@ -177,9 +177,7 @@ class DetectionDataset:
                 continue
             if perturb is not None:
                 img = perturb(img)
-            if native_floor is not None:
-                img = to_native_floor(img, native_floor)
-            arrays.append(post(img) if post is not None else img)
+            arrays.append(prepare_input(img, native_floor, reencode))
             kept.append(s)
         if not arrays:
             raise UserError(f"none of the {len(samples)} images could be decoded")

@@ -168,6 +168,7 @@ class DetectorTrainer:
         )
         self.step = 0
         self.best_auc = -1.0
+        self.best_loss = math.inf
         self.bad_epochs = 0
 
     def _seam_head(
@@ -233,6 +234,7 @@ class DetectorTrainer:
             "step": self.step,
             "nimg": self.step * self.cfg.train.batch,
             "best_auc": self.best_auc,
+            "best_loss": self.best_loss,
             "bad_epochs": self.bad_epochs,
         }
 
@@ -256,6 +258,8 @@ class DetectorTrainer:
         elif self.ctx.rank:  # another process count: distinct streams, said in the log
             torch.manual_seed(self.cfg.train.seed + 7919 * self.ctx.rank + int(state["step"]))
         self.step, self.best_auc = int(state["step"]), float(state["best_auc"])
+        # Checkpoints from before the loss tie-break lack it: any tie then improves.
+        self.best_loss = float(state.get("best_loss", math.inf))
         self.bad_epochs = int(state["bad_epochs"])
 
     def refresh_batchnorm(self) -> int:

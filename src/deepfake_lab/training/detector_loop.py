@@ -24,7 +24,7 @@ from deepfake_lab.training.common import stop_on_signals
 from deepfake_lab.training.detector import DetectorTrainer, build_model, init_weights
 from deepfake_lab.training.detector_config import DetectorConfig
 from deepfake_lab.training.detector_report import SEAM_PREVIEW, save_seam_preview
-from deepfake_lab.training.detector_validation import calibrate_best, validate
+from deepfake_lab.training.detector_validation import calibrate_best, improves, validate
 from deepfake_lab.training.distributed import (
     SINGLE,
     DistContext,
@@ -121,6 +121,7 @@ def run_detector_training(
                         "Val/ap": val_metrics["ap"] or 0.0,
                         "Val/eer": val_metrics["eer"] or 0.0,
                         "Val/accuracy": val_metrics["accuracy"],
+                        "Val/loss": val_metrics["loss"],
                     },
                     epoch=trainer.step // spe,
                     step=trainer.step,
@@ -130,8 +131,9 @@ def run_detector_training(
                     f"epoch {trainer.step // spe}: val ROC-AUC {auc:.4f}, "
                     f"EER {val_metrics['eer']}, acc {val_metrics['accuracy']:.4f}"
                 )
-                if auc > trainer.best_auc:
-                    trainer.best_auc, trainer.bad_epochs = auc, 0
+                loss = val_metrics["loss"]
+                if improves(auc, loss, trainer.best_auc, trainer.best_loss):
+                    trainer.best_auc, trainer.best_loss, trainer.bad_epochs = auc, loss, 0
                     _save(trainer, ckpt_dir / "best.pt")
                 else:
                     trainer.bad_epochs += 1

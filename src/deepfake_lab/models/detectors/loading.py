@@ -15,8 +15,7 @@ import numpy as np
 import torch
 from scipy.special import expit
 
-from deepfake_lab.augment.resample import to_native_floor
-from deepfake_lab.augment.robustness import parse_reencode
+from deepfake_lab.augment.resample import prepare_input
 from deepfake_lab.errors import UserError
 from deepfake_lab.hashing import weights_sha256
 from deepfake_lab.metrics.calibration import Calibration
@@ -89,10 +88,7 @@ class LoadedDetector:
     def prepare(self, img: np.ndarray) -> np.ndarray:
         """What training did to an image before the network saw it, done to a uint8
         (size, size, 3) crop: the native-size floor, then the re-encoding."""
-        if self.native_floor is not None:
-            img = to_native_floor(img, self.native_floor)
-        post = parse_reencode(self.reencode)
-        return post(img) if post is not None else img
+        return prepare_input(img, self.native_floor, self.reencode)
 
     @property
     def size(self) -> int:
