@@ -41,6 +41,7 @@ from deepfake_lab.models.detectors.tta import TTA_MODES
 from deepfake_lab.runs.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.detector_config import DetectorConfig
 from deepfake_lab.training.detector_launch import load_detector_data
+from deepfake_lab.training.detector_validation import bce
 from generalisation import auc, images, logits_of
 
 
@@ -83,6 +84,7 @@ def main() -> None:
         for kind, val in vals.items():
             logits = score(det, val, torch.device("cpu"))
             row[f"val_{kind}"] = float(roc_auc_score(val.labels.numpy(), logits))
+            row[f"loss_{kind}"] = bce(val.labels.numpy(), logits)
             if args.tta:
                 c = raw.get("calibration") or {}
                 record = calibration_record(
@@ -108,8 +110,9 @@ def main() -> None:
     if len(rows) < epochs:  # pruned: the epoch numbers below count the kept ones only
         print(f"only {len(rows)} of {epochs} epoch checkpoints kept (train.keep_checkpoints)")
     for kind in kinds:
-        # The first epoch with the highest score, as the training loop keeps the first best.
-        best = max(rows, key=lambda r: (r[f"val_{kind}"], -r["step"]))
+        # The training loop's rule: the highest score, a tie to the lower loss, then the
+        # earlier epoch.
+        best = max(rows, key=lambda r: (r[f"val_{kind}"], -r[f"loss_{kind}"], -r["step"]))
         epoch = rows.index(best) + 1
         tail = f", FF++ ROC-AUC {best['ffpp_auc']:.3f}" if "ffpp_auc" in best else ""
         print(f"validating on {kind}: epoch {epoch} ({best[f'val_{kind}']:.4f}){tail}")

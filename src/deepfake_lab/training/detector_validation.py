@@ -47,10 +47,13 @@ def validate(
     two checkpoints apart once ROC-AUC has saturated at 1.0)."""
     logits = predict_logits(model, val, device, tta=tta)
     labels = val.labels.numpy()
-    metrics = detection_metrics(labels, expit(logits), 0.5)
+    return {**detection_metrics(labels, expit(logits), 0.5), "loss": bce(labels, logits)}
+
+
+def bce(labels: np.ndarray, logits: np.ndarray) -> float:
+    """Mean binary cross-entropy of logits (N,) against 0/1 labels (N,)."""
     # log(1 + e^z) - y z, computed without overflow.
-    metrics["loss"] = float(np.mean(np.logaddexp(0.0, logits) - labels * logits))
-    return metrics
+    return float(np.mean(np.logaddexp(0.0, logits) - labels * logits))
 
 
 def improves(auc: float, loss: float, best_auc: float, best_loss: float) -> bool:
