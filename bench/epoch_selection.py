@@ -35,13 +35,12 @@ from sklearn.metrics import roc_auc_score
 from deepfake_lab.data.pseudo import check_kinds
 from deepfake_lab.errors import UserError
 from deepfake_lab.evaluation.detector_eval import score
-from deepfake_lab.metrics.calibration import calibration_record
+from deepfake_lab.metrics.calibration import binary_nll, calibration_record
 from deepfake_lab.models.detectors.loading import load_detector
 from deepfake_lab.models.detectors.tta import TTA_MODES
 from deepfake_lab.runs.checkpoint import list_checkpoints, load_checkpoint
 from deepfake_lab.training.detector_config import DetectorConfig
 from deepfake_lab.training.detector_launch import load_detector_data
-from deepfake_lab.training.detector_validation import bce
 from generalisation import auc, images, logits_of
 
 
@@ -84,7 +83,7 @@ def main() -> None:
         for kind, val in vals.items():
             logits = score(det, val, torch.device("cpu"))
             row[f"val_{kind}"] = float(roc_auc_score(val.labels.numpy(), logits))
-            row[f"loss_{kind}"] = bce(val.labels.numpy(), logits)
+            row[f"loss_{kind}"] = binary_nll(val.labels.numpy(), logits)
             if args.tta:
                 c = raw.get("calibration") or {}
                 record = calibration_record(

@@ -12,7 +12,7 @@ from scipy.special import expit
 
 from deepfake_lab.data.detection import DetectionDataset
 from deepfake_lab.io import atomic_write_json
-from deepfake_lab.metrics.calibration import calibration_record
+from deepfake_lab.metrics.calibration import binary_nll, calibration_record
 from deepfake_lab.metrics.detection import detection_metrics
 from deepfake_lab.models.detectors.inference import inference_copy
 from deepfake_lab.runs.checkpoint import load_checkpoint, save_checkpoint
@@ -47,13 +47,7 @@ def validate(
     two checkpoints apart once ROC-AUC has saturated at 1.0)."""
     logits = predict_logits(model, val, device, tta=tta)
     labels = val.labels.numpy()
-    return {**detection_metrics(labels, expit(logits), 0.5), "loss": bce(labels, logits)}
-
-
-def bce(labels: np.ndarray, logits: np.ndarray) -> float:
-    """Mean binary cross-entropy of logits (N,) against 0/1 labels (N,)."""
-    # log(1 + e^z) - y z, computed without overflow.
-    return float(np.mean(np.logaddexp(0.0, logits) - labels * logits))
+    return {**detection_metrics(labels, expit(logits), 0.5), "loss": binary_nll(labels, logits)}
 
 
 def improves(auc: float, loss: float, best_auc: float, best_loss: float) -> bool:
