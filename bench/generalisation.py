@@ -66,6 +66,7 @@ from sklearn.metrics import roc_auc_score
 
 from deepfake_lab.augment.robustness import PERTURBATIONS
 from deepfake_lab.data.detection import FAKE, REAL, DetectionDataset, DetectionSample
+from deepfake_lab.errors import UserError
 from deepfake_lab.evaluation.detector_eval import evaluate_detector, score
 from deepfake_lab.evaluation.fresh_detector import write_manifest
 from deepfake_lab.models.detectors.loading import load_detector
@@ -410,4 +411,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as exc:  # a bad --set or data folder: one line, no traceback
+        raise SystemExit(f"error: {exc}") from None
