@@ -29,3 +29,16 @@ def resolve_device(name: str) -> torch.device:
     elif device.type != "cpu":
         raise UserError(f"device {name} is not supported; use auto, cpu, cuda, cuda:N or mps")
     return device
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively, so that autocast speeds training up.
+
+    CUDA: yes. CPU: only with AVX512-BF16 or AMX instructions; elsewhere oneDNN emulates
+    bfloat16 and autocast is slower than fp32, so callers stay in fp32 there.
+    """
+    if device.type == "cuda":
+        return True
+    if device.type == "cpu":
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return False

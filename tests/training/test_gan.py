@@ -5,10 +5,14 @@ import json
 import pytest
 import torch
 
+from deepfake_lab.config import build_config
 from deepfake_lab.data.dataset import FaceDataset
+from deepfake_lab.devices import native_bf16, resolve_device
 from deepfake_lab.errors import UserError
 from deepfake_lab.runs.checkpoint import list_checkpoints, load_checkpoint
-from deepfake_lab.training.gan import TrainingDiverged
+from deepfake_lab.training import gan as gan_module
+from deepfake_lab.training.gan import GanTrainer, TrainingDiverged
+from deepfake_lab.training.gan_config import GanConfig
 from deepfake_lab.training.launch import train_gan
 from tiny_configs import GAN_TINY
 
@@ -29,16 +33,40 @@ def _train(tmp_path, data, name, kimg, arch="dcgan", resume=None, extra=()):
     )
 
 
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("arch", ["dcgan", "fastgan", "vae", "stylegan2"])
-def test_resume_is_bit_identical(tmp_path, tiny_faces, arch):
-    # 6 steps straight vs 3 steps + 3 resumed steps (batch 4 -> 0.012 / 0.024 kimg).
-    straight = _train(tmp_path, tiny_faces, "straight", 0.024, arch)
-    half = _train(tmp_path, tiny_faces, "resumed", 0.012, arch)
-    resumed = _train(tmp_path, tiny_faces, "resumed", 0.024, arch, resume="auto")
+def test_resume_is_bit_identical(tmp_path, tiny_faces, arch, bf16, monkeypatch):
+    # 6 steps straight vs 3 steps + 3 resumed steps (batch 4 -> 0.012 / 0.024 kimg), in both
+    # numerics on every machine: bf16 autocast forced on (it runs, emulated, on any CPU) or
+    # switched off, whatever this CPU would choose by default.
+    monkeypatch.setattr(gan_module, "native_bf16", lambda device: True)
+    amp = [f"train.amp={str(bf16).lower()}"]
+    straight = _train(tmp_path, tiny_faces, "straight", 0.024, arch, extra=amp)
+    half = _train(tmp_path, tiny_faces, "resumed", 0.012, arch, extra=amp)
+    resumed = _train(tmp_path, tiny_faces, "resumed", 0.024, arch, resume="auto", extra=amp)
     assert resumed.run_dir == half.run_dir  # continued in the same folder
     _assert_same_training_state(
         load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint)
     )
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_autocast_runs_where_the_cpu_computes_it_natively(tiny_faces, native, monkeypatch):
+    monkeypatch.setattr(gan_module, "native_bf16", lambda device: native)
+    ds = FaceDataset.from_folder(tiny_faces, 16)
+    dtypes = {}
+    for amp in (True, False):
+        cfg = build_config(GanConfig, None, [*TINY, "model.arch=fastgan", f"train.amp={amp}"])
+        trainer = GanTrainer(cfg, ds, torch.device("cpu"))
+        hook = trainer.G.register_forward_hook(
+            lambda m, i, out, amp=amp: dtypes.update({amp: out.dtype})
+        )
+        stats = trainer.train_step()
+        hook.remove()
+        assert all(torch.isfinite(v).all() for v in stats.values())
+    # train.amp asks for bf16; it is used only where it is native (elsewhere it is slower).
+    assert dtypes[True] == (torch.bfloat16 if native else torch.float32)
+    assert dtypes[False] == torch.float32
 
 
 def _assert_same_training_state(a, b):
@@ -166,6 +194,10 @@ def test_run_folder_contents(tmp_path, tiny_faces):
     run = res.run_dir
     assert run.name == "00000-layout" and res.status == "done"
     assert (run / "config.yaml").is_file() and (run / "log.txt").is_file()
+    # The log says which numerics the run trains in (bf16 only where the CPU has it natively).
+    device = resolve_device("auto")
+    numerics = "bfloat16 autocast" if native_bf16(device) else "fp32"
+    assert f"device {device}, {numerics}" in (run / "log.txt").read_text()
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["kimg"] for r in records] == [0.008, 0.016, 0.024]
     assert {

@@ -27,6 +27,7 @@ import torch
 from deepfake_lab import sharded_random
 from deepfake_lab.augment.diffaugment import diff_augment
 from deepfake_lab.data.dataset import FaceDataset
+from deepfake_lab.devices import native_bf16
 from deepfake_lab.errors import UserError
 from deepfake_lab.losses.gan import GAN_LOSSES, r1_penalty
 from deepfake_lab.losses.perceptual import PerceptualLoss, build_perceptual
@@ -169,7 +170,7 @@ class GanTrainer:
         self.ada_p = 0.0
         self.ada_stats = torch.zeros(2, dtype=torch.float64)
         self._grow()
-        self.use_amp = cfg.train.amp and device.type == "cuda"
+        self.use_amp = cfg.train.amp and native_bf16(device)
 
     # -- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

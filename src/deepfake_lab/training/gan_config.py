@@ -158,7 +158,11 @@ class TrainConfig(StrictModel):
     sync_batchnorm: bool = SYNC_BATCHNORM
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = Field(True, description="bfloat16 autocast; used on CUDA only.")
+    amp: bool = Field(
+        True,
+        description="bfloat16 autocast where the device computes it natively: CUDA, and CPUs "
+        "with AVX512-BF16 or AMX (about 1.5x faster per step there); fp32 elsewhere.",
+    )
     deterministic: bool = Field(
         True,
         description="Deterministic kernels (bit-exact reruns on CPU); False lets cuDNN pick "

@@ -121,7 +121,8 @@ def _train(cfg, run_dir, dataset, device, resume_state, logger, console, progres
 
         logger.info(
             f"training {cfg.model.arch} at {cfg.model.size}px on {len(dataset)} images "
-            f"for {cfg.train.kimg} kimg, batch {cfg.train.batch}, device {device}"
+            f"for {cfg.train.kimg} kimg, batch {cfg.train.batch}, device {device}, "
+            f"{'bfloat16 autocast' if trainer.use_amp else 'fp32'}"
         )
         if dataset.skipped:
             logger.info(f"skipped {len(dataset.skipped)} unreadable files")

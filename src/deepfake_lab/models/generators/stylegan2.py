@@ -91,7 +91,9 @@ class StyleGAN2Generator(Generator):
         if self.training:
             with torch.no_grad():  # the running mean of w, for truncation at sampling time
                 # Over the global batch (reduced across data-parallel ranks).
-                self.w_avg.lerp_(sharded_random.global_batch_mean(w), 1 - W_AVG_BETA)
+                self.w_avg.lerp_(
+                    sharded_random.global_batch_mean(w).to(self.w_avg.dtype), 1 - W_AVG_BETA
+                )
         ws = w[:, None].repeat(1, self.num_ws, 1)
         if self.training and self.mixing_prob > 0:
             b, src = z.shape[0], self.noise_source
