@@ -19,3 +19,9 @@ def test_cpu_bf16_is_native_only_with_avx512_bf16_or_amx(monkeypatch, avx512_bf1
 def test_cuda_is_native_and_other_devices_are_not():
     assert native_bf16(torch.device("cuda")) is True
     assert native_bf16(torch.device("mps")) is False
+
+
+def test_a_torch_without_the_cpu_probes_reads_as_not_native(monkeypatch):
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert native_bf16(torch.device("cpu")) is False

@@ -40,5 +40,7 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return True
     if device.type == "cpu":
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        # Private probes of torch.cpu: a torch without them reads as "not native" (fp32).
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
     return False
