@@ -90,8 +90,8 @@ class StyleGAN2Generator(Generator):
         w = self.mapping(z)
         if self.training:
             with torch.no_grad():  # the running mean of w, for truncation at sampling time
-                # Over the global batch (reduced across data-parallel ranks), in the
-                # buffer's fp32 whatever autocast computed w in.
+                # Over the global batch (reduced across data-parallel ranks). Cast to the
+                # buffer's fp32: under autocast w is bf16, and lerp_ wants one dtype.
                 self.w_avg.lerp_(
                     sharded_random.global_batch_mean(w).to(self.w_avg.dtype), 1 - W_AVG_BETA
                 )
